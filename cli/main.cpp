@@ -1,0 +1,29 @@
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/store_demo.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"syncmesh: an actor-based distributed sync runtime"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "syncmesh 0.1.0");
+
+  syncmesh::cli::store_demo_options demo;
+  auto* demo_cmd = app.add_subcommand(
+    "demo", "Show the durable local store: concurrent writers, change log, cursors, reopen");
+  demo_cmd->add_option("--data-dir", demo.data_dir,
+                       "Store directory (default: a temporary one, removed afterwards)");
+  demo_cmd->add_option("--durability", demo.durability, "fsync (default) or buffered")
+    ->check(CLI::IsMember({"fsync", "buffered"}));
+  demo_cmd->add_option("--writers", demo.writers, "Concurrent writer threads")
+    ->check(CLI::Range(1, 64));
+  demo_cmd->add_option("--batches", demo.batches_per_writer, "Batches per writer")
+    ->check(CLI::Range(1, 100000));
+  demo_cmd->add_flag("--json", demo.json, "Print one JSON object instead of prose");
+
+  CLI11_PARSE(app, argc, argv);
+  if (demo_cmd->parsed())
+    return syncmesh::cli::run_store_demo(demo);
+  return 0;
+}

@@ -1,0 +1,373 @@
+#include "store/record_codec.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+
+#include <msgpack.hpp>
+#include <zlib.h>
+
+namespace syncmesh::store {
+
+namespace {
+
+constexpr char tag_row = 'R';
+constexpr char tag_change = 'C';
+constexpr char tag_outbox = 'O';
+constexpr char tag_job = 'J';
+constexpr char tag_schema = 'S';
+constexpr std::size_t header_size = 5;
+
+// Bounds on what a stored record may claim, so a damaged length field cannot
+// make the decoder allocate without limit.
+const msgpack::unpack_limit record_limits{
+  /*array*/ 1u << 20, /*map*/ 1u << 16, /*str*/ 64u << 20,
+  /*bin*/ 64u << 20,  /*ext*/ 1u << 20, /*depth*/ 16};
+
+using packer = msgpack::packer<msgpack::sbuffer>;
+
+struct decode_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::uint32_t crc_of(const char* data, std::size_t size) {
+  return static_cast<std::uint32_t>(
+    crc32(0L, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
+}
+
+std::string seal(char tag, const msgpack::sbuffer& payload) {
+  std::string out;
+  out.reserve(header_size + payload.size());
+  out.push_back(tag);
+  auto crc = crc_of(payload.data(), payload.size());
+  for (int i = 0; i < 4; ++i)
+    out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  out.append(payload.data(), payload.size());
+  return out;
+}
+
+// --- writing ---------------------------------------------------------------
+
+void pack_value(packer& pk, const value& v) {
+  switch (v.kind()) {
+    case value_kind::null: pk.pack_nil(); break;
+    case value_kind::boolean: pk.pack(v.as_bool()); break;
+    case value_kind::integer: pk.pack_int64(v.as_int()); break;
+    case value_kind::real: pk.pack_double(v.as_real()); break;
+    case value_kind::text: pk.pack(v.as_text()); break;
+    case value_kind::bytes:
+      pk.pack_bin(static_cast<std::uint32_t>(v.as_bytes().size()));
+      pk.pack_bin_body(v.as_bytes().data(), static_cast<std::uint32_t>(v.as_bytes().size()));
+      break;
+    case value_kind::exact:
+      pk.pack_array(2);
+      pk.pack(v.as_exact().type_name);
+      pk.pack(v.as_exact().text);
+      break;
+  }
+}
+
+void pack_row(packer& pk, const row& r) {
+  pk.pack_array(static_cast<std::uint32_t>(r.size()));
+  for (const auto& v : r)
+    pack_value(pk, v);
+}
+
+void pack_opt_row(packer& pk, const std::optional<row>& r) {
+  if (r)
+    pack_row(pk, *r);
+  else
+    pk.pack_nil();
+}
+
+// --- reading ---------------------------------------------------------------
+
+const msgpack::object& field(const msgpack::object& arr, std::uint32_t i, const char* name) {
+  if (i >= arr.via.array.size)
+    throw decode_error(std::string("field '") + name + "' is missing");
+  return arr.via.array.ptr[i];
+}
+
+const msgpack::object& as_array(const msgpack::object& o, const char* name,
+                                std::uint32_t min_size = 0) {
+  if (o.type != msgpack::type::ARRAY)
+    throw decode_error(std::string("field '") + name + "' is not an array");
+  if (o.via.array.size < min_size)
+    throw decode_error(std::string("field '") + name + "' has " + std::to_string(o.via.array.size)
+                       + " elements, expected at least " + std::to_string(min_size));
+  return o;
+}
+
+std::string get_str(const msgpack::object& o, const char* name) {
+  if (o.type != msgpack::type::STR)
+    throw decode_error(std::string("field '") + name + "' is not a string");
+  return std::string(o.via.str.ptr, o.via.str.size);
+}
+
+std::uint64_t get_u64(const msgpack::object& o, const char* name) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER)
+    throw decode_error(std::string("field '") + name + "' is not an unsigned integer");
+  return o.via.u64;
+}
+
+bool get_bool(const msgpack::object& o, const char* name) {
+  if (o.type != msgpack::type::BOOLEAN)
+    throw decode_error(std::string("field '") + name + "' is not a boolean");
+  return o.via.boolean;
+}
+
+value get_value(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return value::null();
+    case msgpack::type::BOOLEAN: return value::boolean(o.via.boolean);
+    case msgpack::type::POSITIVE_INTEGER:
+      if (o.via.u64 > static_cast<std::uint64_t>(INT64_MAX))
+        throw decode_error("an integer value is out of range");
+      return value::integer(static_cast<std::int64_t>(o.via.u64));
+    case msgpack::type::NEGATIVE_INTEGER: return value::integer(o.via.i64);
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return value::real(o.via.f64);
+    case msgpack::type::STR: return value::text(std::string(o.via.str.ptr, o.via.str.size));
+    case msgpack::type::BIN: return value::bytes(std::string(o.via.bin.ptr, o.via.bin.size));
+    case msgpack::type::ARRAY:
+      if (o.via.array.size != 2)
+        throw decode_error("an exact value is not a [type, text] pair");
+      return value::exact(get_str(o.via.array.ptr[0], "type"), get_str(o.via.array.ptr[1], "text"));
+    default: throw decode_error("a value has an unexpected MessagePack type");
+  }
+}
+
+row get_row(const msgpack::object& o, const char* name) {
+  as_array(o, name);
+  row r;
+  r.reserve(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+    r.push_back(get_value(o.via.array.ptr[i]));
+  return r;
+}
+
+std::optional<row> get_opt_row(const msgpack::object& o, const char* name) {
+  if (o.type == msgpack::type::NIL)
+    return std::nullopt;
+  return get_row(o, name);
+}
+
+change_op get_op(const msgpack::object& o) {
+  auto v = get_u64(o, "op");
+  if (v < 1 || v > 4)
+    throw decode_error("field 'op' has unknown operation " + std::to_string(v));
+  return static_cast<change_op>(v);
+}
+
+// Checks the envelope and hands the payload's root object to `fn`; every
+// failure becomes a corruption status naming `where`.
+template <class T, class Fn>
+result<T> open_envelope(std::string_view bytes, char tag, const char* what,
+                        const std::string& where, Fn fn) {
+  auto fail = [&](const std::string& why) -> status {
+    return status::corruption("the " + std::string(what) + " stored at " + where + " is damaged: "
+                              + why
+                              + "; the data directory needs repair (restore it, or delete it "
+                                "and let the node re-sync)");
+  };
+  if (bytes.size() < header_size)
+    return fail("it is truncated to " + std::to_string(bytes.size()) + " bytes");
+  if (bytes[0] != tag)
+    return fail("it has record tag 0x" + std::to_string(static_cast<unsigned char>(bytes[0]))
+                + " where '" + std::string(1, tag) + "' was expected");
+  std::uint32_t stored = 0;
+  for (int i = 0; i < 4; ++i)
+    stored |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[1 + i])) << (8 * i);
+  auto payload = bytes.substr(header_size);
+  if (crc_of(payload.data(), payload.size()) != stored)
+    return fail("its checksum does not match (truncated or overwritten)");
+  try {
+    std::size_t offset = 0;
+    auto handle = msgpack::unpack(payload.data(), payload.size(), offset, nullptr, nullptr,
+                                  record_limits);
+    if (offset != payload.size())
+      return fail("it has " + std::to_string(payload.size() - offset) + " trailing bytes");
+    return fn(handle.get());
+  } catch (const decode_error& e) {
+    return fail(e.what());
+  } catch (const std::exception& e) {
+    return fail(std::string("MessagePack: ") + e.what());
+  }
+}
+
+} // namespace
+
+std::string encode_row(const row& r) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pack_row(pk, r);
+  return seal(tag_row, buf);
+}
+
+result<row> decode_row(std::string_view bytes, const std::string& where) {
+  return open_envelope<row>(bytes, tag_row, "row", where,
+                            [](const msgpack::object& o) { return get_row(o, "row"); });
+}
+
+std::string encode_change(const change_record& c) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(8);
+  pk.pack_uint64(c.seq);
+  pk.pack_uint64(c.hlc.packed());
+  pk.pack(c.origin);
+  pk.pack(c.table);
+  pk.pack_uint8(static_cast<std::uint8_t>(c.op));
+  pack_row(pk, c.key);
+  pack_opt_row(pk, c.old_row);
+  pack_opt_row(pk, c.new_row);
+  return seal(tag_change, buf);
+}
+
+result<change_record> decode_change(std::string_view bytes, const std::string& where) {
+  return open_envelope<change_record>(bytes, tag_change, "change-log entry", where,
+                                      [](const msgpack::object& root) {
+    as_array(root, "change", 8);
+    change_record c;
+    c.seq = get_u64(field(root, 0, "seq"), "seq");
+    c.hlc = hlc_timestamp::from_packed(get_u64(field(root, 1, "hlc"), "hlc"));
+    c.origin = get_str(field(root, 2, "origin"), "origin");
+    c.table = get_str(field(root, 3, "table"), "table");
+    c.op = get_op(field(root, 4, "op"));
+    c.key = get_row(field(root, 5, "key"), "key");
+    c.old_row = get_opt_row(field(root, 6, "old_row"), "old_row");
+    c.new_row = get_opt_row(field(root, 7, "new_row"), "new_row");
+    return c;
+  });
+}
+
+std::string encode_outbox(const outbox_entry& e) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(12);
+  pk.pack_uint64(e.seq);
+  pk.pack(e.mutation_id);
+  pk.pack(e.view);
+  pk.pack(e.table);
+  pk.pack_uint8(static_cast<std::uint8_t>(e.op));
+  pack_row(pk, e.key);
+  pk.pack(e.base_version);
+  pack_opt_row(pk, e.new_row);
+  pk.pack_uint8(static_cast<std::uint8_t>(e.state));
+  pk.pack_uint32(e.attempts);
+  pk.pack(e.last_error);
+  pk.pack_uint64(e.created.packed());
+  return seal(tag_outbox, buf);
+}
+
+result<outbox_entry> decode_outbox(std::string_view bytes, const std::string& where) {
+  return open_envelope<outbox_entry>(bytes, tag_outbox, "outbox entry", where,
+                                     [](const msgpack::object& root) {
+    as_array(root, "outbox", 12);
+    outbox_entry e;
+    e.seq = get_u64(field(root, 0, "seq"), "seq");
+    e.mutation_id = get_str(field(root, 1, "mutation_id"), "mutation_id");
+    e.view = get_str(field(root, 2, "view"), "view");
+    e.table = get_str(field(root, 3, "table"), "table");
+    e.op = get_op(field(root, 4, "op"));
+    e.key = get_row(field(root, 5, "key"), "key");
+    e.base_version = get_str(field(root, 6, "base_version"), "base_version");
+    e.new_row = get_opt_row(field(root, 7, "new_row"), "new_row");
+    auto st = get_u64(field(root, 8, "state"), "state");
+    if (st > 3)
+      throw decode_error("field 'state' has unknown outbox state " + std::to_string(st));
+    e.state = static_cast<outbox_state>(st);
+    e.attempts = static_cast<std::uint32_t>(get_u64(field(root, 9, "attempts"), "attempts"));
+    e.last_error = get_str(field(root, 10, "last_error"), "last_error");
+    e.created = hlc_timestamp::from_packed(get_u64(field(root, 11, "created"), "created"));
+    return e;
+  });
+}
+
+std::string encode_job(const job_state& j) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(11);
+  pk.pack(j.view);
+  pk.pack(j.persistence);
+  pk.pack(j.mode);
+  pk.pack(j.enabled);
+  pk.pack(j.state);
+  pk.pack(j.slot_id);
+  pk.pack(j.last_seen_commit);
+  pk.pack_uint32(j.retry_count);
+  pk.pack(j.last_error);
+  pk.pack_uint64(j.next_retry_at_ms);
+  pk.pack_uint64(j.updated_at_ms);
+  return seal(tag_job, buf);
+}
+
+result<job_state> decode_job(std::string_view bytes, const std::string& where) {
+  return open_envelope<job_state>(bytes, tag_job, "job state", where,
+                                  [](const msgpack::object& root) {
+    as_array(root, "job", 11);
+    job_state j;
+    j.view = get_str(field(root, 0, "view"), "view");
+    j.persistence = get_str(field(root, 1, "persistence"), "persistence");
+    j.mode = get_str(field(root, 2, "mode"), "mode");
+    j.enabled = get_bool(field(root, 3, "enabled"), "enabled");
+    j.state = get_str(field(root, 4, "state"), "state");
+    j.slot_id = get_str(field(root, 5, "slot_id"), "slot_id");
+    j.last_seen_commit = get_str(field(root, 6, "last_seen_commit"), "last_seen_commit");
+    j.retry_count =
+      static_cast<std::uint32_t>(get_u64(field(root, 7, "retry_count"), "retry_count"));
+    j.last_error = get_str(field(root, 8, "last_error"), "last_error");
+    j.next_retry_at_ms = get_u64(field(root, 9, "next_retry_at_ms"), "next_retry_at_ms");
+    j.updated_at_ms = get_u64(field(root, 10, "updated_at_ms"), "updated_at_ms");
+    return j;
+  });
+}
+
+std::string encode_schema(const schema& s) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(3);
+  pk.pack(s.table);
+  pk.pack_array(static_cast<std::uint32_t>(s.columns.size()));
+  for (const auto& c : s.columns) {
+    pk.pack_array(4);
+    pk.pack(c.name);
+    pk.pack_uint8(static_cast<std::uint8_t>(c.kind));
+    pk.pack(c.type_name);
+    pk.pack(c.nullable);
+  }
+  pk.pack_array(static_cast<std::uint32_t>(s.primary_key.size()));
+  for (auto i : s.primary_key)
+    pk.pack_uint64(i);
+  return seal(tag_schema, buf);
+}
+
+result<schema> decode_schema(std::string_view bytes, const std::string& where) {
+  return open_envelope<schema>(bytes, tag_schema, "table schema", where,
+                               [](const msgpack::object& root) {
+    as_array(root, "schema", 3);
+    schema s;
+    s.table = get_str(field(root, 0, "table"), "table");
+    const auto& cols = as_array(field(root, 1, "columns"), "columns");
+    for (std::uint32_t i = 0; i < cols.via.array.size; ++i) {
+      const auto& c = as_array(cols.via.array.ptr[i], "column", 4);
+      column col;
+      col.name = get_str(field(c, 0, "name"), "name");
+      auto kind = get_u64(field(c, 1, "kind"), "kind");
+      if (kind < 1 || kind > 6)
+        throw decode_error("column kind " + std::to_string(kind) + " is unknown");
+      col.kind = static_cast<value_kind>(kind);
+      col.type_name = get_str(field(c, 2, "type_name"), "type_name");
+      col.nullable = get_bool(field(c, 3, "nullable"), "nullable");
+      s.columns.push_back(std::move(col));
+    }
+    const auto& pk = as_array(field(root, 2, "primary_key"), "primary_key");
+    for (std::uint32_t i = 0; i < pk.via.array.size; ++i)
+      s.primary_key.push_back(static_cast<std::size_t>(get_u64(pk.via.array.ptr[i], "key")));
+    if (auto st = s.validate(); !st)
+      throw decode_error(st.message());
+    return s;
+  });
+}
+
+} // namespace syncmesh::store

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "store/records.hpp"
+#include "store/schema.hpp"
+#include "store/status.hpp"
+#include "store/value.hpp"
+
+namespace syncmesh::store {
+
+/// How records are stored as LevelDB values: a one-byte record tag, a CRC-32
+/// of the payload (little endian), then the MessagePack payload. Decoding
+/// checks all three and every field's type, so damaged bytes read back from
+/// disk become a corruption status naming `where` (the key), never a crash.
+std::string encode_row(const row& r);
+result<row> decode_row(std::string_view bytes, const std::string& where);
+
+std::string encode_change(const change_record& c);
+result<change_record> decode_change(std::string_view bytes, const std::string& where);
+
+std::string encode_outbox(const outbox_entry& e);
+result<outbox_entry> decode_outbox(std::string_view bytes, const std::string& where);
+
+std::string encode_job(const job_state& j);
+result<job_state> decode_job(std::string_view bytes, const std::string& where);
+
+std::string encode_schema(const schema& s);
+result<schema> decode_schema(std::string_view bytes, const std::string& where);
+
+} // namespace syncmesh::store

@@ -1,0 +1,724 @@
+#include "store/store.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/filter_policy.h>
+#include <leveldb/iterator.h>
+#include <leveldb/write_batch.h>
+
+#include "store/key_codec.hpp"
+#include "store/layout.hpp"
+#include "store/record_codec.hpp"
+
+namespace syncmesh::store {
+
+const char* to_string(durability_mode d) noexcept {
+  return d == durability_mode::fsync ? "fsync" : "buffered";
+}
+
+result<durability_mode> parse_durability(const std::string& name) {
+  if (name == "fsync")
+    return durability_mode::fsync;
+  if (name == "buffered")
+    return durability_mode::buffered;
+  return status::invalid_argument("durability '" + name
+                                  + "' is unknown; use \"fsync\" (the default: every commit "
+                                    "group is synced to disk) or \"buffered\"");
+}
+
+store::~store() = default;
+
+status store::create_table(const schema& s) {
+  batch b;
+  b.create_tables.push_back(s);
+  return apply(b).error();
+}
+
+namespace {
+
+status from_leveldb(const leveldb::Status& s, const std::string& context) {
+  if (s.ok())
+    return status::ok();
+  if (s.IsCorruption())
+    return status::corruption(context + ": " + s.ToString()
+                              + "; the data directory is damaged, restore it or re-sync");
+  if (s.IsNotFound())
+    return status::not_found(context + ": " + s.ToString());
+  return status::io_error(context + ": " + s.ToString()
+                          + "; check free space and permissions of the data directory");
+}
+
+// Reads the single key before `end` in [begin, end); nullopt if none.
+std::optional<std::string> last_key_in(leveldb::DB& db, const std::string& begin,
+                                       const std::string& end) {
+  std::unique_ptr<leveldb::Iterator> it{db.NewIterator({})};
+  it->Seek(end);
+  if (it->Valid())
+    it->Prev();
+  else
+    it->SeekToLast();
+  if (it->Valid() && it->key().compare(begin) >= 0 && it->key().compare(end) < 0)
+    return it->key().ToString();
+  return std::nullopt;
+}
+
+class store_impl final : public store {
+public:
+  store_impl(options opts, std::unique_ptr<leveldb::DB> db,
+             std::unique_ptr<const leveldb::FilterPolicy> filter)
+    : opts_(std::move(opts)), filter_(std::move(filter)), db_(std::move(db)) {}
+
+  ~store_impl() override { db_.reset(); }
+
+  status init() {
+    if (auto st = check_format(); !st)
+      return st;
+    // Restore the counters and the clock from what is on disk.
+    if (auto k = last_key_in(*db_, std::string(1, layout::log_prefix),
+                             std::string(1, layout::log_prefix + 1));
+        k && k->size() == 9)
+      next_seq_ = decode_u64_be(std::string_view(*k).substr(1)) + 1;
+    last_seq_.store(next_seq_ - 1);
+    if (auto k = last_key_in(*db_, std::string(1, layout::outbox_prefix),
+                             std::string(1, layout::outbox_prefix + 1));
+        k && k->size() == 9)
+      next_outbox_seq_ = decode_u64_be(std::string_view(*k).substr(1)) + 1;
+    hlc_timestamp floor;
+    std::string raw;
+    auto s = db_->Get({}, layout::meta_key("hlc"), &raw);
+    if (s.ok() && raw.size() == 8)
+      floor = hlc_timestamp::from_packed(decode_u64_be(raw));
+    else if (!s.IsNotFound())
+      return s.ok() ? status::corruption("the clock reading stored at "
+                                         + layout::describe_key(layout::meta_key("hlc"))
+                                         + " is not 8 bytes; the data directory is damaged")
+                    : from_leveldb(s, "reading the stored clock");
+    clock_ = std::make_unique<hybrid_clock>(opts_.clock ? *opts_.clock : system_physical_clock(),
+                                            opts_.max_clock_skew_ms, floor);
+    return load_catalog();
+  }
+
+  // --- writes --------------------------------------------------------------
+
+  result<apply_result> apply(const batch& b) override {
+    writer w{&b};
+    std::unique_lock<std::mutex> lock{mu_};
+    writers_.push_back(&w);
+    while (!w.done && &w != writers_.front())
+      w.cv.wait(lock);
+    if (w.done)
+      return w.st ? result<apply_result>{std::move(w.res)} : result<apply_result>{w.st};
+
+    // This writer leads: take the waiting writers, up to the group bound.
+    std::vector<writer*> group;
+    std::size_t changes = 0;
+    for (auto* x : writers_) {
+      auto n = x->b->changes.size() + 1;
+      if (!group.empty() && changes + n > opts_.group_commit_changes_max)
+        break;
+      group.push_back(x);
+      changes += n;
+    }
+    lock.unlock();
+    commit_group(group);  // only the leader runs this; new writers queue up
+    lock.lock();
+
+    for (auto* x : group) {
+      writers_.pop_front();
+      if (x != &w) {
+        x->done = true;
+        x->cv.notify_one();
+      }
+    }
+    if (!writers_.empty())
+      writers_.front()->cv.notify_one();
+    lock.unlock();
+
+    if (w.st && w.res.last_seq > 0)
+      notify_listeners();
+    return w.st ? result<apply_result>{std::move(w.res)} : result<apply_result>{w.st};
+  }
+
+  // --- reads ---------------------------------------------------------------
+
+  result<std::optional<schema>> table(const std::string& name) const override {
+    std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+    auto i = catalog_.find(name);
+    if (i == catalog_.end())
+      return std::optional<schema>{};
+    return std::optional<schema>{i->second};
+  }
+
+  std::vector<schema> tables() const override {
+    std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+    std::vector<schema> out;
+    for (const auto& [name, s] : catalog_)
+      out.push_back(s);
+    return out;
+  }
+
+  result<std::optional<row>> get(const std::string& tbl, const row& key) const override {
+    auto sch = table(tbl);
+    if (!sch)
+      return sch.error();
+    if (!*sch)
+      return unknown_table(tbl);
+    if (auto st = (*sch)->check_key(key); !st)
+      return st;
+    return read_row(layout::row_key(tbl, key));
+  }
+
+  result<std::vector<row>> scan(const std::string& tbl, const scan_options& so) const override {
+    auto sch = table(tbl);
+    if (!sch)
+      return sch.error();
+    if (!*sch)
+      return unknown_table(tbl);
+    auto prefix = layout::row_prefix_of(tbl);
+    auto begin = prefix + encode_key(so.from);
+    auto end = so.to.empty() ? layout::prefix_end(prefix) : prefix + encode_key(so.to);
+    std::vector<row> out;
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    for (it->Seek(begin); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      auto r = decode_row(std::string_view(it->value().data(), it->value().size()),
+                          layout::describe_key(it->key().ToString()));
+      if (!r)
+        return r.error();
+      out.push_back(std::move(r).value());
+      if (so.limit > 0 && out.size() >= so.limit)
+        break;
+    }
+    if (auto st = from_leveldb(it->status(), "scanning table '" + tbl + "'"); !st)
+      return st;
+    return out;
+  }
+
+  result<std::vector<change_record>> read_changes(std::uint64_t from_seq,
+                                                  std::size_t max) const override {
+    std::vector<change_record> out;
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    auto end = std::string(1, layout::log_prefix + 1);
+    for (it->Seek(layout::log_key(from_seq)); it->Valid() && it->key().compare(end) < 0;
+         it->Next()) {
+      auto where = layout::describe_key(it->key().ToString());
+      auto c = decode_change(std::string_view(it->value().data(), it->value().size()), where);
+      if (!c)
+        return c.error();
+      if (it->key().size() != 9
+          || c->seq != decode_u64_be(std::string_view(it->key().data() + 1, 8)))
+        return status::corruption("the change-log entry stored at " + where
+                                  + " carries seq " + std::to_string(c->seq)
+                                  + "; the data directory is damaged");
+      out.push_back(std::move(c).value());
+      if (max > 0 && out.size() >= max)
+        break;
+    }
+    if (auto st = from_leveldb(it->status(), "reading the change log"); !st)
+      return st;
+    return out;
+  }
+
+  std::uint64_t last_seq() const override { return last_seq_.load(); }
+
+  std::uint64_t wait_for_seq(std::uint64_t seq,
+                             std::chrono::steady_clock::time_point deadline) const override {
+    std::unique_lock<std::mutex> lock{seq_mu_};
+    seq_cv_.wait_until(lock, deadline, [&] { return last_seq_.load() >= seq; });
+    return last_seq_.load();
+  }
+
+  std::uint64_t add_commit_listener(std::function<void(std::uint64_t)> fn) override {
+    std::lock_guard<std::mutex> guard{listeners_mu_};
+    auto id = ++last_listener_id_;
+    listeners_.emplace(id, std::move(fn));
+    return id;
+  }
+
+  void remove_commit_listener(std::uint64_t id) override {
+    std::lock_guard<std::mutex> guard{listeners_mu_};
+    listeners_.erase(id);
+  }
+
+  result<std::optional<std::string>> cursor(const std::string& source) const override {
+    std::string raw;
+    auto s = db_->Get({}, layout::cursor_key(source), &raw);
+    if (s.IsNotFound())
+      return std::optional<std::string>{};
+    if (!s.ok())
+      return from_leveldb(s, "reading the cursor of source '" + source + "'");
+    return std::optional<std::string>{std::move(raw)};
+  }
+
+  result<std::optional<job_state>> job(const std::string& view) const override {
+    auto key = layout::job_key(view);
+    std::string raw;
+    auto s = db_->Get({}, key, &raw);
+    if (s.IsNotFound())
+      return std::optional<job_state>{};
+    if (!s.ok())
+      return from_leveldb(s, "reading the job state of view '" + view + "'");
+    auto j = decode_job(raw, layout::describe_key(key));
+    if (!j)
+      return j.error();
+    return std::optional<job_state>{std::move(j).value()};
+  }
+
+  result<std::vector<job_state>> jobs() const override {
+    std::vector<job_state> out;
+    auto st = for_each_in(std::string(1, layout::job_prefix), [&](auto key, auto val) {
+      auto j = decode_job(val, layout::describe_key(key));
+      if (!j)
+        return j.error();
+      out.push_back(std::move(j).value());
+      return status::ok();
+    });
+    if (!st)
+      return st;
+    return out;
+  }
+
+  result<std::vector<outbox_entry>> outbox(std::uint64_t from, std::size_t max) const override {
+    std::vector<outbox_entry> out;
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    auto end = std::string(1, layout::outbox_prefix + 1);
+    for (it->Seek(layout::outbox_key(from)); it->Valid() && it->key().compare(end) < 0;
+         it->Next()) {
+      auto e = decode_outbox(std::string_view(it->value().data(), it->value().size()),
+                             layout::describe_key(it->key().ToString()));
+      if (!e)
+        return e.error();
+      out.push_back(std::move(e).value());
+      if (max > 0 && out.size() >= max)
+        break;
+    }
+    if (auto st = from_leveldb(it->status(), "reading the outbox"); !st)
+      return st;
+    return out;
+  }
+
+  const std::string& node_id() const override { return node_id_; }
+  hybrid_clock& clock() override { return *clock_; }
+  const options& opts() const override { return opts_; }
+
+private:
+  struct writer {
+    explicit writer(const batch* b) : b(b) {}
+    const batch* b;
+    bool done = false;
+    status st;
+    apply_result res;
+    std::condition_variable cv;
+  };
+
+  // What one commit group has staged but not yet written; consulted before
+  // the database so later changes in the group see earlier ones.
+  struct group_state {
+    std::unordered_map<std::string, std::optional<row>> rows;  // by row key
+    std::map<std::string, schema> new_tables;
+    std::uint64_t next_seq;
+    std::uint64_t next_outbox_seq;
+  };
+
+  static status unknown_table(const std::string& tbl) {
+    return status::not_found("table '" + tbl
+                             + "' does not exist in this store; create it first or check "
+                               "the name");
+  }
+
+  template <class Fn>
+  status for_each_in(const std::string& prefix, Fn fn) const {
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    auto end = layout::prefix_end(prefix);
+    for (it->Seek(prefix); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      auto st = fn(it->key().ToString(), std::string_view(it->value().data(), it->value().size()));
+      if (!st)
+        return st;
+    }
+    return from_leveldb(it->status(), "reading the store");
+  }
+
+  result<std::optional<row>> read_row(const std::string& key) const {
+    std::string raw;
+    auto s = db_->Get({}, key, &raw);
+    if (s.IsNotFound())
+      return std::optional<row>{};
+    if (!s.ok())
+      return from_leveldb(s, "reading " + layout::describe_key(key));
+    auto r = decode_row(raw, layout::describe_key(key));
+    if (!r)
+      return r.error();
+    return std::optional<row>{std::move(r).value()};
+  }
+
+  status check_format() {
+    std::string raw;
+    auto key = layout::meta_key("format");
+    auto s = db_->Get({}, key, &raw);
+    leveldb::WriteBatch init;
+    if (s.IsNotFound()) {
+      init.Put(key, std::to_string(layout::format_version));
+    } else if (!s.ok()) {
+      return from_leveldb(s, "reading the store's format version");
+    } else {
+      std::uint64_t version = 0;
+      try {
+        std::size_t used = 0;
+        version = std::stoull(raw, &used);
+        if (used != raw.size())
+          throw std::invalid_argument(raw);
+      } catch (const std::exception&) {
+        return status::corruption("the format version stored at " + layout::describe_key(key)
+                                  + " is not a number; the data directory is damaged");
+      }
+      if (version > layout::format_version)
+        return status::format_too_new(
+          "the store at '" + opts_.path + "' was written by a newer syncmesh (store format "
+          + std::to_string(version) + "; this build reads format "
+          + std::to_string(layout::format_version)
+          + " and older); run a newer syncmesh, or point the node at a new data directory");
+    }
+    std::string stored_node;
+    s = db_->Get({}, layout::meta_key("node"), &stored_node);
+    if (s.IsNotFound()) {
+      node_id_ = opts_.node_id.empty() ? "local" : opts_.node_id;
+      init.Put(layout::meta_key("node"), node_id_);
+    } else if (!s.ok()) {
+      return from_leveldb(s, "reading the store's node id");
+    } else {
+      if (!opts_.node_id.empty() && opts_.node_id != stored_node)
+        return status::invalid_argument("the store at '" + opts_.path + "' belongs to node '"
+                                        + stored_node + "', not '" + opts_.node_id
+                                        + "'; use that node id or a new data directory");
+      node_id_ = stored_node;
+    }
+    if (init.ApproximateSize() > leveldb::WriteBatch().ApproximateSize()) {
+      leveldb::WriteOptions wo;
+      wo.sync = true;
+      if (auto st = from_leveldb(db_->Write(wo, &init), "initialising the store"); !st)
+        return st;
+    }
+    return status::ok();
+  }
+
+  status load_catalog() {
+    return for_each_in(std::string(1, layout::schema_prefix), [&](auto key, auto val) {
+      auto s = decode_schema(val, layout::describe_key(key));
+      if (!s)
+        return s.error();
+      catalog_.emplace(s->table, std::move(s).value());
+      return status::ok();
+    });
+  }
+
+  std::optional<schema> lookup_table(const group_state& g, const batch& b,
+                                     const std::string& name) const {
+    for (const auto& s : b.create_tables)
+      if (s.table == name)
+        return s;
+    if (auto i = g.new_tables.find(name); i != g.new_tables.end())
+      return i->second;
+    std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+    if (auto i = catalog_.find(name); i != catalog_.end())
+      return i->second;
+    return std::nullopt;
+  }
+
+  // Checks a writer's batch without changing anything.
+  status validate(const group_state& g, const batch& b) const {
+    for (const auto& s : b.create_tables) {
+      if (auto st = s.validate(); !st)
+        return st;
+      std::optional<schema> existing;
+      if (auto i = g.new_tables.find(s.table); i != g.new_tables.end())
+        existing = i->second;
+      else if (auto t = table(s.table); t && *t)
+        existing = **t;
+      if (existing && !(*existing == s))
+        return status::invalid_argument("table '" + s.table
+                                        + "' already exists with a different schema; "
+                                          "use a new table name");
+    }
+    for (const auto& c : b.changes) {
+      auto sch = lookup_table(g, b, c.table);
+      if (!sch)
+        return unknown_table(c.table);
+      switch (c.op) {
+        case change_op::insert:
+        case change_op::update:
+          if (!c.new_row)
+            return status::invalid_argument(std::string("an ") + to_string(c.op) + " on table '"
+                                            + c.table + "' carries no new row");
+          if (auto st = sch->check_row(*c.new_row); !st)
+            return st;
+          if (!c.key.empty() && c.key != sch->key_of(*c.new_row))
+            return status::invalid_argument("an " + std::string(to_string(c.op)) + " on table '"
+                                            + c.table + "' names key " + to_display(c.key)
+                                            + " but its row has key "
+                                            + to_display(sch->key_of(*c.new_row)));
+          break;
+        case change_op::remove:
+          if (auto st = sch->check_key(c.key); !st)
+            return st;
+          break;
+        case change_op::truncate:
+          if (!c.key.empty() || c.new_row)
+            return status::invalid_argument("a truncate of table '" + c.table
+                                            + "' must carry neither key nor row");
+          break;
+        default:
+          return status::invalid_argument("a change on table '" + c.table
+                                          + "' has an unknown operation");
+      }
+    }
+    for (const auto& [source, pos] : b.cursors)
+      if (source.empty())
+        return status::invalid_argument("a cursor needs a source name");
+    for (const auto& j : b.jobs)
+      if (j.view.empty())
+        return status::invalid_argument("a job state needs a view name");
+    for (const auto& e : b.outbox_put)
+      if (e.table.empty())
+        return status::invalid_argument("an outbox entry needs a table name");
+    return status::ok();
+  }
+
+  // The row under `key` as the group sees it: staged, else on disk.
+  result<std::optional<row>> current_row(const group_state& g, const group_state& local,
+                                         const std::string& key) const {
+    if (auto i = local.rows.find(key); i != local.rows.end())
+      return i->second;
+    if (auto i = g.rows.find(key); i != g.rows.end())
+      return i->second;
+    return read_row(key);
+  }
+
+  // Stages one writer's batch into `wb`; on error nothing of it is staged.
+  status stage(group_state& g, writer& w, leveldb::WriteBatch& wb) {
+    const auto& b = *w.b;
+    if (auto st = validate(g, b); !st)
+      return st;
+    group_state local;
+    local.next_seq = g.next_seq;
+    local.next_outbox_seq = g.next_outbox_seq;
+    leveldb::WriteBatch mine;
+    apply_result res;
+
+    for (const auto& s : b.create_tables) {
+      mine.Put(layout::schema_key(s.table), encode_schema(s));
+      local.new_tables.emplace(s.table, s);
+    }
+    for (const auto& c : b.changes) {
+      auto sch = lookup_table(g, b, c.table);
+      change_record rec;
+      rec.seq = local.next_seq++;
+      if (c.hlc) {
+        auto observed = clock_->observe(*c.hlc);
+        if (!observed)
+          return observed.error();
+        rec.hlc = *c.hlc;  // keep the origin's stamp: merges compare it
+        rec.origin = c.origin.empty() ? node_id_ : c.origin;
+      } else {
+        rec.hlc = clock_->now();
+        rec.origin = node_id_;
+      }
+      rec.table = c.table;
+      rec.op = c.op;
+      if (c.op == change_op::truncate) {
+        auto prefix = layout::row_prefix_of(c.table);
+        auto st = for_each_in(prefix, [&](auto key, auto) {
+          mine.Delete(key);
+          local.rows[key] = std::nullopt;
+          return status::ok();
+        });
+        if (!st)
+          return st;
+        for (auto* rows : {&g.rows, &local.rows})
+          for (auto& [key, r] : *rows)
+            if (key.compare(0, prefix.size(), prefix) == 0 && r) {
+              mine.Delete(key);
+              local.rows[key] = std::nullopt;
+            }
+      } else {
+        rec.key = c.new_row ? sch->key_of(*c.new_row) : c.key;
+        auto key = layout::row_key(c.table, rec.key);
+        auto old = current_row(g, local, key);
+        if (!old)
+          return old.error();
+        rec.old_row = std::move(old).value();
+        if (c.op == change_op::remove) {
+          mine.Delete(key);
+          local.rows[key] = std::nullopt;
+        } else {
+          rec.new_row = c.new_row;
+          mine.Put(key, encode_row(*c.new_row));
+          local.rows[key] = c.new_row;
+        }
+      }
+      mine.Put(layout::log_key(rec.seq), encode_change(rec));
+      if (res.first_seq == 0)
+        res.first_seq = rec.seq;
+      res.last_seq = rec.seq;
+      res.hlc = rec.hlc;
+    }
+    for (const auto& [source, pos] : b.cursors)
+      mine.Put(layout::cursor_key(source), pos);
+    for (auto e : b.outbox_put) {
+      if (e.seq == 0)
+        e.seq = local.next_outbox_seq++;
+      else if (e.seq >= local.next_outbox_seq)
+        local.next_outbox_seq = e.seq + 1;
+      if (e.mutation_id.empty())
+        e.mutation_id = node_id_ + ":" + std::to_string(e.seq);
+      if (e.created == hlc_timestamp{})
+        e.created = clock_->now();
+      mine.Put(layout::outbox_key(e.seq), encode_outbox(e));
+      res.outbox_seqs.push_back(e.seq);
+    }
+    for (auto seq : b.outbox_remove)
+      mine.Delete(layout::outbox_key(seq));
+    for (const auto& j : b.jobs)
+      mine.Put(layout::job_key(j.view), encode_job(j));
+
+    // The writer's batch is whole: fold it into the group.
+    wb.Append(mine);
+    for (auto& [key, r] : local.rows)
+      g.rows[key] = std::move(r);
+    for (auto& [name, s] : local.new_tables)
+      g.new_tables[name] = std::move(s);
+    g.next_seq = local.next_seq;
+    g.next_outbox_seq = local.next_outbox_seq;
+    w.res = std::move(res);
+    return status::ok();
+  }
+
+  void commit_group(const std::vector<writer*>& group) {
+    group_state g;
+    g.next_seq = next_seq_;
+    g.next_outbox_seq = next_outbox_seq_;
+    leveldb::WriteBatch wb;
+    std::vector<writer*> staged;
+    for (auto* w : group) {
+      w->st = stage(g, *w, wb);
+      if (w->st)
+        staged.push_back(w);
+    }
+    if (staged.empty())
+      return;
+    std::string hlc;
+    encode_u64_be(hlc, clock_->last().packed());
+    wb.Put(layout::meta_key("hlc"), hlc);
+
+    leveldb::WriteOptions wo;
+    wo.sync = opts_.durability == durability_mode::fsync;
+    auto st = from_leveldb(db_->Write(wo, &wb), "writing a commit group to the store");
+    if (!st) {
+      // Nothing of the group is visible: counters and catalog stay as they
+      // were, and every staged writer learns why.
+      for (auto* w : staged) {
+        w->st = st;
+        w->res = {};
+      }
+      return;
+    }
+    next_seq_ = g.next_seq;
+    next_outbox_seq_ = g.next_outbox_seq;
+    if (!g.new_tables.empty()) {
+      std::unique_lock<std::shared_mutex> guard{catalog_mu_};
+      for (auto& [name, s] : g.new_tables)
+        catalog_[name] = std::move(s);
+    }
+    {
+      std::lock_guard<std::mutex> guard{seq_mu_};
+      last_seq_.store(next_seq_ - 1);
+    }
+    seq_cv_.notify_all();
+  }
+
+  void notify_listeners() {
+    std::vector<std::function<void(std::uint64_t)>> fns;
+    {
+      std::lock_guard<std::mutex> guard{listeners_mu_};
+      for (const auto& [id, fn] : listeners_)
+        fns.push_back(fn);
+    }
+    auto seq = last_seq_.load();
+    for (auto& fn : fns)
+      fn(seq);
+  }
+
+  options opts_;
+  std::unique_ptr<const leveldb::FilterPolicy> filter_;
+  std::unique_ptr<leveldb::DB> db_;
+  std::unique_ptr<hybrid_clock> clock_;
+  std::string node_id_;
+
+  std::mutex mu_;                // guards writers_
+  std::deque<writer*> writers_;  // front is the leader
+
+  // Touched only by the current leader (and by init before any writer).
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t next_outbox_seq_ = 1;
+
+  mutable std::shared_mutex catalog_mu_;
+  std::map<std::string, schema> catalog_;
+
+  std::atomic<std::uint64_t> last_seq_{0};
+  mutable std::mutex seq_mu_;
+  mutable std::condition_variable seq_cv_;
+
+  std::mutex listeners_mu_;
+  std::uint64_t last_listener_id_ = 0;
+  std::map<std::uint64_t, std::function<void(std::uint64_t)>> listeners_;
+};
+
+} // namespace
+
+result<std::unique_ptr<store>> store::open(const options& opts) {
+  if (opts.path.empty())
+    return status::invalid_argument("the store needs a data directory path");
+  if (opts.group_commit_changes_max == 0)
+    return status::invalid_argument("group_commit_changes_max must be at least 1");
+  std::unique_ptr<const leveldb::FilterPolicy> filter{leveldb::NewBloomFilterPolicy(10)};
+  leveldb::Options lo;
+  lo.create_if_missing = true;
+  lo.env = opts.env ? opts.env : leveldb::Env::Default();
+  lo.filter_policy = filter.get();
+  lo.write_buffer_size = opts.write_buffer_bytes;
+  leveldb::DB* raw = nullptr;
+  auto s = leveldb::DB::Open(lo, opts.path, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError())
+      return status::io_error("could not open the store at '" + opts.path + "': " + s.ToString()
+                              + "; check that the directory is writable and that no other "
+                                "node process is using it");
+    return from_leveldb(s, "opening the store at '" + opts.path + "'");
+  }
+  auto impl = std::make_unique<store_impl>(opts, std::unique_ptr<leveldb::DB>(raw),
+                                           std::move(filter));
+  if (auto st = impl->init(); !st)
+    return st;
+  return std::unique_ptr<store>(std::move(impl));
+}
+
+change_follower::change_follower(const store& s, std::uint64_t from_seq)
+  : store_(s), next_seq_(from_seq == 0 ? 1 : from_seq) {}
+
+result<std::vector<change_record>> change_follower::next(
+  std::size_t max, std::chrono::steady_clock::time_point deadline) {
+  if (store_.last_seq() < next_seq_)
+    store_.wait_for_seq(next_seq_, deadline);
+  auto out = store_.read_changes(next_seq_, max);
+  if (out && !out->empty())
+    next_seq_ = out->back().seq + 1;
+  return out;
+}
+
+} // namespace syncmesh::store
