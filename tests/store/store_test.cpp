@@ -1,0 +1,365 @@
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <boost/test/unit_test.hpp>
+
+#include "fixture.hpp"
+#include "store/layout.hpp"
+
+using namespace syncmesh::store;
+using namespace syncmesh::store::test;
+using std::chrono::steady_clock;
+
+BOOST_FIXTURE_TEST_SUITE(store_apply, mem_store_fixture)
+
+BOOST_AUTO_TEST_CASE(applied_rows_read_back_and_scan_in_primary_key_order) {
+  create_tables();
+  batch b;
+  for (std::int64_t id : {30, -5, 7, 1000, 0})
+    b.changes.push_back(upsert("app.users", user(id, "u" + std::to_string(id))));
+  BOOST_REQUIRE(db->apply(b).is_ok());
+
+  auto got = db->get("app.users", {value::integer(7)});
+  BOOST_REQUIRE(got.is_ok());
+  BOOST_REQUIRE(got->has_value());
+  BOOST_TEST(((**got) == user(7, "u7")));
+
+  auto rows = db->scan("app.users");
+  BOOST_REQUIRE(rows.is_ok());
+  std::vector<std::int64_t> ids;
+  for (const auto& r : *rows)
+    ids.push_back(r[0].as_int());
+  BOOST_TEST(ids == (std::vector<std::int64_t>{-5, 0, 7, 30, 1000}), boost::test_tools::per_element());
+
+  scan_options range;
+  range.from = {value::integer(0)};
+  range.to = {value::integer(30)};
+  auto some = db->scan("app.users", range);
+  BOOST_REQUIRE(some.is_ok());
+  BOOST_TEST(some->size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(composite_keys_scan_by_key_prefix) {
+  create_tables();
+  batch b;
+  for (auto tenant : {"acme", "zeta", "acme2"})
+    for (std::int64_t seq : {3, 1, 2})
+      b.changes.push_back(upsert("app.events", {value::text(tenant), value::integer(seq),
+                                                value::bytes(std::string("\0x", 2))}));
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  scan_options only_acme;
+  only_acme.from = {value::text("acme")};
+  only_acme.to = {value::text("acme"), value::integer(std::numeric_limits<std::int64_t>::max())};
+  auto rows = db->scan("app.events", only_acme);
+  BOOST_REQUIRE(rows.is_ok());
+  BOOST_REQUIRE(rows->size() == 3u);
+  BOOST_TEST((*rows)[0][1].as_int() == 1);
+  BOOST_TEST((*rows)[2][1].as_int() == 3);
+  BOOST_TEST((*rows)[0][2].as_bytes() == std::string("\0x", 2));
+}
+
+BOOST_AUTO_TEST_CASE(the_change_log_records_stamps_origin_and_old_and_new_rows) {
+  create_tables();
+  batch b1;
+  b1.changes.push_back(upsert("app.users", user(1, "ada", "10.00")));
+  auto r1 = db->apply(b1);
+  BOOST_REQUIRE(r1.is_ok());
+  clock.advance(5);
+  batch b2;
+  b2.changes.push_back(upsert("app.users", user(1, "ada", "12.50")));
+  b2.changes.push_back(erase("app.users", {value::integer(1)}));
+  auto r2 = db->apply(b2);
+  BOOST_REQUIRE(r2.is_ok());
+  BOOST_TEST(r2->first_seq == 2u);
+  BOOST_TEST(r2->last_seq == 3u);
+
+  auto log = db->read_changes(1, 0);
+  BOOST_REQUIRE(log.is_ok());
+  BOOST_REQUIRE(log->size() == 3u);
+  const auto& ins = (*log)[0];
+  BOOST_TEST(ins.seq == 1u);
+  BOOST_TEST(ins.origin == "node-a");
+  BOOST_TEST(!ins.old_row.has_value());
+  BOOST_TEST((ins.new_row == std::optional<row>(user(1, "ada", "10.00"))));
+  const auto& upd = (*log)[1];
+  BOOST_TEST((upd.old_row == std::optional<row>(user(1, "ada", "10.00"))));
+  BOOST_TEST((upd.new_row == std::optional<row>(user(1, "ada", "12.50"))));
+  const auto& del = (*log)[2];
+  BOOST_TEST((del.op == change_op::remove));
+  BOOST_TEST((del.old_row == std::optional<row>(user(1, "ada", "12.50"))));
+  BOOST_TEST((ins.hlc < upd.hlc && upd.hlc < del.hlc));
+  BOOST_TEST(!db->get("app.users", {value::integer(1)})->has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_remote_change_keeps_its_origin_stamp_and_advances_the_local_clock) {
+  create_tables();
+  hlc_timestamp remote{clock.now_ms() + 1000, 4};
+  batch b;
+  auto c = upsert("app.users", user(9, "remote"));
+  c.hlc = remote;
+  c.origin = "node-b";
+  b.changes.push_back(c);
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  auto log = db->read_changes(1, 0);
+  BOOST_REQUIRE(log->size() == 1u);
+  BOOST_TEST(((*log)[0].hlc == remote));
+  BOOST_TEST((*log)[0].origin == "node-b");
+  BOOST_TEST((remote < db->clock().now()));
+}
+
+BOOST_AUTO_TEST_CASE(a_change_stamped_too_far_in_the_future_rejects_the_whole_batch) {
+  create_tables();
+  batch b;
+  b.changes.push_back(upsert("app.users", user(1, "fine")));
+  auto c = upsert("app.users", user(2, "future"));
+  c.hlc = hlc_timestamp{clock.now_ms() + opts.max_clock_skew_ms + 1, 0};
+  c.origin = "node-b";
+  b.changes.push_back(c);
+  b.cursors.emplace_back("peer:node-b", "77");
+  auto r = db->apply(b);
+  BOOST_REQUIRE(!r.is_ok());
+  BOOST_TEST((r.error().code() == errc::clock_skew));
+  BOOST_TEST(!db->get("app.users", {value::integer(1)})->has_value());
+  BOOST_TEST(!db->cursor("peer:node-b")->has_value());
+  BOOST_TEST(db->last_seq() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(truncate_removes_every_row_of_the_table_and_only_that_table) {
+  create_tables();
+  batch b;
+  for (std::int64_t id = 0; id < 20; ++id)
+    b.changes.push_back(upsert("app.users", user(id, "x")));
+  b.changes.push_back(upsert("app.events", {value::text("t"), value::integer(1), value::null()}));
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  batch t;
+  t.changes.push_back(upsert("app.users", user(100, "staged in the same batch")));
+  change trunc;
+  trunc.table = "app.users";
+  trunc.op = change_op::truncate;
+  t.changes.push_back(trunc);
+  t.changes.push_back(upsert("app.users", user(200, "after")));
+  BOOST_REQUIRE(db->apply(t).is_ok());
+  auto rows = db->scan("app.users");
+  BOOST_REQUIRE(rows->size() == 1u);
+  BOOST_TEST((*rows)[0][0].as_int() == 200);
+  BOOST_TEST(db->scan("app.events")->size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_batches_write_nothing_and_say_what_is_wrong) {
+  create_tables();
+  struct bad_case {
+    const char* what;
+    change c;
+    const char* expect;
+  };
+  std::vector<bad_case> cases = {
+    {"unknown table", upsert("app.nope", user(1, "x")), "does not exist"},
+    {"short row", upsert("app.users", {value::integer(1)}), "3 columns but the row has 1"},
+    {"wrong kind", upsert("app.users", {value::text("1"), value::text("x"), value::null()}),
+     "holds integer values but got text"},
+    {"null key", upsert("app.users", {value::null(), value::text("x"), value::null()}),
+     "not nullable"},
+    {"wrong key width", erase("app.events", {value::text("only tenant")}),
+     "2-column primary key"},
+  };
+  for (const auto& bc : cases) {
+    batch b;
+    b.changes.push_back(upsert("app.users", user(1, "valid part")));
+    b.changes.push_back(bc.c);
+    b.cursors.emplace_back("src", "1");
+    auto r = db->apply(b);
+    BOOST_TEST_CONTEXT(bc.what) {
+      BOOST_REQUIRE(!r.is_ok());
+      BOOST_TEST(r.error().message().find(bc.expect) != std::string::npos, r.error().message());
+      BOOST_TEST(!db->get("app.users", {value::integer(1)})->has_value());
+      BOOST_TEST(!db->cursor("src")->has_value());
+    }
+  }
+  BOOST_TEST(db->last_seq() == 0u);
+  auto st = db->create_table([] {
+    auto s = users_schema();
+    s.columns[1].kind = value_kind::integer;
+    return s;
+  }());
+  BOOST_TEST((st.code() == errc::invalid_argument));
+  BOOST_TEST(st.message().find("different schema") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(cursors_jobs_and_outbox_commit_with_the_changes) {
+  create_tables();
+  batch b;
+  b.changes.push_back(upsert("app.users", user(1, "ada")));
+  b.cursors.emplace_back("pg:main", "0/16B3748");
+  job_state j;
+  j.view = "app.users";
+  j.persistence = "sync";
+  j.state = "synced";
+  j.retry_count = 2;
+  j.last_error = "connection refused";
+  b.jobs.push_back(j);
+  outbox_entry e;
+  e.view = "app.users";
+  e.table = "app.users";
+  e.key = {value::integer(1)};
+  e.new_row = user(1, "ada");
+  b.outbox_put.push_back(e);
+  b.outbox_put.push_back(e);
+  auto r = db->apply(b);
+  BOOST_REQUIRE(r.is_ok());
+  BOOST_TEST(r->outbox_seqs == (std::vector<std::uint64_t>{1, 2}), boost::test_tools::per_element());
+
+  reopen();
+  BOOST_TEST(**db->cursor("pg:main") == "0/16B3748");
+  auto job = db->job("app.users");
+  BOOST_REQUIRE(job->has_value());
+  BOOST_TEST(((**job) == j));
+  auto out = db->outbox();
+  BOOST_REQUIRE(out->size() == 2u);
+  BOOST_TEST((*out)[0].mutation_id == "node-a:1");
+  BOOST_TEST((*out)[1].mutation_id == "node-a:2");
+  BOOST_TEST(((*out)[0].state == outbox_state::pending));
+
+  batch done;
+  auto applied = (*out)[0];
+  applied.state = outbox_state::applied;
+  done.outbox_put.push_back(applied);
+  done.outbox_remove.push_back(2);
+  e.seq = 0;
+  done.outbox_put.push_back(e);
+  auto r2 = db->apply(done);
+  BOOST_REQUIRE(r2.is_ok());
+  BOOST_TEST(r2->outbox_seqs.back() == 3u);  // numbering continues after reopen
+  out = db->outbox();
+  BOOST_REQUIRE(out->size() == 2u);
+  BOOST_TEST(((*out)[0].state == outbox_state::applied));
+  BOOST_TEST((*out)[1].seq == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(sequence_numbers_and_the_clock_continue_across_a_reopen) {
+  create_tables();
+  batch b;
+  b.changes.push_back(upsert("app.users", user(1, "a")));
+  b.changes.push_back(upsert("app.users", user(2, "b")));
+  auto r = db->apply(b);
+  BOOST_REQUIRE(r.is_ok());
+  auto last_stamp = r->hlc;
+  clock.set(clock.now_ms() - 60'000);  // the machine's clock jumps back
+  reopen();
+  BOOST_TEST(db->last_seq() == 2u);
+  batch b2;
+  b2.changes.push_back(upsert("app.users", user(3, "c")));
+  auto r2 = db->apply(b2);
+  BOOST_REQUIRE(r2.is_ok());
+  BOOST_TEST(r2->first_seq == 3u);
+  BOOST_TEST((last_stamp < r2->hlc));
+  BOOST_TEST(db->tables().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_refuses_to_open_under_another_node_id) {
+  opts.node_id = "node-z";
+  auto r = store::open(opts);
+  BOOST_REQUIRE(!r.is_ok());
+  BOOST_TEST(r.error().message().find("belongs to node 'node-a'") != std::string::npos);
+  opts.node_id = "";
+  db.reset();
+  auto same = store::open(opts);
+  BOOST_REQUIRE(same.is_ok());
+  BOOST_TEST((*same)->node_id() == "node-a");
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_writers_are_all_applied_with_distinct_gapless_positions) {
+  create_tables();
+  constexpr int writers = 8;
+  constexpr int per_writer = 200;
+  std::vector<std::vector<std::uint64_t>> seqs(writers);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w)
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < per_writer; ++i) {
+        batch b;
+        b.changes.push_back(upsert("app.users", user(w * 10'000 + i, "w")));
+        b.changes.push_back(upsert("app.users", user(w * 10'000 + i + 5'000, "w")));
+        b.cursors.emplace_back("writer-" + std::to_string(w), std::to_string(i));
+        auto r = db->apply(b);
+        if (!r || r->last_seq != r->first_seq + 1) {
+          ++failures;
+          return;
+        }
+        seqs[w].push_back(r->first_seq);
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  BOOST_REQUIRE(failures == 0);
+  std::set<std::uint64_t> all;
+  for (const auto& v : seqs) {
+    BOOST_TEST(std::is_sorted(v.begin(), v.end()));
+    all.insert(v.begin(), v.end());
+  }
+  BOOST_TEST(all.size() == std::size_t{writers * per_writer});
+  BOOST_TEST(db->last_seq() == std::uint64_t{2 * writers * per_writer});
+  BOOST_TEST(db->scan("app.users")->size() == std::size_t{2 * writers * per_writer});
+  for (int w = 0; w < writers; ++w)
+    BOOST_TEST(**db->cursor("writer-" + std::to_string(w)) == std::to_string(per_writer - 1));
+  // Every change-log entry follows its predecessor in one gapless sequence.
+  auto log = db->read_changes(1, 0);
+  BOOST_REQUIRE(log->size() == std::size_t{2 * writers * per_writer});
+  for (std::size_t i = 0; i < log->size(); ++i)
+    BOOST_TEST((*log)[i].seq == i + 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_group_never_exceeds_its_change_bound) {
+  db.reset();
+  opts.group_commit_changes_max = 3;
+  reopen();
+  create_tables();
+  batch big;
+  for (std::int64_t id = 0; id < 10; ++id)
+    big.changes.push_back(upsert("app.users", user(id, "x")));
+  // A single batch larger than the bound still goes through whole.
+  auto r = db->apply(big);
+  BOOST_REQUIRE(r.is_ok());
+  BOOST_TEST(r->last_seq - r->first_seq + 1 == 10u);
+  opts.group_commit_changes_max = 0;
+  db.reset();
+  auto refused = store::open(opts);
+  BOOST_REQUIRE(!refused.is_ok());
+  BOOST_TEST(refused.error().message().find("group_commit_changes_max") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_follower_reads_from_any_position_and_waits_for_new_changes) {
+  create_tables();
+  for (std::int64_t id = 1; id <= 5; ++id) {
+    batch b;
+    b.changes.push_back(upsert("app.users", user(id, "x")));
+    BOOST_REQUIRE(db->apply(b).is_ok());
+  }
+  change_follower from_three(*db, 3);
+  auto first = from_three.next(100, steady_clock::now());
+  BOOST_REQUIRE(first.is_ok());
+  BOOST_TEST(first->size() == 3u);
+  BOOST_TEST(first->front().seq == 3u);
+  BOOST_TEST(from_three.position() == 6u);
+
+  std::atomic<std::uint64_t> notified{0};
+  auto id = db->add_commit_listener([&](std::uint64_t seq) { notified = seq; });
+  std::thread writer([&] {
+    batch b;
+    b.changes.push_back(upsert("app.users", user(6, "late")));
+    (void) db->apply(b);
+  });
+  auto more = from_three.next(100, steady_clock::now() + std::chrono::seconds(30));
+  writer.join();
+  db->remove_commit_listener(id);
+  BOOST_REQUIRE(more.is_ok());
+  BOOST_REQUIRE(more->size() == 1u);
+  BOOST_TEST(more->front().seq == 6u);
+  BOOST_TEST(notified.load() == 6u);
+
+  auto none = from_three.next(100, steady_clock::now() + std::chrono::milliseconds(10));
+  BOOST_TEST(none->empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
