@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <map>
+#include <ostream>
 #include <memory>
 #include <optional>
 #include <string>

@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/ctl_command.hpp"
+#include "cli/node_command.hpp"
 #include "cli/store_demo.hpp"
 
 int main(int argc, char** argv) {
@@ -22,8 +24,18 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 100000));
   demo_cmd->add_flag("--json", demo.json, "Print one JSON object instead of prose");
 
+  std::string config_path;
+  auto* node_cmd = app.add_subcommand("node", "Run a node from a TOML config until SIGINT/SIGTERM");
+  node_cmd->add_option("--config", config_path, "The node's config file")->required();
+
+  auto* ctl_cmd = syncmesh::cli::add_ctl_command(app);
+
   CLI11_PARSE(app, argc, argv);
   if (demo_cmd->parsed())
     return syncmesh::cli::run_store_demo(demo);
+  if (node_cmd->parsed())
+    return syncmesh::cli::run_node(config_path);
+  if (ctl_cmd->parsed())
+    return syncmesh::cli::run_ctl();
   return 0;
 }

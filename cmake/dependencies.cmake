@@ -18,3 +18,18 @@ set_target_properties(leveldb_memenv PROPERTIES
 if(SYNCMESH_BUILD_BENCHMARKS)
   find_package(benchmark CONFIG REQUIRED)      # benchmark::benchmark (libbenchmark-dev)
 endif()
+
+find_package(cppzmq CONFIG REQUIRED)           # cppzmq (cppzmq-dev, libzmq3-dev)
+find_package(nlohmann_json CONFIG REQUIRED)    # nlohmann_json::nlohmann_json
+find_package(tomlplusplus CONFIG REQUIRED)     # tomlplusplus::tomlplusplus
+find_package(spdlog CONFIG REQUIRED)           # spdlog::spdlog
+
+# CAF 0.17.6 (libcaf-dev) ships no CMake package config.
+find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
+find_library(CAF_CORE_LIBRARY caf_core REQUIRED)
+add_library(caf_core SHARED IMPORTED GLOBAL)
+set_target_properties(caf_core PROPERTIES
+  IMPORTED_LOCATION "${CAF_CORE_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
+  INTERFACE_LINK_LIBRARIES Threads::Threads)
+add_library(caf::core ALIAS caf_core)

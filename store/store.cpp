@@ -128,7 +128,14 @@ public:
       changes += n;
     }
     lock.unlock();
-    commit_group(group);  // only the leader runs this; new writers queue up
+    if (!failed_.is_ok()) {
+      for (auto* x : group)
+        x->st = status::closed("the store at '" + opts_.path
+                               + "' stopped taking writes after an earlier failure ("
+                               + failed_.message() + "); restart the node once that is fixed");
+    } else {
+      commit_group(group);  // only the leader runs this; new writers queue up
+    }
     lock.lock();
 
     for (auto* x : group) {
@@ -626,6 +633,9 @@ private:
         w->st = st;
         w->res = {};
       }
+      // LevelDB refuses further writes after a failed log write; say so
+      // plainly from now on instead of repeating its error.
+      failed_ = st;
       return;
     }
     next_seq_ = g.next_seq;
@@ -664,6 +674,7 @@ private:
   std::deque<writer*> writers_;  // front is the leader
 
   // Touched only by the current leader (and by init before any writer).
+  status failed_;  // set by the first failed commit; the store then takes no writes
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_outbox_seq_ = 1;
 

@@ -92,7 +92,10 @@ public:
   /// is durable per options::durability. Errors: invalid_argument (unknown
   /// table, row that does not fit the schema; nothing written), clock_skew
   /// (a change stamped too far in the future; nothing written), io_error
-  /// (the disk failed; nothing written, reads still work).
+  /// (the disk failed: the batch is not visible, reads still work, and the
+  /// store takes no further writes — later applies return `closed` — until
+  /// it is reopened; as with any failed fsync, the batch may be found whole
+  /// after the reopen, never in part).
   virtual result<apply_result> apply(const batch& b) = 0;
 
   /// Convenience: apply a batch that only creates `s`.
@@ -109,7 +112,8 @@ public:
   virtual result<std::vector<row>> scan(const std::string& table,
                                         const scan_options& opts = {}) const = 0;
 
-  /// Change-log entries with seq >= from_seq, oldest first, at most `max`.
+  /// Change-log entries with seq >= from_seq, oldest first, at most `max`
+  /// (0 means no limit).
   virtual result<std::vector<change_record>> read_changes(std::uint64_t from_seq,
                                                           std::size_t max) const = 0;
   /// The seq of the newest change-log entry; 0 when the log is empty.

@@ -91,9 +91,20 @@ BOOST_AUTO_TEST_CASE(a_failed_sync_is_an_io_error_and_the_writer_is_not_acknowle
   BOOST_REQUIRE(!r.is_ok());
   BOOST_TEST((r.error().code() == errc::io_error));
   BOOST_TEST(r.error().message().find("injected sync failure") != std::string::npos);
-  // Reads keep working while the store refuses writes.
+  // Reads keep working while the store refuses writes, and it says why.
   BOOST_TEST(db->get("app.users", {value::integer(1)}).is_ok());
   BOOST_TEST(db->scan("app.users").is_ok());
+  faults.fail_syncs(false);
+  auto later = db->apply(next_batch());
+  BOOST_REQUIRE(!later.is_ok());
+  BOOST_TEST((later.error().code() == errc::closed));
+  BOOST_TEST(later.error().message().find("restart the node") != std::string::npos);
+  // After a restart the batch whose sync failed is whole or absent.
+  reopen();
+  auto two = db->get("app.users", {value::integer(2)});
+  BOOST_REQUIRE(two.is_ok());
+  auto cursor = **db->cursor("src");
+  BOOST_TEST((cursor == (two->has_value() ? "11" : "10")));
 }
 
 BOOST_AUTO_TEST_CASE(a_store_that_cannot_create_its_files_fails_to_open_with_a_sentence) {

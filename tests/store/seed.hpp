@@ -14,9 +14,12 @@ namespace syncmesh::test {
 /// replayed.
 inline std::uint64_t test_seed() {
   std::uint64_t seed;
-  if (const char* s = std::getenv("SYNCMESH_SEED"))
-    seed = std::strtoull(s, nullptr, 10);
-  else
+  if (const char* s = std::getenv("SYNCMESH_SEED")) {
+    char* end = nullptr;
+    seed = std::strtoull(s, &end, 10);
+    BOOST_TEST_REQUIRE((*s != '\0' && *end == '\0'),
+                       "SYNCMESH_SEED='" << s << "' is not a number; give the seed a failed run printed");
+  } else
     seed = static_cast<std::uint64_t>(
       std::chrono::steady_clock::now().time_since_epoch().count());
   BOOST_TEST_MESSAGE("seed " << seed << " (replay with SYNCMESH_SEED=" << seed << ")");

@@ -1,0 +1,36 @@
+#pragma once
+
+// The contract every connector actor implements, whatever its remote
+// (in-process memory source now; PostgreSQL and peers later):
+//
+//   (snapshot_atom, table)                 -> snapshot_ref | error remote_down
+//       the table's rows and the change-stream position they are current at
+//   (subscribe_atom, table, actor, from)   -> uint64 position | error
+//       `actor` receives (changes_atom, changes_ref) for every change after
+//       position `from`, in order, until unsubscribed or the remote goes down
+//   (unsubscribe_atom, table, actor)       -> void
+//   (push_atom, table, changes_ref, actor) -> uint64 position | error
+//       applies local writes at the remote; the change stream does not echo
+//       them back to `actor`
+//   (health_atom)                          -> (bool up, string reason)
+//   (health_atom, actor watcher)           -> (bool up, string reason)
+//       and from then on `watcher` receives (up_atom, remote) and
+//       (down_atom, remote, reason) on every change
+//
+// A connector that loses its remote reports down and reconnects on its own
+// with capped exponential backoff (delayed messages, never sleeps).
+
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/node_context.hpp"
+
+namespace syncmesh::actors {
+
+/// Spawns the connector for `remote` (by kind). Unknown kinds are refused
+/// when the config is loaded, so this does not fail.
+caf::actor spawn_connector(caf::actor_system& sys, node_context_ptr ctx,
+                           const remote_config& remote);
+
+} // namespace syncmesh::actors

@@ -1,0 +1,102 @@
+#pragma once
+
+// The messages actors exchange inside one node process: atoms and the few
+// payload types, registered in one CAF type-ID block. Rows and batches travel
+// as shared, immutable references: they never cross a process boundary (peers
+// and the control protocol use MessagePack frames in messaging/), so their
+// inspect() overloads name the type and carry no fields.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/type_id.hpp>
+
+#include "store/records.hpp"
+#include "store/schema.hpp"
+
+namespace syncmesh::actors {
+
+/// A source table's rows at one position of its change stream: applying the
+/// stream from `position` + 1 onwards to these rows loses and repeats nothing.
+struct snapshot {
+  store::schema shape;
+  std::vector<store::row> rows;
+  std::uint64_t position = 0;
+};
+
+/// Changes of one source table, in order, ending at `position`.
+struct change_set {
+  std::string table;
+  std::vector<store::change> changes;
+  std::uint64_t position = 0;
+};
+
+struct snapshot_ref {
+  std::shared_ptr<const snapshot> ptr;
+};
+struct changes_ref {
+  std::shared_ptr<const change_set> ptr;
+};
+struct batch_ref {
+  std::shared_ptr<const store::batch> ptr;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, snapshot_ref&) {
+  return f(caf::meta::type_name("snapshot_ref"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, changes_ref&) {
+  return f(caf::meta::type_name("changes_ref"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_ref&) {
+  return f(caf::meta::type_name("batch_ref"));
+}
+
+} // namespace syncmesh::actors
+
+CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::snapshot_ref))
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::changes_ref))
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::batch_ref))
+
+  // Control surface (view actors, control actor).
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, sync_atom, "sync")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, status_atom, "status")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, stop_atom, "stop")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, resume_atom, "resume")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, exec_atom, "exec")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, control_atom, "control")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, retry_atom, "retry")
+  // Connector contract.
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, snapshot_atom, "snapshot")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, subscribe_atom, "subscribe")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, unsubscribe_atom, "unsubscr")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, push_atom, "push")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, health_atom, "health")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, changes_atom, "changes")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, up_atom, "up")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, down_atom, "down")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, reconnect_atom, "reconnect")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, outage_atom, "outage")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, connector_atom, "connector")
+  // Store actor.
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
+  // Supervisor.
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, restart_atom, "restart")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, children_atom, "children")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, shutdown_atom, "shutdown")
+CAF_END_TYPE_ID_BLOCK(syncmesh)
+
+namespace syncmesh::actors {
+
+/// Registers this module's message types with an actor system config.
+void register_message_types(caf::actor_system_config& cfg);
+
+} // namespace syncmesh::actors

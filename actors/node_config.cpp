@@ -1,0 +1,764 @@
+#include "actors/node_config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include <toml++/toml.h>
+
+#include "store/key_codec.hpp"
+
+namespace syncmesh::actors {
+namespace {
+
+using store::status;
+
+/// The text of a config and the name its messages use. Positions are
+/// toml++'s: lines and columns count from 1, columns in code points.
+class source_doc {
+public:
+  source_doc(std::string_view text, std::string name) : text_(text), name_(std::move(name)) {
+    line_starts_.push_back(0);
+    for (std::size_t i = 0; i < text_.size(); ++i)
+      if (text_[i] == '\n')
+        line_starts_.push_back(i + 1);
+  }
+
+  const std::string& name() const { return name_; }
+
+  /// invalid_argument "FILE:LINE:COL: <what>".
+  status error_at(const toml::source_position& pos, const std::string& what) const {
+    return status::invalid_argument(name_ + ":" + std::to_string(pos.line) + ":"
+                                    + std::to_string(pos.column) + ": " + what);
+  }
+
+  /// The text a one-line region spans, exactly as written; empty when the
+  /// region spans lines or is not in the text.
+  std::string_view text_of(const toml::source_region& r) const {
+    if (r.begin.line == 0 || r.begin.line != r.end.line || r.begin.line > line_starts_.size()
+        || r.begin.column == 0 || r.end.column < r.begin.column)
+      return {};
+    std::size_t i = line_starts_[r.begin.line - 1];
+    auto skip_code_points = [&](std::size_t n) {
+      for (; n > 0 && i < text_.size() && text_[i] != '\n'; --n)
+        for (++i; i < text_.size() && (static_cast<unsigned char>(text_[i]) & 0xC0) == 0x80; ++i) {
+        }
+    };
+    skip_code_points(r.begin.column - 1);
+    const std::size_t from = i;
+    skip_code_points(r.end.column - r.begin.column);
+    return text_.substr(from, i - from);
+  }
+
+private:
+  std::string_view text_;
+  std::string name_;
+  std::vector<std::size_t> line_starts_;  // byte offset of each line
+};
+
+const char* a_type(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::none: return "nothing";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+  }
+  return "an unknown kind of value";
+}
+
+/// `a string ("500")`: a node's type and, for a short scalar, its text.
+std::string describe(const source_doc& doc, const toml::node& n) {
+  std::string s = a_type(n.type());
+  const auto text = doc.text_of(n.source());
+  if (!n.is_table() && !n.is_array() && !text.empty() && text.size() <= 40)
+    s.append(" (").append(text).append(")");
+  return s;
+}
+
+/// "a, b, c".
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names)
+    s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+bool earlier(const toml::source_position& a, const toml::source_position& b) {
+  return a.line != b.line ? a.line < b.line : a.column < b.column;
+}
+
+/// Reads one TOML table key by key. Every getter names a key the table may
+/// hold; finish() reports the first key no getter named. The first error is
+/// kept and later ones dropped, but getters keep naming their keys so the
+/// list of known keys in an unknown-key message stays whole.
+class table_reader {
+public:
+  /// `what` names the table in messages: "[retry]", "view 'shop.items'".
+  table_reader(const source_doc& doc, const toml::table& table, std::string what)
+    : doc_(doc), table_(table), what_(std::move(what)) {}
+
+  const source_doc& doc() const { return doc_; }
+  const std::string& what() const { return what_; }
+  const toml::table& table() const { return table_; }
+  bool failed() const { return !error_.is_ok(); }
+
+  /// Keeps `st` as the error unless one is kept already; ok is ignored.
+  void fail(status st) {
+    if (error_.is_ok())
+      error_ = std::move(st);
+  }
+  void fail_at(const toml::node& n, const std::string& what) {
+    fail(doc_.error_at(n.source().begin, what));
+  }
+
+  /// Fails at `key`'s value (or at the table when absent) unless `ok`.
+  void check(bool ok, std::string_view key, const std::string& what) {
+    if (ok)
+      return;
+    const toml::node* n = table_.get(key);
+    fail(doc_.error_at(n ? n->source().begin : table_.source().begin, what));
+  }
+
+  /// The node under `key`, or null when absent.
+  const toml::node* take(std::string_view key) {
+    if (std::find(known_.begin(), known_.end(), key) == known_.end())
+      known_.emplace_back(key);
+    return table_.get(key);
+  }
+
+  /// take(), failing when absent; `hint` is the line to add, e.g.
+  /// `node_id = "node-a"`.
+  const toml::node* take_required(std::string_view key, const std::string& hint) {
+    const toml::node* n = take(key);
+    if (!n)
+      fail(doc_.error_at(table_.source().begin,
+                         what_ + " has no '" + std::string(key) + "'; add " + hint));
+    return n;
+  }
+
+  /// A string into `out` when present; null when absent or not a string.
+  const toml::value<std::string>* string(std::string_view key, std::string& out) {
+    return assign(typed<std::string>(take(key), key, "a string"), out);
+  }
+
+  /// A non-empty string into `out`; missing, wrong-typed or empty is an error.
+  const toml::value<std::string>* required_string(std::string_view key, std::string& out,
+                                                  const std::string& hint) {
+    auto* v = typed<std::string>(take_required(key, hint), key, "a string");
+    if (v && v->get().empty()) {
+      fail_at(*v, "'" + std::string(key) + "' in " + what_ + " must not be empty; write " + hint);
+      return nullptr;
+    }
+    return assign(v, out);
+  }
+
+  /// A string that must be one of `allowed`, into `out` when present.
+  void one_of(std::string_view key, std::string& out, std::initializer_list<const char*> allowed) {
+    std::string s;
+    auto* v = string(key, s);
+    if (!v)
+      return;
+    std::vector<std::string> names(allowed.begin(), allowed.end());
+    if (std::find(names.begin(), names.end(), s) == names.end()) {
+      fail_at(*v, "'" + std::string(key) + "' in " + what_ + " is '" + s
+                    + "', which is unknown; use one of " + joined(names));
+      return;
+    }
+    out = s;
+  }
+
+  const toml::value<bool>* boolean(std::string_view key, bool& out) {
+    return assign(typed<bool>(take(key), key, "true or false"), out);
+  }
+
+  /// An integer in [min, max] into `out` when present.
+  template <class Unsigned>
+  const toml::value<std::int64_t>* integer(std::string_view key, Unsigned& out, std::int64_t min) {
+    constexpr std::uint64_t max = std::min<std::uint64_t>(std::numeric_limits<Unsigned>::max(),
+                                                          std::numeric_limits<std::int64_t>::max());
+    auto* v = typed<std::int64_t>(take(key), key, "an integer");
+    if (!v)
+      return nullptr;
+    const std::int64_t i = v->get();
+    if (i < min) {
+      fail_at(*v, "'" + std::string(key) + "' in " + what_ + " must be at least "
+                    + std::to_string(min) + ", got " + std::to_string(i));
+      return nullptr;
+    }
+    if (static_cast<std::uint64_t>(i) > max) {
+      fail_at(*v, "'" + std::string(key) + "' in " + what_ + " must be at most "
+                    + std::to_string(max) + ", got " + std::to_string(i));
+      return nullptr;
+    }
+    out = static_cast<Unsigned>(i);
+    return v;
+  }
+
+  /// A number in [0, 1) into `out` when present; integers are taken too.
+  void fraction(std::string_view key, double& out) {
+    const toml::node* n = take(key);
+    if (!n)
+      return;
+    if (!n->is_number()) {
+      fail_at(*n, "'" + std::string(key) + "' in " + what_ + " must be a number, got "
+                    + describe(doc_, *n));
+      return;
+    }
+    const double d = n->is_integer() ? static_cast<double>(n->as_integer()->get())
+                                     : n->as_floating_point()->get();
+    if (!(d >= 0.0 && d < 1.0)) {
+      fail_at(*n, "'" + std::string(key) + "' in " + what_
+                    + " must be at least 0 and below 1, got " + describe(doc_, *n));
+      return;
+    }
+    out = d;
+  }
+
+  const toml::table* subtable(std::string_view key) {
+    return typed<toml::table>(take(key), key, "a table");
+  }
+
+  /// An array whose entries are all tables; `form` says how to write one,
+  /// e.g. "[[remotes]] sections". Null when absent or malformed.
+  const toml::array* tables(std::string_view key, const std::string& form,
+                            const std::string* required_hint = nullptr) {
+    const toml::node* n = required_hint ? take_required(key, *required_hint) : take(key);
+    auto* list = typed<toml::array>(n, key, "an array of tables (" + form + ")");
+    if (!list)
+      return nullptr;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const toml::node& entry = *list->get(i);
+      if (!entry.is_table()) {
+        fail_at(entry, "entry " + std::to_string(i + 1) + " of '" + std::string(key) + "' in "
+                         + what_ + " must be a table (" + form + "), got "
+                         + describe(doc_, entry));
+        return nullptr;
+      }
+    }
+    return list;
+  }
+
+  const toml::array* array(std::string_view key, const std::string& expected) {
+    return typed<toml::array>(take(key), key, expected);
+  }
+
+  /// The first unknown key (in document order) if there is one, else the
+  /// first error kept. Unknown keys win: a misspelt key often explains a
+  /// "missing" one.
+  status finish() const {
+    const toml::key* unknown = nullptr;
+    for (const auto& entry : table_) {
+      const toml::key& k = entry.first;
+      if (std::find(known_.begin(), known_.end(), k.str()) != known_.end())
+        continue;
+      if (!unknown || earlier(k.source().begin, unknown->source().begin))
+        unknown = &k;
+    }
+    if (!unknown)
+      return error_;
+    std::string msg = "unknown key '" + std::string(unknown->str()) + "' in " + what_;
+    std::string closest;
+    std::size_t best = 3;  // suggest only names at most two edits away
+    for (const auto& k : known_)
+      if (auto d = edit_distance(unknown->str(), k); d < best) {
+        best = d;
+        closest = k;
+      }
+    if (!closest.empty())
+      msg += "; did you mean '" + closest + "'? Known keys: ";
+    else
+      msg += "; known keys: ";
+    msg += joined(known_);
+    return doc_.error_at(unknown->source().begin, msg);
+  }
+
+private:
+  template <class T>
+  auto typed(const toml::node* n, std::string_view key, const std::string& expected)
+    -> decltype(n->as<T>()) {
+    if (!n)
+      return nullptr;
+    if (auto* v = n->as<T>())
+      return v;
+    fail_at(*n, "'" + std::string(key) + "' in " + what_ + " must be " + expected + ", got "
+                  + describe(doc_, *n));
+    return nullptr;
+  }
+
+  template <class T, class Out>
+  static const toml::value<T>* assign(const toml::value<T>* v, Out& out) {
+    if (v)
+      out = v->get();
+    return v;
+  }
+
+  const source_doc& doc_;
+  const toml::table& table_;
+  std::string what_;
+  std::vector<std::string> known_;  // in the order the getters named them
+  status error_;
+};
+
+/// "remote 'inventory'", or `fallback` when the table has no usable name.
+std::string named(const toml::table& t, const std::string& noun, const std::string& fallback) {
+  auto name = t["name"].value<std::string>();
+  return name && !name->empty() ? noun + " '" + *name + "'" : fallback;
+}
+
+int line_of(const toml::node& n) { return static_cast<int>(n.source().begin.line); }
+
+// --- scalars and sections -----------------------------------------------------
+
+void read_backoff(table_reader& r, backoff_config& b) {
+  r.integer("initial_ms", b.initial_ms, 1);
+  r.integer("max_ms", b.max_ms, 1);
+  r.fraction("jitter", b.jitter);
+  r.check(b.max_ms >= b.initial_ms, "max_ms",
+          "'max_ms' in " + r.what() + " is " + std::to_string(b.max_ms)
+            + (r.table().contains("max_ms") ? "" : " (the default)")
+            + " but must be at least initial_ms (" + std::to_string(b.initial_ms)
+            + "); raise max_ms or lower initial_ms");
+}
+
+// --- memory tables --------------------------------------------------------------
+
+/// One entry of a table's `columns`, as config and as store column.
+status read_column(const source_doc& doc, const toml::table& t, const std::string& table,
+                   column_config& c, store::column& sc) {
+  table_reader r(doc, t, named(t, "column", "a column") + " of table '" + table + "'");
+  r.required_string("name", c.name, "name = \"id\"");
+  auto* type = r.required_string("type", c.type,
+                                 "type = \"integer\" (or boolean, real, text, bytes, numeric, "
+                                 "timestamp, json)");
+  r.boolean("key", c.key);
+  bool nullable = !c.key;
+  if (auto* n = r.boolean("nullable", nullable); n && c.key && nullable)
+    r.fail_at(*n, "column '" + c.name + "' of table '" + table
+                    + "' is a key column and cannot be nullable; remove nullable = true");
+  c.nullable = nullable && !c.key;
+  if (type) {
+    auto col = to_store_column(c);
+    if (col)
+      sc = std::move(*col);
+    else
+      r.fail_at(*type, col.error().message());
+  }
+  return r.finish();
+}
+
+/// A TOML float for an exact column: the decimal as written ("1.20" keeps its
+/// scale), without TOML's digit separators. Falls back to the shortest text
+/// that reads back as the same double if the source cannot be recovered.
+std::string exact_float_text(const source_doc& doc, const toml::value<double>& v) {
+  std::string text(doc.text_of(v.source()));
+  text.erase(std::remove(text.begin(), text.end(), '_'), text.end());
+  if (!text.empty() && text.front() == '+')
+    text.erase(0, 1);
+  double parsed = 0;
+  const char* end = text.data() + text.size();
+  if (auto [p, ec] = std::from_chars(text.data(), end, parsed);
+      !text.empty() && ec == std::errc() && p == end && parsed == v.get())
+    return text;
+  char buf[64];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v.get());
+  (void)ec;  // 64 bytes hold any double
+  return std::string(buf, p);
+}
+
+/// One seed value, typed by its column. Exact columns keep text as written.
+store::result<store::value> read_cell(const source_doc& doc, const toml::node& n,
+                                      const std::string& table, const store::column& c) {
+  auto wrong = [&](const std::string& expected) {
+    return doc.error_at(n.source().begin, "value for column '" + c.name + "' of table '" + table
+                                            + "' must be " + expected + ", got "
+                                            + describe(doc, n));
+  };
+  switch (c.kind) {
+    case store::value_kind::boolean:
+      if (auto* b = n.as_boolean())
+        return store::value::boolean(b->get());
+      return wrong("true or false");
+    case store::value_kind::integer:
+      if (auto* i = n.as_integer())
+        return store::value::integer(i->get());
+      return wrong("an integer");
+    case store::value_kind::real:
+      if (auto* d = n.as_floating_point())
+        return store::value::real(d->get());
+      if (auto* i = n.as_integer())
+        return store::value::real(static_cast<double>(i->get()));
+      return wrong("a number");
+    case store::value_kind::text:
+      if (auto* s = n.as_string())
+        return store::value::text(s->get());
+      return wrong("a string");
+    case store::value_kind::bytes:
+      if (auto* s = n.as_string())
+        return store::value::bytes(s->get());
+      return wrong("a string (its bytes are taken as they are)");
+    case store::value_kind::exact:
+      if (auto* s = n.as_string())
+        return store::value::exact(c.type_name, s->get());
+      if (c.type_name != "numeric")
+        return wrong("a string");
+      if (auto* i = n.as_integer())
+        return store::value::exact(c.type_name, std::to_string(i->get()));
+      if (auto* d = n.as_floating_point(); d && std::isfinite(d->get()))
+        return store::value::exact(c.type_name, exact_float_text(doc, *d));
+      return wrong("a finite number or a string");
+    case store::value_kind::null:
+      break;
+  }
+  return wrong("a value of a known type");  // to_store_column never yields null
+}
+
+status read_rows(table_reader& r, const store::schema& s, memory_table_config& out) {
+  const auto* rows = r.array("rows", "an array of rows like [ [1, \"apple\"], [2, \"pear\"] ]");
+  if (!rows)
+    return status::ok();
+  const source_doc& doc = r.doc();
+  std::vector<std::string> column_names;
+  for (const auto& c : s.columns)
+    column_names.push_back(c.name);
+  std::map<std::string, int> key_lines;  // encoded key -> line of its first row
+  for (const toml::node& row_node : *rows) {
+    const toml::array* cells = row_node.as_array();
+    if (!cells)
+      return doc.error_at(row_node.source().begin,
+                          "each row of table '" + s.table + "' must be an array with one value "
+                            + "per column (" + joined(column_names) + "), got "
+                            + describe(doc, row_node));
+    if (cells->size() != s.columns.size())
+      return doc.error_at(row_node.source().begin,
+                          "a row of table '" + s.table + "' has " + std::to_string(cells->size())
+                            + (cells->size() == 1 ? " value" : " values") + " but the table has "
+                            + std::to_string(s.columns.size())
+                            + " columns (" + joined(column_names)
+                            + "); give one value per column, in that order");
+    store::row row;
+    for (std::size_t i = 0; i < cells->size(); ++i) {
+      auto v = read_cell(doc, *cells->get(i), s.table, s.columns[i]);
+      if (!v)
+        return v.error();
+      row.push_back(std::move(*v));
+    }
+    const store::row key = s.key_of(row);
+    auto [it, fresh] = key_lines.emplace(store::encode_key(key), line_of(row_node));
+    if (!fresh)
+      return doc.error_at(row_node.source().begin,
+                          "a row of table '" + s.table + "' repeats the key "
+                            + store::to_display(key) + " of the row at line "
+                            + std::to_string(it->second) + "; each row needs its own key");
+    out.rows.push_back(std::move(row));
+  }
+  return status::ok();
+}
+
+status read_memory_table(const source_doc& doc, const toml::table& t, const std::string& remote,
+                         memory_table_config& out) {
+  table_reader r(doc, t,
+                 named(t, "table", "this [[remotes.tables]] entry") + " of remote '" + remote
+                   + "'");
+  r.required_string("name", out.name, "name = \"items\" (unique within the remote)");
+  store::schema s;
+  s.table = out.name;
+  const std::string columns_hint =
+    "columns = [ { name = \"id\", type = \"integer\", key = true }, ... ]";
+  const auto* columns =
+    r.tables("columns", "inline tables like { name = \"id\", type = \"integer\" }", &columns_hint);
+  std::map<std::string, int> column_lines;
+  for (std::size_t i = 0; columns && i < columns->size(); ++i) {
+    const toml::table& ct = *columns->get(i)->as_table();
+    column_config c;
+    store::column sc;
+    if (auto st = read_column(doc, ct, out.name, c, sc); !st) {
+      r.fail(std::move(st));
+      break;
+    }
+    if (auto [it, fresh] = column_lines.emplace(c.name, line_of(ct)); !fresh) {
+      r.fail_at(ct, "table '" + out.name + "' declares column '" + c.name
+                      + "' twice, at lines " + std::to_string(it->second) + " and "
+                      + std::to_string(line_of(ct)) + "; give each column its own name");
+      break;
+    }
+    if (c.key)
+      s.primary_key.push_back(i);
+    out.columns.push_back(std::move(c));
+    s.columns.push_back(std::move(sc));
+  }
+  if (columns && !r.failed() && s.primary_key.empty())
+    r.fail_at(*columns, "table '" + out.name + "' of remote '" + remote
+                          + "' has no key column; mark one or more columns key = true");
+  if (!r.failed())
+    r.fail(read_rows(r, s, out));
+  else
+    r.take("rows");  // still a known key for the unknown-key message
+  return r.finish();
+}
+
+status read_remote(const source_doc& doc, const toml::table& t, remote_config& out) {
+  table_reader r(doc, t, named(t, "remote", "this [[remotes]] entry"));
+  out.line = line_of(t);
+  r.required_string("name", out.name, "name = \"inventory\" (unique among remotes)");
+  if (auto* kind = r.required_string("kind", out.kind, "kind = \"memory\"")) {
+    if (out.kind == "postgres" || out.kind == "peer")
+      r.fail_at(*kind, "remote kind '" + out.kind
+                         + "' is not supported yet; postgres and peer remotes arrive in later "
+                           "releases. Use kind = \"memory\"");
+    else if (out.kind != "memory")
+      r.fail_at(*kind, "remote kind '" + out.kind + "' is unknown; use kind = \"memory\"");
+  }
+  r.boolean("start_down", out.start_down);
+  const auto* tables = r.tables("tables", "[[remotes.tables]] sections");
+  std::map<std::string, int> table_lines;
+  for (std::size_t i = 0; tables && i < tables->size() && !r.failed(); ++i) {
+    const toml::table& tt = *tables->get(i)->as_table();
+    memory_table_config table;
+    if (auto st = read_memory_table(doc, tt, out.name, table); !st) {
+      r.fail(std::move(st));
+      break;
+    }
+    if (auto [it, fresh] = table_lines.emplace(table.name, line_of(tt)); !fresh) {
+      r.fail_at(tt, "remote '" + out.name + "' declares table '" + table.name
+                      + "' twice, at lines " + std::to_string(it->second) + " and "
+                      + std::to_string(line_of(tt)) + "; give each table its own name");
+      break;
+    }
+    out.tables.push_back(std::move(table));
+  }
+  return r.finish();
+}
+
+// --- views ----------------------------------------------------------------------
+
+std::string view_phrase(const toml::table& t) {
+  auto ns = t["namespace"].value<std::string>();
+  auto name = t["name"].value<std::string>();
+  if (ns && name && !ns->empty() && !name->empty())
+    return "view '" + *ns + "." + *name + "'";
+  return "this [[views]] entry";
+}
+
+/// One view; `remotes` are the remotes already read, for its references.
+status read_view(const source_doc& doc, const toml::table& t,
+                 const std::vector<remote_config>& remotes, view_config& out) {
+  table_reader r(doc, t, view_phrase(t));
+  out.line = line_of(t);
+  r.required_string("namespace", out.ns, "namespace = \"shop\"");
+  r.required_string("name", out.name, "name = \"items\"");
+  if (auto* p = r.required_string("persistence", out.persistence,
+                                  "persistence = \"materialized\", \"realtime\" or \"sync\"")) {
+    if (out.persistence == "origin")
+      r.fail_at(*p, "persistence 'origin' is not supported yet; it arrives with federation. Use "
+                    "\"materialized\", \"realtime\" or \"sync\"");
+    else if (out.persistence != "materialized" && out.persistence != "realtime"
+             && out.persistence != "sync")
+      r.fail_at(*p, "persistence '" + out.persistence
+                      + "' is unknown; use \"materialized\", \"realtime\" or \"sync\"");
+  }
+  auto* remote = r.required_string("remote", out.remote,
+                                   "remote = \"inventory\" (the name of a [[remotes]] entry)");
+  auto* source =
+    r.required_string("source", out.source, "source = \"items\" (a table on the remote)");
+  r.one_of("write_policy", out.write_policy, {"local_first", "origin_first"});
+  r.boolean("enabled", out.enabled);
+
+  if (remote && !r.failed()) {
+    auto it = std::find_if(remotes.begin(), remotes.end(),
+                           [&](const remote_config& rc) { return rc.name == out.remote; });
+    if (it == remotes.end()) {
+      std::vector<std::string> names;
+      for (const auto& rc : remotes)
+        names.push_back(rc.name);
+      r.fail_at(*remote, "view '" + out.full_name() + "' names remote '" + out.remote
+                           + "', which is not declared; "
+                           + (names.empty() ? "add a [[remotes]] entry with that name"
+                                            : "declared remotes: " + joined(names)));
+    } else if (source && it->kind == "memory") {
+      std::vector<std::string> names;
+      for (const auto& table : it->tables)
+        names.push_back(table.name);
+      if (std::find(names.begin(), names.end(), out.source) == names.end())
+        r.fail_at(*source, "view '" + out.full_name() + "' reads table '" + out.source
+                             + "', which remote '" + out.remote + "' does not have; "
+                             + (names.empty() ? "it declares no tables"
+                                              : "its tables: " + joined(names)));
+    }
+  }
+  return r.finish();
+}
+
+// --- the document -----------------------------------------------------------------
+
+store::result<node_config> parse_document(const source_doc& doc, std::string_view text) {
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(doc.name()));
+  } catch (const toml::parse_error& e) {
+    return doc.error_at(e.source().begin, std::string(e.description()));
+  }
+
+  node_config cfg;
+  cfg.source_path = doc.name();
+  table_reader r(doc, root, "the top-level table");
+  r.required_string("node_id", cfg.node_id, "node_id = \"node-a\" (unique among your nodes)");
+  r.required_string("data_dir", cfg.data_dir,
+                    "data_dir = \"./data/node-a\" (relative to the config file)");
+  r.string("control_endpoint", cfg.control_endpoint);
+  r.check(!cfg.control_endpoint.empty(), "control_endpoint",
+          "'control_endpoint' must not be empty; write e.g. \"tcp://127.0.0.1:7400\" (port 0 "
+          "lets the OS choose)");
+  r.string("events_endpoint", cfg.events_endpoint);
+  std::string durability;
+  if (auto* d = r.string("durability", durability)) {
+    if (auto mode = store::parse_durability(durability))
+      cfg.durability = *mode;
+    else
+      r.fail_at(*d, mode.error().message());
+  }
+  r.one_of("log_level", cfg.log_level, {"trace", "debug", "info", "warn", "error", "off"});
+  r.integer("control_request_bytes_max", cfg.control_request_bytes_max, 1024);
+  r.integer("query_rows_max", cfg.query_rows_max, 1);
+  r.integer("seed", cfg.seed, 0);
+
+  if (auto* t = r.subtable("retry")) {
+    table_reader retry(doc, *t, "[retry]");
+    read_backoff(retry, cfg.retry);
+    r.fail(retry.finish());
+  }
+  if (auto* t = r.subtable("restart")) {
+    table_reader restart(doc, *t, "[restart]");
+    read_backoff(restart, cfg.restart);
+    restart.integer("intensity_max", cfg.restart_intensity_max, 1);
+    restart.integer("window_ms", cfg.restart_window_ms, 1);
+    r.fail(restart.finish());
+  }
+
+  std::map<std::string, int> remote_lines;
+  if (auto* remotes = r.tables("remotes", "[[remotes]] sections")) {
+    for (const toml::node& n : *remotes) {
+      remote_config rc;
+      if (auto st = read_remote(doc, *n.as_table(), rc); !st) {
+        r.fail(std::move(st));
+        break;
+      }
+      if (auto [it, fresh] = remote_lines.emplace(rc.name, rc.line); !fresh) {
+        r.fail_at(n, "remote '" + rc.name + "' is declared twice, at lines "
+                       + std::to_string(it->second) + " and " + std::to_string(rc.line)
+                       + "; give each remote its own name");
+        break;
+      }
+      cfg.remotes.push_back(std::move(rc));
+    }
+  }
+
+  std::map<std::string, int> view_lines;  // "ns.name" -> line
+  if (auto* views = r.tables("views", "[[views]] sections"); views && !r.failed()) {
+    for (const toml::node& n : *views) {
+      view_config v;
+      if (auto st = read_view(doc, *n.as_table(), cfg.remotes, v); !st) {
+        r.fail(std::move(st));
+        break;
+      }
+      if (auto [it, fresh] = view_lines.emplace(v.full_name(), v.line); !fresh) {
+        r.fail_at(n, "view '" + v.full_name() + "' is declared twice, at lines "
+                       + std::to_string(it->second) + " and " + std::to_string(v.line)
+                       + "; give each view its own (namespace, name)");
+        break;
+      }
+      cfg.views.push_back(std::move(v));
+    }
+  }
+
+  if (auto st = r.finish(); !st)
+    return st;
+  return cfg;
+}
+
+} // namespace
+
+store::result<node_config> parse_node_config(const std::string& text,
+                                             const std::string& source_name) {
+  return parse_document(source_doc(text, source_name), text);
+}
+
+store::result<node_config> load_node_config(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    return status::io_error(path + ": cannot read the config file: it is a directory; "
+                                   "give the path of a TOML file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return status::io_error(path + ": cannot read the config file: " + std::strerror(errno)
+                            + "; check the path and its permissions");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    return status::io_error(path + ": reading the config file failed: " + std::strerror(errno));
+
+  auto cfg = parse_node_config(text.str(), path);
+  if (!cfg)
+    return cfg;
+  const fs::path data_dir(cfg->data_dir);
+  if (data_dir.is_relative())
+    cfg->data_dir = (fs::path(path).parent_path() / data_dir).lexically_normal().string();
+  return cfg;
+}
+
+store::result<store::column> to_store_column(const column_config& c) {
+  static const std::pair<const char*, store::value_kind> kinds[] = {
+    {"boolean", store::value_kind::boolean}, {"integer", store::value_kind::integer},
+    {"real", store::value_kind::real},       {"text", store::value_kind::text},
+    {"bytes", store::value_kind::bytes},     {"numeric", store::value_kind::exact},
+    {"timestamp", store::value_kind::exact}, {"json", store::value_kind::exact},
+  };
+  for (const auto& [name, kind] : kinds) {
+    if (c.type != name)
+      continue;
+    store::column col;
+    col.name = c.name;
+    col.kind = kind;
+    if (kind == store::value_kind::exact)
+      col.type_name = c.type;
+    col.nullable = c.nullable && !c.key;
+    return col;
+  }
+  return status::invalid_argument("column '" + c.name + "' has type '" + c.type
+                                  + "', which is unknown; use boolean, integer, real, text, "
+                                    "bytes, numeric, timestamp or json");
+}
+
+} // namespace syncmesh::actors

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/status.hpp"
+#include "store/store.hpp"
+#include "store/value.hpp"
+
+namespace syncmesh::actors {
+
+/// One column of a table a remote serves (memory remotes declare theirs).
+struct column_config {
+  std::string name;
+  std::string type;   // boolean | integer | real | text | bytes | numeric | timestamp | json
+  bool key = false;   // part of the primary key (in declaration order)
+  bool nullable = true;
+};
+
+/// A table held by an in-process `memory` remote, with its seed rows.
+struct memory_table_config {
+  std::string name;
+  std::vector<column_config> columns;
+  std::vector<store::row> rows;  // each row in column order, typed per column
+};
+
+/// A remote a node connects to. `kind` selects the connector:
+/// "memory" (in-process source; this issue), later "postgres", "peer".
+struct remote_config {
+  std::string name;
+  std::string kind;
+  std::vector<memory_table_config> tables;  // kind = "memory"
+  /// When true the memory remote starts down (for tests of retry paths).
+  bool start_down = false;
+  int line = 0;  // where it is declared in the config file
+};
+
+/// A view: a local relation kept in step with a source on a remote.
+struct view_config {
+  std::string ns;            // namespace
+  std::string name;
+  std::string persistence;   // materialized | realtime | sync
+  std::string remote;        // name of a [[remotes]] entry
+  std::string source;        // table on the remote
+  std::string write_policy = "local_first";  // sync views: local_first | origin_first
+  bool enabled = true;
+  int line = 0;
+
+  std::string full_name() const { return ns + "." + name; }
+};
+
+/// Capped exponential backoff: delay(n) = min(initial * 2^(n-1), max),
+/// then multiplied by a factor drawn uniformly from [1 - jitter, 1 + jitter]
+/// (and capped again at max).
+struct backoff_config {
+  std::uint64_t initial_ms = 500;
+  std::uint64_t max_ms = 30'000;
+  double jitter = 0.2;  // 0 <= jitter < 1
+};
+
+/// Everything a node process needs; read from TOML by load_node_config().
+struct node_config {
+  std::string node_id;                // required
+  std::string data_dir;               // required; relative paths are relative to the config file
+  /// ZeroMQ endpoint of the control socket; port 0 or '*' lets the OS choose
+  /// (the bound endpoint is written to <data_dir>/node.json).
+  std::string control_endpoint = "tcp://127.0.0.1:7400";
+  /// PUB endpoint of the event bus; empty = control port + 1; port 0 or '*'
+  /// lets the OS choose.
+  std::string events_endpoint;
+  store::durability_mode durability = store::durability_mode::fsync;
+  std::string log_level = "info";     // trace | debug | info | warn | error | off
+  std::uint64_t control_request_bytes_max = 1u << 20;
+  std::uint64_t query_rows_max = 10'000;  // rows one `query` reply may carry
+  backoff_config retry;                   // view sync retries
+  backoff_config restart{200, 10'000, 0.2};  // supervisor restarts of a crashed child
+  std::uint32_t restart_intensity_max = 5;   // restarts allowed within the window...
+  std::uint64_t restart_window_ms = 60'000;  // ...before the child is marked failed
+  std::uint64_t seed = 0;  // jitter seed; 0 = random at start
+  std::vector<remote_config> remotes;
+  std::vector<view_config> views;
+
+  std::string source_path;  // the file it was read from, for messages
+};
+
+/// Reads and validates a node config. Errors are invalid_argument statuses
+/// (io_error when the file cannot be read) whose message starts with
+/// "FILE:LINE:COL: " and says what is wrong and what to do: unknown keys (naming the known ones), wrong types, missing required
+/// fields, duplicate remote or view names, views naming unknown remotes or
+/// sources, rows that do not fit their table's columns, bad enum values.
+store::result<node_config> load_node_config(const std::string& path);
+
+/// The same, from text; `source_name` is used in messages in place of FILE.
+store::result<node_config> parse_node_config(const std::string& text,
+                                             const std::string& source_name);
+
+/// The store column kind and type name for a config column type. A key
+/// column is never nullable, whatever `nullable` says.
+store::result<store::column> to_store_column(const column_config& c);
+
+} // namespace syncmesh::actors

@@ -1,0 +1,563 @@
+#include "actors/view_actor.hpp"
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/backoff.hpp"
+#include "actors/errors.hpp"
+#include "actors/messages.hpp"
+#include "actors/row_json.hpp"
+
+namespace syncmesh::actors {
+
+namespace {
+
+using nlohmann::json;
+
+/// How long one step of a run (snapshot, push, store apply) may take before
+/// the run counts as failed.
+constexpr auto step_timeout = std::chrono::seconds(60);
+
+struct view_state {
+  node_context_ptr ctx;
+  view_config cfg;
+  std::uint64_t relation_id = 0;
+  caf::actor connector;
+  caf::actor store;
+  store::job_state job;
+  std::unique_ptr<backoff> retry;
+  std::optional<store::schema> shape;  // the local table, once known
+
+  bool running = false;
+  std::uint64_t runs = 0;                    // runs started since spawn
+  std::vector<caf::response_promise> current;  // answered by the run in flight
+  std::vector<caf::response_promise> next;     // answered by the follow-up run
+  std::uint64_t timer_gen = 0;  // pending retry timers with another gen are void
+  bool subscribed = false;
+  bool remote_up = true;
+  bool pushing = false;
+  std::uint64_t position = 0;  // last source position applied locally
+  std::uint64_t run_pulled = 0;
+  std::uint64_t run_pushed = 0;
+
+  static inline const char* name = "view";
+};
+
+using view_actor = caf::stateful_actor<view_state>;
+
+std::uint64_t now_ms(view_actor* self) {
+  auto t = std::chrono::duration_cast<std::chrono::milliseconds>(
+             self->clock().now().time_since_epoch())
+             .count();
+  return static_cast<std::uint64_t>(t + self->state.ctx->wall_offset_ms);
+}
+
+bool follows_stream(const view_config& cfg) {
+  return cfg.persistence == "realtime" || cfg.persistence == "sync";
+}
+
+std::string mode_of(const view_config& cfg) {
+  if (cfg.persistence == "sync")
+    return cfg.write_policy;
+  return cfg.persistence == "realtime" ? "stream" : "snapshot";
+}
+
+json status_json(view_actor* self) {
+  auto& st = self->state;
+  const auto& j = st.job;
+  json out = {
+    {"relation_id", st.relation_id},
+    {"namespace", st.cfg.ns},
+    {"name", st.cfg.name},
+    {"persistence", st.cfg.persistence},
+    {"mode", mode_of(st.cfg)},
+    {"enabled", j.enabled},
+    {"state", j.state},
+    {"slot_id", j.slot_id},
+    {"last_seen_commit", j.last_seen_commit},
+    {"retry_count", j.retry_count},
+    {"last_error", j.last_error},
+    {"next_retry_at", j.next_retry_at_ms ? json(j.next_retry_at_ms) : json(nullptr)},
+    {"updated_at", j.updated_at_ms},
+    {"remote", st.cfg.remote},
+    {"remote_up", st.remote_up},
+    {"runs", st.runs},
+  };
+  if (st.cfg.persistence == "sync") {
+    std::uint64_t pending = 0, applied = 0;
+    if (auto ob = st.ctx->db->outbox(); ob)
+      for (const auto& e : *ob)
+        if (e.view == st.cfg.full_name())
+          (e.state == store::outbox_state::pending ? pending : applied) += 1;
+    out["outbox"] = {{"pending", pending}, {"applied", applied}};
+  }
+  return out;
+}
+
+void publish(view_actor* self, json event) {
+  event["view"] = self->state.cfg.full_name();
+  event["at"] = now_ms(self);
+  self->state.ctx->publish(event);
+}
+
+// Writes the job state through the store actor (after anything queued
+// before it, so the store sees states in order).
+void persist_job(view_actor* self) {
+  auto b = std::make_shared<store::batch>();
+  b->jobs.push_back(self->state.job);
+  self->request(self->state.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then([](std::uint64_t) {},
+          [self](const caf::error& err) {
+            publish(self, {{"type", "error"},
+                           {"message", "could not persist the job state: " + describe(err)}});
+          });
+}
+
+void set_state(view_actor* self, const std::string& next) {
+  auto& job = self->state.job;
+  auto old = job.state;
+  job.state = next;
+  job.updated_at_ms = now_ms(self);
+  persist_job(self);
+  if (old != next)
+    publish(self, {{"type", "state"}, {"from", old}, {"to", next}});
+}
+
+json run_result(view_actor* self, std::uint64_t run, const std::string& error) {
+  auto& st = self->state;
+  json r = {{"view", st.cfg.full_name()}, {"run", run},      {"state", st.job.state},
+            {"pulled", st.run_pulled},   {"pushed", st.run_pushed}};
+  if (!error.empty())
+    r["error"] = error;
+  return r;
+}
+
+void start_run(view_actor* self);
+
+void finish_run(view_actor* self, const std::string& error) {
+  auto& st = self->state;
+  st.running = false;
+  if (error.empty()) {
+    st.job.retry_count = 0;
+    st.job.last_error.clear();
+    st.job.next_retry_at_ms = 0;
+    set_state(self, st.job.enabled ? "synced" : "idle");
+    publish(self, {{"type", "sync:end"}, {"run", st.runs}, {"pulled", st.run_pulled},
+                   {"pushed", st.run_pushed}});
+  } else {
+    st.job.retry_count += 1;
+    st.job.last_error = error;
+    ++st.timer_gen;
+    if (st.job.enabled) {
+      auto delay = st.retry->delay(st.job.retry_count);
+      st.job.next_retry_at_ms = now_ms(self) + static_cast<std::uint64_t>(delay.count());
+      self->delayed_send(self, delay, retry_atom::value, st.timer_gen);
+    }
+    set_state(self, "failed");
+    publish(self, {{"type", "error"}, {"run", st.runs}, {"message", error},
+                   {"retry_count", st.job.retry_count},
+                   {"next_retry_at", st.job.next_retry_at_ms}});
+  }
+  auto result = run_result(self, st.runs, error).dump();
+  for (auto& rp : st.current)
+    rp.deliver(result);
+  st.current.clear();
+  if (!st.next.empty()) {
+    st.current.swap(st.next);
+    if (st.job.enabled) {
+      start_run(self);
+    } else {
+      auto skipped = json{{"view", st.cfg.full_name()}, {"skipped", true},
+                          {"state", st.job.state},
+                          {"reason", "the view is stopped; `ctl resume` re-enables it"}}
+                       .dump();
+      for (auto& rp : st.current)
+        rp.deliver(skipped);
+      st.current.clear();
+    }
+  }
+}
+
+// Pushes this view's pending outbox entries in one batch; calls `done` with
+// an empty string on success or the reason on failure.
+template <class Done>
+void push_pending(view_actor* self, Done done) {
+  auto& st = self->state;
+  if (st.cfg.persistence != "sync" || st.pushing) {
+    done(std::string{});
+    return;
+  }
+  auto ob = st.ctx->db->outbox();
+  if (!ob) {
+    done("could not read the outbox: " + ob.error().to_string());
+    return;
+  }
+  std::vector<store::outbox_entry> pending;
+  for (const auto& e : *ob)
+    if (e.view == st.cfg.full_name() && e.state == store::outbox_state::pending)
+      pending.push_back(e);
+  if (pending.empty()) {
+    done(std::string{});
+    return;
+  }
+  auto cs = std::make_shared<change_set>();
+  cs->table = st.cfg.source;
+  for (const auto& e : pending) {
+    store::change c;
+    c.table = st.cfg.source;
+    c.op = e.op;
+    c.key = e.key;
+    c.new_row = e.new_row;
+    cs->changes.push_back(std::move(c));
+  }
+  st.pushing = true;
+  self->request(st.connector, step_timeout, push_atom::value, st.cfg.source, changes_ref{cs},
+                caf::actor{self})
+    .then(
+      [self, pending, done](std::uint64_t) mutable {
+        auto b = std::make_shared<store::batch>();
+        for (auto e : pending) {
+          e.state = store::outbox_state::applied;
+          e.attempts += 1;
+          b->outbox_put.push_back(std::move(e));
+        }
+        self->request(self->state.store, step_timeout, apply_atom::value, batch_ref{b})
+          .then(
+            [self, n = pending.size(), done](std::uint64_t) mutable {
+              self->state.pushing = false;
+              self->state.run_pushed += n;
+              done(std::string{});
+            },
+            [self, done](const caf::error& err) mutable {
+              self->state.pushing = false;
+              done(describe(err));
+            });
+      },
+      [self, done](const caf::error& err) mutable {
+        self->state.pushing = false;
+        done("push to remote '" + self->state.cfg.remote + "' failed: " + describe(err));
+      });
+}
+
+void subscribe(view_actor* self) {
+  auto& st = self->state;
+  self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
+                caf::actor{self}, st.position)
+    .then([self](std::uint64_t) { finish_run(self, {}); },
+          [self](const caf::error& err) {
+            self->state.subscribed = false;
+            finish_run(self, "could not follow the change stream of '" + self->state.cfg.source
+                               + "': " + describe(err));
+          });
+  st.subscribed = true;
+}
+
+void apply_snapshot(view_actor* self, const snapshot& snap) {
+  auto& st = self->state;
+  auto shape = snap.shape;
+  shape.table = st.cfg.full_name();
+  auto b = std::make_shared<store::batch>();
+  if (!st.shape || !(*st.shape == shape))
+    b->create_tables.push_back(shape);
+  store::change truncate;
+  truncate.table = shape.table;
+  truncate.op = store::change_op::truncate;
+  b->changes.push_back(truncate);
+  for (const auto& r : snap.rows) {
+    store::change c;
+    c.table = shape.table;
+    c.op = store::change_op::insert;
+    c.new_row = r;
+    b->changes.push_back(std::move(c));
+  }
+  b->cursors.emplace_back("view:" + st.cfg.full_name(), std::to_string(snap.position));
+  st.job.last_seen_commit = std::to_string(snap.position);
+  st.job.updated_at_ms = now_ms(self);
+  b->jobs.push_back(st.job);
+  auto rows = snap.rows.size();
+  auto position = snap.position;
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then(
+      [self, shape, rows, position](std::uint64_t) {
+        auto& st = self->state;
+        st.shape = shape;
+        st.position = position;
+        st.run_pulled += rows;
+        if (follows_stream(st.cfg) && st.job.enabled)
+          subscribe(self);
+        else
+          finish_run(self, {});
+      },
+      [self](const caf::error& err) { finish_run(self, describe(err)); });
+}
+
+void start_run(view_actor* self) {
+  auto& st = self->state;
+  st.running = true;
+  st.run_pulled = 0;
+  st.run_pushed = 0;
+  ++st.runs;
+  ++st.timer_gen;  // this run supersedes any pending retry
+  st.job.next_retry_at_ms = 0;
+  set_state(self, "running");
+  publish(self, {{"type", "sync:start"}, {"run", st.runs}});
+  push_pending(self, [self](const std::string& err) {
+    if (!err.empty()) {
+      finish_run(self, err);
+      return;
+    }
+    auto& st = self->state;
+    self->request(st.connector, step_timeout, snapshot_atom::value, st.cfg.source)
+      .then([self](const snapshot_ref& snap) { apply_snapshot(self, *snap.ptr); },
+            [self](const caf::error& err) { finish_run(self, describe(err)); });
+  });
+}
+
+// Answers `rp` with a run that starts after now.
+void request_run(view_actor* self, caf::response_promise rp) {
+  auto& st = self->state;
+  if (st.running) {
+    st.next.push_back(std::move(rp));
+    return;
+  }
+  st.current.push_back(std::move(rp));
+  start_run(self);
+}
+
+void stop_stream(view_actor* self) {
+  auto& st = self->state;
+  if (st.subscribed)
+    self->send(st.connector, unsubscribe_atom::value, st.cfg.source, caf::actor{self});
+  st.subscribed = false;
+}
+
+caf::result<std::string> exec_local(view_actor* self, const json& ops) {
+  auto& st = self->state;
+  if (st.cfg.persistence != "sync")
+    return make_error(errc::read_only,
+                      "view " + st.cfg.full_name() + " is " + st.cfg.persistence
+                        + " and takes no local writes; write to its remote instead, or make it "
+                          "a sync view");
+  if (!st.shape)
+    return make_error(errc::invalid_request, "view " + st.cfg.full_name()
+                                               + " has not synced yet, so its columns are "
+                                                 "unknown; run `ctl sync` first");
+  if (!ops.is_object())
+    return make_error(errc::invalid_request,
+                      "exec takes {\"upsert\": [rows], \"delete\": [keys]}, not " + ops.dump());
+  for (const auto& [k, v] : ops.items())
+    if (k != "upsert" && k != "delete")
+      return make_error(errc::invalid_request, "exec takes 'upsert' and 'delete', not '" + k + "'");
+  auto b = std::make_shared<store::batch>();
+  auto add = [&](store::change c) {
+    store::outbox_entry e;
+    e.view = st.cfg.full_name();
+    e.table = st.cfg.source;
+    e.op = c.op;
+    e.key = c.new_row ? st.shape->key_of(*c.new_row) : c.key;
+    e.new_row = c.new_row;
+    b->outbox_put.push_back(std::move(e));
+    b->changes.push_back(std::move(c));
+  };
+  if (auto it = ops.find("upsert"); it != ops.end()) {
+    if (!it->is_array())
+      return make_error(errc::invalid_request, "'upsert' must be a list of rows");
+    for (const auto& r : *it) {
+      auto row = row_from_json(*st.shape, r);
+      if (!row)
+        return make_error(errc::invalid_request, row.error().message());
+      store::change c;
+      c.table = st.shape->table;
+      c.op = store::change_op::insert;
+      c.new_row = std::move(row).value();
+      add(std::move(c));
+    }
+  }
+  if (auto it = ops.find("delete"); it != ops.end()) {
+    if (!it->is_array())
+      return make_error(errc::invalid_request, "'delete' must be a list of keys");
+    for (const auto& k : *it) {
+      auto key = key_from_json(*st.shape, k);
+      if (!key)
+        return make_error(errc::invalid_request, key.error().message());
+      store::change c;
+      c.table = st.shape->table;
+      c.op = store::change_op::remove;
+      c.key = std::move(key).value();
+      add(std::move(c));
+    }
+  }
+  if (b->changes.empty())
+    return make_error(errc::invalid_request, "exec names no rows to upsert or delete");
+  auto rp = self->make_response_promise<std::string>();
+  auto n = b->changes.size();
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then(
+      [self, rp, n](std::uint64_t) mutable {
+        auto& st = self->state;
+        rp.deliver(json{{"view", st.cfg.full_name()}, {"applied", n}, {"queued", n}}.dump());
+        if (st.remote_up && st.job.enabled && !st.running)
+          push_pending(self, [self](const std::string& err) {
+            if (!err.empty())
+              publish(self, {{"type", "error"}, {"message", err}});
+            else if (self->state.run_pushed > 0)
+              publish(self, {{"type", "sync:end"}, {"pulled", 0},
+                             {"pushed", self->state.run_pushed}});
+            self->state.run_pushed = 0;
+          });
+      },
+      [rp](const caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
+void apply_stream(view_actor* self, const change_set& cs) {
+  auto& st = self->state;
+  if (!st.subscribed || !st.job.enabled || !st.shape || cs.position <= st.position)
+    return;  // stale: covered by the snapshot or by an earlier change set
+  auto b = std::make_shared<store::batch>();
+  for (auto c : cs.changes) {
+    c.table = st.shape->table;
+    b->changes.push_back(std::move(c));
+  }
+  b->cursors.emplace_back("view:" + st.cfg.full_name(), std::to_string(cs.position));
+  st.position = cs.position;
+  st.job.last_seen_commit = std::to_string(cs.position);
+  st.job.updated_at_ms = now_ms(self);
+  b->jobs.push_back(st.job);
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then([](std::uint64_t) {},
+          [self](const caf::error& err) {
+            // The local copy may now miss a change: end the stream and
+            // re-snapshot through the retry path.
+            stop_stream(self);
+            if (!self->state.running) {
+              self->state.running = true;
+              finish_run(self, describe(err));
+            }
+          });
+}
+
+caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
+                        std::uint64_t relation_id, caf::actor connector, caf::actor store) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.cfg = cfg;
+  st.relation_id = relation_id;
+  st.connector = connector;
+  st.store = store;
+  st.retry = std::make_unique<backoff>(ctx->config.retry,
+                                       ctx->config.seed ^ (relation_id * 0x9e3779b97f4a7c15ULL));
+  // Pick up where the last process left off.
+  if (auto saved = ctx->db->job(cfg.full_name()); saved && *saved) {
+    st.job = **saved;
+    if (st.job.state == "running")
+      st.job.state = "idle";  // that run died with the process
+  } else {
+    st.job.view = cfg.full_name();
+    st.job.enabled = cfg.enabled;
+  }
+  st.job.persistence = cfg.persistence;
+  st.job.mode = mode_of(cfg);
+  st.job.slot_id = cfg.remote + "/" + cfg.source;
+  st.job.next_retry_at_ms = 0;
+  if (auto shape = ctx->db->table(cfg.full_name()); shape && *shape)
+    st.shape = **shape;
+  if (auto cur = ctx->db->cursor("view:" + cfg.full_name()); cur && *cur)
+    st.position = std::stoull(**cur);
+
+  self->send(connector, health_atom::value, caf::actor{self});
+  // A realtime or sync view follows its stream from start-up; a materialized
+  // view waits for a sync unless it never completed one.
+  bool never_synced = st.job.state == "idle" && st.job.last_seen_commit.empty();
+  if (st.job.enabled && (follows_stream(cfg) || never_synced || st.job.state == "failed"))
+    start_run(self);
+  else
+    persist_job(self);
+
+  return {
+    [self](sync_atom) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (!st.job.enabled)
+        return json{{"view", st.cfg.full_name()}, {"skipped", true}, {"state", st.job.state},
+                    {"reason", "the view is stopped; `ctl resume` re-enables it"}}
+          .dump();
+      auto rp = self->make_response_promise<std::string>();
+      request_run(self, rp);
+      return rp;
+    },
+    [self](stop_atom) -> std::string {
+      auto& st = self->state;
+      st.job.enabled = false;
+      ++st.timer_gen;  // any pending retry is void from now on
+      st.job.next_retry_at_ms = 0;
+      stop_stream(self);
+      if (!st.running)
+        set_state(self, "idle");
+      else
+        persist_job(self);
+      return status_json(self).dump();
+    },
+    [self](resume_atom) -> caf::result<std::string> {
+      auto& st = self->state;
+      st.job.enabled = true;
+      auto rp = self->make_response_promise<std::string>();
+      request_run(self, rp);
+      return rp;
+    },
+    [self](status_atom) { return status_json(self).dump(); },
+    [self](exec_atom, const std::string& text) -> caf::result<std::string> {
+      auto ops = json::parse(text, nullptr, false);
+      if (ops.is_discarded())
+        return make_error(errc::invalid_request, "exec's argument is not JSON");
+      return exec_local(self, ops);
+    },
+    [self](retry_atom, std::uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.timer_gen || !st.job.enabled || st.running)
+        return;
+      start_run(self);
+    },
+    [self](changes_atom, const changes_ref& cs) {
+      if (cs.ptr)
+        apply_stream(self, *cs.ptr);
+    },
+    [self](up_atom, const std::string&) {
+      auto& st = self->state;
+      st.remote_up = true;
+      if (st.job.enabled && !st.running && (st.job.state == "failed" || follows_stream(st.cfg)))
+        start_run(self);
+    },
+    [self](down_atom, const std::string&, const std::string& reason) {
+      auto& st = self->state;
+      st.remote_up = false;
+      if (st.subscribed && !st.running) {
+        st.subscribed = false;
+        st.running = true;  // fail the live stream as if it were a run
+        finish_run(self, reason);
+      } else {
+        st.subscribed = false;
+      }
+    },
+    [self](connector_atom, const caf::actor& connector) {
+      auto& st = self->state;
+      st.connector = connector;
+      st.subscribed = false;
+      self->send(connector, health_atom::value, caf::actor{self});
+    },
+    [self](bool up, const std::string&) { self->state.remote_up = up; },
+    [self](restart_atom, const caf::actor& store) { self->state.store = store; },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_view(caf::actor_system& sys, node_context_ptr ctx, view_config cfg,
+                      std::uint64_t relation_id, caf::actor connector, caf::actor store) {
+  return sys.spawn(view_impl, std::move(ctx), std::move(cfg), relation_id, std::move(connector),
+                   std::move(store));
+}
+
+} // namespace syncmesh::actors

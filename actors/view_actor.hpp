@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+
+#include <caf/fwd.hpp>
+
+#include "actors/node_context.hpp"
+
+namespace syncmesh::actors {
+
+/// One view's sync job: its state machine idle -> running -> synced | failed,
+/// persisted in the store, with coalesced runs and retries on its own timer.
+///
+///   (sync_atom)                 -> string (JSON run result)
+///       Idempotent. While a run is in flight, every further sync joins one
+///       follow-up run and is answered with that run's result, so each caller
+///       sees a run that started after its call. A stopped view answers at
+///       once with "skipped".
+///   (stop_atom)                 -> string (JSON status)
+///       Disables the job: ends its change stream, drops its retry timer; a
+///       later sync does not restart it.
+///   (resume_atom)               -> string (JSON run result)
+///       Re-enables the job and runs it (catching up on what was missed).
+///   (status_atom)               -> string (JSON status record)
+///   (exec_atom, string json)    -> string (JSON) | error read_only
+///       Local writes {"upsert": [row...], "delete": [key...]}, for `sync`
+///       views: applied locally with outbox entries in one store batch and
+///       pushed to the remote when it is reachable.
+///   (connector_atom, actor)     -> void: the remote's connector restarted
+///   (restart_atom, actor)       -> void: the store actor restarted
+///
+/// A run: push pending outbox entries (sync views), take a snapshot, replace
+/// the local copy atomically (one store batch with the job state and the
+/// cursor), then (realtime and sync views) follow the change stream from the
+/// snapshot's position. A failed run retries after a capped exponential
+/// backoff with jitter; a connector coming back up triggers a run at once.
+caf::actor spawn_view(caf::actor_system& sys, node_context_ptr ctx, view_config cfg,
+                      std::uint64_t relation_id, caf::actor connector, caf::actor store);
+
+} // namespace syncmesh::actors

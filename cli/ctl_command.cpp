@@ -1,0 +1,357 @@
+#include "cli/ctl_command.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "actors/selector.hpp"
+#include "cli/table.hpp"
+#include "messaging/control_client.hpp"
+#include "messaging/event_bus.hpp"
+
+namespace syncmesh::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct ctl_options {
+  std::string node = "tcp://127.0.0.1:7400";
+  bool json_out = false;
+  int timeout_ms = 5000;
+  std::string selector = "*";
+  std::string view;
+  int limit = 0;
+  std::string upsert;
+  std::string remove;
+  std::string remote;
+  std::string table;
+  bool down = false;
+  bool up = false;
+  std::string format = "text";
+  std::string type_prefix;
+  int count = 0;
+  int events_timeout_ms = 0;
+};
+
+ctl_options opts;
+CLI::App* ctl = nullptr;
+
+int fail(int code, const std::string& sentence) {
+  std::cerr << "syncmesh ctl: " << sentence << "\n";
+  return code;
+}
+
+// "--node" takes an endpoint, or a node's data directory (its node.json
+// names the endpoints).
+std::string resolve_endpoint(const std::string& node, std::string& error) {
+  if (node.rfind("tcp://", 0) == 0 || node.rfind("ipc://", 0) == 0)
+    return node;
+  std::ifstream in(node + "/node.json");
+  if (!in) {
+    error = "'" + node + "' is neither an endpoint (tcp://HOST:PORT) nor the data directory of "
+            "a running node (no node.json there)";
+    return {};
+  }
+  auto j = json::parse(in, nullptr, false);
+  if (!j.is_object() || !j.contains("control")) {
+    error = node + "/node.json does not name a control endpoint";
+    return {};
+  }
+  return j["control"].get<std::string>();
+}
+
+std::string cell(const json& v) {
+  if (v.is_null())
+    return "-";
+  if (v.is_string())
+    return v.get<std::string>().empty() ? "-" : v.get<std::string>();
+  return v.dump();
+}
+
+std::string age(const json& at_ms) {
+  if (!at_ms.is_number() || at_ms.get<std::int64_t>() == 0)
+    return "-";
+  using namespace std::chrono;
+  auto now = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  auto d = at_ms.get<std::int64_t>() - now;
+  auto s = std::to_string(std::llabs(d) / 1000) + "." + std::to_string(std::llabs(d) % 1000 / 100)
+           + "s";
+  return d >= 0 ? "in " + s : s + " ago";
+}
+
+void print_status(const json& views) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : views) {
+    if (v.contains("error") && !v.contains("persistence")) {
+      rows.push_back({cell(v["view"]), "-", "-", "-", cell(v.value("state", json("failed"))),
+                      "-", "-", "-", "-", cell(v["error"])});
+      continue;
+    }
+    rows.push_back({v["namespace"].get<std::string>() + "." + v["name"].get<std::string>(),
+                    cell(v["persistence"]), cell(v["mode"]),
+                    v["enabled"].get<bool>() ? "yes" : "no", cell(v["state"]),
+                    cell(v["retry_count"]), cell(v["last_seen_commit"]),
+                    age(v["next_retry_at"]), age(v["updated_at"]), cell(v["last_error"])});
+  }
+  print_table(std::cout,
+              {"VIEW", "PERSISTENCE", "MODE", "ENABLED", "STATE", "RETRIES", "LAST SEEN",
+               "NEXT RETRY", "UPDATED", "LAST ERROR"},
+              rows);
+}
+
+bool print_runs(const json& results) {
+  bool failed = false;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : results) {
+    bool skipped = r.value("skipped", false);
+    failed = failed || r.contains("error");
+    rows.push_back({cell(r["view"]), skipped ? "-" : cell(r.value("run", json())),
+                    cell(r.value("state", json())),
+                    skipped ? "-" : cell(r.value("pulled", json())),
+                    skipped ? "-" : cell(r.value("pushed", json())),
+                    skipped ? cell(r["reason"]) : cell(r.value("error", json("")))});
+  }
+  print_table(std::cout, {"VIEW", "RUN", "STATE", "PULLED", "PUSHED", "NOTE"}, rows);
+  return !failed;
+}
+
+void print_query(const json& q) {
+  std::vector<std::string> header;
+  for (const auto& c : q["columns"])
+    header.push_back(c.get<std::string>());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : q["rows"]) {
+    std::vector<std::string> row;
+    for (const auto& v : r)
+      row.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+    rows.push_back(std::move(row));
+  }
+  if (header.empty())
+    std::cout << "(" << q.value("note", "no columns") << ")\n";
+  else
+    print_table(std::cout, header, rows);
+  std::cout << "(" << rows.size() << " row" << (rows.size() == 1 ? "" : "s")
+            << (q.value("truncated", false) ? ", truncated; use --limit" : "") << ")\n";
+}
+
+void print_topology(const json& t, const std::string& format) {
+  if (format == "dot") {
+    std::cout << "digraph syncmesh {\n  rankdir=LR;\n";
+    for (const auto& n : t["nodes"]) {
+      std::string shape = n["kind"] == "node" ? "box" : n["kind"] == "remote" ? "cylinder"
+                                                                              : "ellipse";
+      std::cout << "  \"" << n["id"].get<std::string>() << "\" [label=\""
+                << n["name"].get<std::string>() << "\", shape=" << shape << "];\n";
+    }
+    for (const auto& e : t["edges"])
+      std::cout << "  \"" << e["from"].get<std::string>() << "\" -> \""
+                << e["to"].get<std::string>() << "\" [label=\"" << e["kind"].get<std::string>()
+                << "\"];\n";
+    std::cout << "}\n";
+    return;
+  }
+  std::cout << "node " << t["node"].get<std::string>() << "\n";
+  for (const auto& n : t["nodes"]) {
+    if (n["kind"] != "view")
+      continue;
+    std::string remote, source, kind;
+    for (const auto& e : t["edges"])
+      if (e["from"] == n["id"] && e["kind"] != "owns") {
+        remote = e["to"].get<std::string>().substr(7);
+        source = e.value("source", "");
+        kind = e["kind"].get<std::string>();
+      }
+    std::cout << "├── view " << n["name"].get<std::string>() << " ("
+              << n["persistence"].get<std::string>() << ")"
+              << (n["running"].get<bool>() ? "" : " [not running]") << "\n"
+              << "│   └── " << kind << " " << remote << "/" << source << "\n";
+  }
+  for (const auto& n : t["nodes"])
+    if (n["kind"] == "remote")
+      std::cout << "└── remote " << n["name"].get<std::string>() << " ("
+                << n["type"].get<std::string>() << ")"
+                << (n["running"].get<bool>() ? "" : " [not running]") << "\n";
+}
+
+json parse_rows(const std::string& text, const char* what, std::string& error) {
+  if (text.empty())
+    return json::array();
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    error = std::string("--") + what + " is not JSON: " + text;
+    return {};
+  }
+  return j.is_array() ? j : json::array({j});
+}
+
+} // namespace
+
+CLI::App* add_ctl_command(CLI::App& app) {
+  ctl = app.add_subcommand("ctl", "Drive a running node over its control socket");
+  ctl->require_subcommand(1);
+  if (const char* env = std::getenv("SYNCMESH_NODE"))
+    opts.node = env;
+  ctl->add_option("--node", opts.node,
+                  "Control endpoint (tcp://HOST:PORT) or the node's data directory; default "
+                  "$SYNCMESH_NODE or tcp://127.0.0.1:7400")
+    ->capture_default_str();
+  ctl->add_flag("--json", opts.json_out, "Print the node's JSON reply, for scripts");
+  ctl->add_option("--timeout", opts.timeout_ms, "Milliseconds to wait for the node")
+    ->check(CLI::Range(1, 3'600'000))
+    ->capture_default_str();
+
+  auto* status = ctl->add_subcommand("status", "One record per view: state, retries, errors");
+  status->add_option("selector", opts.selector, "'*' (default) or ns.view,ns.*");
+  auto* sync = ctl->add_subcommand("sync", "Run the selected views' sync jobs (idempotent)");
+  sync->add_option("selector", opts.selector, "'*' (default) or ns.view,ns.*");
+  auto* stop = ctl->add_subcommand("stop", "Halt and disable the selected views' jobs");
+  stop->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
+  auto* resume = ctl->add_subcommand("resume", "Re-enable the selected views and catch up");
+  resume->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
+  auto* query = ctl->add_subcommand("query", "Read a view's rows");
+  query->add_option("view", opts.view, "ns.view")->required();
+  query->add_option("--limit", opts.limit, "At most this many rows")->check(CLI::PositiveNumber);
+  auto* exec = ctl->add_subcommand("exec", "Write rows to a sync view (or to a memory remote)");
+  exec->add_option("view", opts.view, "ns.view (omit with --remote)");
+  exec->add_option("--upsert", opts.upsert, "A JSON row object or a list of them");
+  exec->add_option("--delete", opts.remove, "A JSON key object or a list of them");
+  exec->add_option("--remote", opts.remote, "Write at this memory remote instead of a view");
+  exec->add_option("--table", opts.table, "The remote's table (with --remote)");
+  auto* remote = ctl->add_subcommand("remote", "Take a memory remote down or bring it back");
+  remote->add_option("name", opts.remote, "Remote name")->required();
+  remote->add_flag("--down", opts.down, "Simulate losing the remote");
+  remote->add_flag("--up", opts.up, "End the simulated outage");
+  auto* events = ctl->add_subcommand("events", "Follow the node's events");
+  events->add_option("--type", opts.type_prefix, "Only events whose type starts with this");
+  events->add_option("--count", opts.count, "Exit after this many events")->check(CLI::PositiveNumber);
+  events->add_option("--for", opts.events_timeout_ms, "Exit after this many milliseconds")
+    ->check(CLI::PositiveNumber);
+  auto* topology = ctl->add_subcommand("topology", "The node's views, remotes and links");
+  topology->add_option("--format", opts.format, "text (default), dot or json")
+    ->check(CLI::IsMember({"text", "dot", "json"}));
+  // Options of `ctl` are accepted after the verb too (`ctl status --json`).
+  for (auto* verb : ctl->get_subcommands())
+    verb->fallthrough();
+  return ctl;
+}
+
+int run_ctl() {
+  std::string error;
+  auto endpoint = resolve_endpoint(opts.node, error);
+  if (!error.empty())
+    return fail(2, error);
+  auto* sub = ctl->get_subcommands().front();
+  std::string verb = sub->get_name();
+  json args = json::object();
+  if (verb == "status" || verb == "sync" || verb == "stop" || verb == "resume") {
+    auto sel = actors::selector::parse(opts.selector);
+    if (!sel)
+      return fail(2, sel.error().message());
+    args["selector"] = sel->to_json();
+  } else if (verb == "query") {
+    args["view"] = opts.view;
+    if (opts.limit > 0)
+      args["limit"] = opts.limit;
+  } else if (verb == "exec") {
+    auto up = parse_rows(opts.upsert, "upsert", error);
+    auto del = error.empty() ? parse_rows(opts.remove, "delete", error) : json();
+    if (!error.empty())
+      return fail(2, error);
+    if (up.empty() && del.empty())
+      return fail(2, "exec needs --upsert and/or --delete");
+    if (!opts.remote.empty()) {
+      if (opts.table.empty())
+        return fail(2, "exec --remote needs --table");
+      args["remote"] = opts.remote;
+      args["table"] = opts.table;
+    } else if (opts.view.empty()) {
+      return fail(2, "exec needs a view (ns.view) or --remote and --table");
+    } else {
+      args["view"] = opts.view;
+    }
+    if (!up.empty())
+      args["upsert"] = up;
+    if (!del.empty())
+      args["delete"] = del;
+  } else if (verb == "remote") {
+    if (opts.down == opts.up)
+      return fail(2, "remote takes exactly one of --down and --up");
+    args["remote"] = opts.remote;
+    args["outage"] = opts.down;
+  } else if (verb == "events") {
+    verb = "hello";
+  }
+
+  zmq::context_t zctx{1};
+  // A sync waits for whole runs; give it longer than a status.
+  auto timeout = std::chrono::milliseconds(
+    (verb == "sync" || verb == "resume") && opts.timeout_ms == 5000 ? 300'000 : opts.timeout_ms);
+  messaging::control_client client(zctx, endpoint, timeout);
+  auto reply = client.call(verb, args);
+  if (!reply)
+    return fail(2, reply.error().message());
+  if (!reply->ok)
+    return fail(1, reply->error);
+  const auto& result = reply->result;
+
+  if (sub->get_name() == "events") {
+    auto subscriber = messaging::event_subscriber::connect(
+      zctx, result["events_endpoint"].get<std::string>(), opts.type_prefix);
+    if (!subscriber)
+      return fail(2, subscriber.error().message());
+    auto deadline = std::chrono::steady_clock::now()
+                    + std::chrono::milliseconds(opts.events_timeout_ms > 0 ? opts.events_timeout_ms
+                                                                           : 1'000'000'000);
+    int seen = 0;
+    while (std::chrono::steady_clock::now() < deadline && (opts.count == 0 || seen < opts.count)) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      auto e = (*subscriber)->next(std::min(left, std::chrono::milliseconds(1000)));
+      if (!e)
+        return fail(2, e.error().message());
+      if (!*e)
+        continue;
+      ++seen;
+      if (opts.json_out) {
+        std::cout << (*e)->dump() << std::endl;
+      } else {
+        auto ev = **e;
+        std::string line = ev.value("type", "?");
+        for (const auto* k : {"view", "from", "to", "run", "pulled", "pushed", "message"})
+          if (ev.contains(k))
+            line += std::string(" ") + k + "=" + cell(ev[k]);
+        std::cout << line << std::endl;
+      }
+    }
+    return 0;
+  }
+
+  if (opts.json_out) {
+    std::cout << result.dump(2) << "\n";
+    if (verb == "sync" || verb == "resume")
+      for (const auto& r : result)
+        if (r.contains("error"))
+          return 3;
+    return 0;
+  }
+  if (verb == "status" || verb == "stop")
+    print_status(result);
+  else if (verb == "sync" || verb == "resume")
+    return print_runs(result) ? 0 : 3;
+  else if (verb == "query")
+    print_query(result);
+  else if (verb == "topology")
+    print_topology(result, opts.format == "json" ? "json" : opts.format);
+  else
+    std::cout << result.dump(2) << "\n";
+  if (verb == "topology" && opts.format == "json")
+    std::cout << result.dump(2) << "\n";
+  return 0;
+}
+
+} // namespace syncmesh::cli
