@@ -27,10 +27,13 @@ namespace {
 /// How long an orderly shutdown may take before the node gives up waiting.
 constexpr auto shutdown_timeout = std::chrono::seconds(30);
 
-// Where replies go: the control server once it runs; nowhere after stop.
+// Joins the control server's thread and the actors: requests go to the
+// control actor once it runs (until then they are refused with a sentence),
+// replies go to the server until it stops.
 struct reply_target {
   std::mutex mutex;
   messaging::control_server* server = nullptr;
+  caf::actor control;
 };
 
 std::string events_endpoint_for(const node_config& cfg) {
@@ -83,6 +86,7 @@ struct node::impl {
     {
       std::lock_guard<std::mutex> guard{target->mutex};
       target->server = nullptr;
+      target->control = caf::actor{};
     }
     if (server)
       server->stop();
@@ -171,12 +175,32 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
     - duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
   ctx->detached_io = true;
 
+  // Bind the control socket before any actor starts: a node that cannot
+  // serve its control socket must not start syncing.
+  auto target = p->target;
+  auto server = messaging::control_server::start(
+    p->zmq_ctx, cfg.control_endpoint, cfg.control_request_bytes_max,
+    [target](std::uint64_t token, messaging::control_request req) {
+      std::lock_guard<std::mutex> guard{target->mutex};
+      if (target->control)
+        caf::anon_send(target->control, control_atom::value, token, req.verb, req.args.dump());
+      else if (target->server)
+        target->server->reply(token, messaging::control_reply::failure(
+                                       req.id, "the node is starting; try again in a moment"));
+    });
+  if (!server)
+    return server.error();
+  p->server = std::move(server).value();
+  {
+    std::lock_guard<std::mutex> guard{target->mutex};
+    target->server = p->server.get();
+  }
+
   p->sys_cfg = std::make_unique<caf::actor_system_config>();
   register_message_types(*p->sys_cfg);
   p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
   p->supervisor = spawn_supervisor(*p->sys, ctx);
 
-  auto target = p->target;
   reply_fn reply = [target](std::uint64_t token, const messaging::control_reply& r) {
     std::lock_guard<std::mutex> guard{target->mutex};
     if (target->server)
@@ -185,18 +209,9 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
   p->control = spawn_control_actor(*p->sys, ctx, p->supervisor, reply,
                                    json{{"events_endpoint", p->events_endpoint},
                                         {"pid", static_cast<long>(::getpid())}});
-  auto control = p->control;
-  auto server = messaging::control_server::start(
-    p->zmq_ctx, cfg.control_endpoint, cfg.control_request_bytes_max,
-    [control](std::uint64_t token, messaging::control_request req) {
-      caf::anon_send(control, control_atom::value, token, req.verb, req.args.dump());
-    });
-  if (!server)
-    return server.error();
-  p->server = std::move(server).value();
   {
     std::lock_guard<std::mutex> guard{target->mutex};
-    target->server = p->server.get();
+    target->control = p->control;
   }
   p->control_endpoint = p->server->last_endpoint();
 

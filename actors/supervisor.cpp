@@ -51,7 +51,10 @@ struct child {
 struct supervisor_state {
   node_context_ptr ctx;
   std::map<std::string, child> children;  // by "kind:name"
-  std::map<caf::actor_addr, std::string> by_addr;
+  std::map<caf::actor_addr, std::string> by_addr;  // live children
+  // Every child handle ever spawned (one per start), shared with the exit
+  // functor that outlives this state.
+  std::shared_ptr<std::vector<caf::actor>> handles = std::make_shared<std::vector<caf::actor>>();
   std::vector<std::string> view_order;      // config order
   bool shutting_down = false;
   caf::typed_response_promise<bool> shutdown_rp;
@@ -109,6 +112,7 @@ caf::actor spawn_child(sup_actor* self, child& c) {
     }
   }
   self->monitor(h);
+  self->state.handles->push_back(h);
   c.handle = h;
   self->state.by_addr[h.address()] = key_of(c.kind, c.name);
   return h;
@@ -136,7 +140,13 @@ void escalate(sup_actor* self, child& c) {
     job.next_retry_at_ms = 0;
     auto b = std::make_shared<store::batch>();
     b->jobs.push_back(job);
-    self->send(handle_of(self, child_kind::store, "store"), apply_atom::value, batch_ref{b});
+    self->request(handle_of(self, child_kind::store, "store"), quick_timeout, apply_atom::value,
+                  batch_ref{b})
+      .then([](std::uint64_t) {},
+            [self](const caf::error& err) {
+              publish(self, {{"type", "error"},
+                             {"message", "could not record the escalation: " + describe(err)}});
+            });
   }
 }
 
@@ -297,6 +307,13 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
     add(child_kind::view, v.full_name(), ctx->config.restart);
   }
   self->set_down_handler([self](const caf::down_msg& dm) { on_child_down(self, dm); });
+  // Children never outlive their supervisor, however it ends. (Links would
+  // do this too, but a child killed with exit_reason::kill would then take
+  // the supervisor down with it: kill cannot be trapped.)
+  self->attach_functor([handles = st.handles] {
+    for (const auto& h : *handles)
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  });
 
   return {
     [self](sync_atom, const std::string& sel) {
@@ -393,6 +410,12 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
                        {"restarts", c.restarts},
                        {"reason", c.reason}});
       return out.dump();
+    },
+    [self](children_atom, const std::string& name) -> caf::actor {
+      for (const auto& [key, c] : self->state.children)
+        if (c.name == name)
+          return c.handle;
+      return caf::actor{};
     },
     [self](restart_atom, const std::string& key, std::uint64_t gen) {
       restart_child(self, key, gen);

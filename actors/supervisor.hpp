@@ -23,6 +23,8 @@ namespace syncmesh::actors {
 ///       a write made at a memory remote (as if by another client)
 ///   (outage_atom, string remote, bool on)             -> bool up
 ///   (children_atom)  -> string: JSON of every child, its kind, state, restarts
+///   (children_atom, string name) -> actor: the child's current handle, or
+///                       an invalid one while it is down (diagnostics, tests)
 ///   (shutdown_atom)  -> bool: views stop, then connectors, then the store
 ///                       actor; answered when all are down
 caf::actor spawn_supervisor(caf::actor_system& sys, node_context_ptr ctx);

@@ -1,6 +1,7 @@
 #include "actors/view_actor.hpp"
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -105,23 +106,30 @@ void publish(view_actor* self, json event) {
 
 // Writes the job state through the store actor (after anything queued
 // before it, so the store sees states in order).
-void persist_job(view_actor* self) {
+// `done` runs once the store has answered, either way.
+void persist_job(view_actor* self, std::function<void()> done = {}) {
   auto b = std::make_shared<store::batch>();
   b->jobs.push_back(self->state.job);
   self->request(self->state.store, step_timeout, apply_atom::value, batch_ref{b})
-    .then([](std::uint64_t) {},
-          [self](const caf::error& err) {
-            publish(self, {{"type", "error"},
-                           {"message", "could not persist the job state: " + describe(err)}});
-          });
+    .then(
+      [done](std::uint64_t) {
+        if (done)
+          done();
+      },
+      [self, done](const caf::error& err) {
+        publish(self, {{"type", "error"},
+                       {"message", "could not persist the job state: " + describe(err)}});
+        if (done)
+          done();
+      });
 }
 
-void set_state(view_actor* self, const std::string& next) {
+void set_state(view_actor* self, const std::string& next, std::function<void()> done = {}) {
   auto& job = self->state.job;
   auto old = job.state;
   job.state = next;
   job.updated_at_ms = now_ms(self);
-  persist_job(self);
+  persist_job(self, std::move(done));
   if (old != next)
     publish(self, {{"type", "state"}, {"from", old}, {"to", next}});
 }
@@ -488,17 +496,21 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       request_run(self, rp);
       return rp;
     },
-    [self](stop_atom) -> std::string {
+    [self](stop_atom) -> caf::result<std::string> {
       auto& st = self->state;
       st.job.enabled = false;
       ++st.timer_gen;  // any pending retry is void from now on
       st.job.next_retry_at_ms = 0;
       stop_stream(self);
+      // Answer once the disabled job is durable: a crash right after a stop
+      // must not resurrect the job.
+      auto rp = self->make_response_promise<std::string>();
+      auto answer = [self, rp]() mutable { rp.deliver(status_json(self).dump()); };
       if (!st.running)
-        set_state(self, "idle");
+        set_state(self, "idle", answer);
       else
-        persist_job(self);
-      return status_json(self).dump();
+        persist_job(self, answer);
+      return rp;
     },
     [self](resume_atom) -> caf::result<std::string> {
       auto& st = self->state;

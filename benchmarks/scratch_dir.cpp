@@ -66,10 +66,10 @@ std::string scratch_dir::default_base() {
 store::result<scratch_dir> scratch_dir::create(const std::string& base) {
   auto dir = base.empty() ? default_base() : base;
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    return store::status::io_error("cannot create the benchmark directory '" + dir
-                                   + "': " + ec.message());
+  if (!fs::is_directory(dir, ec))
+    return store::status::invalid_argument("'" + dir
+                                           + "' is not a directory; pass an existing "
+                                             "directory on a real disk");
   auto tmpl = (fs::path(dir) / "syncmesh-bench-XXXXXX").string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');

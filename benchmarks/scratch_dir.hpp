@@ -11,7 +11,8 @@ namespace syncmesh::benchmarks {
 /// everything in it when the scratch_dir is destroyed. Movable, not copyable.
 class scratch_dir {
 public:
-  /// Creates "<base>/syncmesh-bench-XXXXXX". An empty `base` means
+  /// Creates "<base>/syncmesh-bench-XXXXXX" in the existing directory `base`
+  /// (invalid_argument if it is not one). An empty `base` means
   /// $SYNCMESH_BENCH_DIR if set, else the system temporary directory unless
   /// it is memory-backed (tmpfs, where fsync costs nothing and the fsync
   /// figures would be meaningless), else the current directory.

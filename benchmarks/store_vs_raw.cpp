@@ -140,6 +140,11 @@ std::optional<config> parse_args(int argc, char** argv, std::string& error) {
   }
   if (c.dir.empty())
     c.dir = sb::scratch_dir::default_base();
+  std::error_code ec;
+  if (!fs::is_directory(c.dir, ec)) {
+    error = "--dir '" + c.dir + "' is not an existing directory";
+    return std::nullopt;
+  }
   return c;
 }
 

@@ -1,6 +1,8 @@
 #include "cli/ctl_command.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -40,6 +42,7 @@ struct ctl_options {
 
 ctl_options opts;
 CLI::App* ctl = nullptr;
+CLI::Option* timeout_option = nullptr;
 
 int fail(int code, const std::string& sentence) {
   std::cerr << "syncmesh ctl: " << sentence << "\n";
@@ -62,6 +65,12 @@ std::string resolve_endpoint(const std::string& node, std::string& error) {
     error = node + "/node.json does not name a control endpoint";
     return {};
   }
+  if (auto pid = j.value("pid", 0L); pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0
+                                     && errno == ESRCH) {
+    error = "the node recorded in " + node + "/node.json (pid " + std::to_string(pid)
+            + ") is not running; start it with `syncmesh node --config ...`";
+    return {};
+  }
   return j["control"].get<std::string>();
 }
 
@@ -73,12 +82,16 @@ std::string cell(const json& v) {
   return v.dump();
 }
 
-std::string age(const json& at_ms) {
+// "in 1.5s" or "2.0s ago"; a past time stamped by the node a moment "ahead"
+// (clock readings are truncated to milliseconds) reads as "0.0s ago".
+std::string age(const json& at_ms, bool past = false) {
   if (!at_ms.is_number() || at_ms.get<std::int64_t>() == 0)
     return "-";
   using namespace std::chrono;
   auto now = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
   auto d = at_ms.get<std::int64_t>() - now;
+  if (past && d > 0)
+    d = 0;
   auto s = std::to_string(std::llabs(d) / 1000) + "." + std::to_string(std::llabs(d) % 1000 / 100)
            + "s";
   return d >= 0 ? "in " + s : s + " ago";
@@ -96,7 +109,7 @@ void print_status(const json& views) {
                     cell(v["persistence"]), cell(v["mode"]),
                     v["enabled"].get<bool>() ? "yes" : "no", cell(v["state"]),
                     cell(v["retry_count"]), cell(v["last_seen_commit"]),
-                    age(v["next_retry_at"]), age(v["updated_at"]), cell(v["last_error"])});
+                    age(v["next_retry_at"]), age(v["updated_at"], true), cell(v["last_error"])});
   }
   print_table(std::cout,
               {"VIEW", "PERSISTENCE", "MODE", "ENABLED", "STATE", "RETRIES", "LAST SEEN",
@@ -201,7 +214,9 @@ CLI::App* add_ctl_command(CLI::App& app) {
                   "$SYNCMESH_NODE or tcp://127.0.0.1:7400")
     ->capture_default_str();
   ctl->add_flag("--json", opts.json_out, "Print the node's JSON reply, for scripts");
-  ctl->add_option("--timeout", opts.timeout_ms, "Milliseconds to wait for the node")
+  timeout_option = ctl->add_option("--timeout", opts.timeout_ms,
+                                   "Milliseconds to wait for the node (sync and resume: "
+                                   "300000 unless given)")
     ->check(CLI::Range(1, 3'600'000))
     ->capture_default_str();
 
@@ -290,7 +305,8 @@ int run_ctl() {
   zmq::context_t zctx{1};
   // A sync waits for whole runs; give it longer than a status.
   auto timeout = std::chrono::milliseconds(
-    (verb == "sync" || verb == "resume") && opts.timeout_ms == 5000 ? 300'000 : opts.timeout_ms);
+    (verb == "sync" || verb == "resume") && timeout_option->count() == 0 ? 300'000
+                                                                         : opts.timeout_ms);
   messaging::control_client client(zctx, endpoint, timeout);
   auto reply = client.call(verb, args);
   if (!reply)
@@ -345,11 +361,14 @@ int run_ctl() {
     return print_runs(result) ? 0 : 3;
   else if (verb == "query")
     print_query(result);
-  else if (verb == "topology")
-    print_topology(result, opts.format == "json" ? "json" : opts.format);
+  else if (verb == "topology" && opts.format != "json")
+    print_topology(result, opts.format);
+  else if (verb == "remote")
+    std::cout << "remote " << opts.remote
+              << (opts.down ? ": outage started; its views fail and retry on their own\n"
+                            : ": outage ended; the connector reconnects on its next retry and "
+                              "its views follow\n");
   else
-    std::cout << result.dump(2) << "\n";
-  if (verb == "topology" && opts.format == "json")
     std::cout << result.dump(2) << "\n";
   return 0;
 }
