@@ -249,9 +249,14 @@ CLI::App* add_ctl_command(CLI::App& app) {
   auto* topology = ctl->add_subcommand("topology", "The node's views, remotes and links");
   topology->add_option("--format", opts.format, "text (default), dot or json")
     ->check(CLI::IsMember({"text", "dot", "json"}));
-  // Options of `ctl` are accepted after the verb too (`ctl status --json`).
-  for (auto* verb : ctl->get_subcommands())
-    verb->fallthrough();
+  // --json, --node and --timeout are accepted after the verb too
+  // (`ctl status --json`).
+  for (auto* verb : ctl->get_subcommands()) {
+    verb->add_flag("--json", opts.json_out, "Print the node's JSON reply, for scripts");
+    verb->add_option("--node", opts.node, "Control endpoint or the node's data directory");
+    verb->add_option("--timeout", opts.timeout_ms, "Milliseconds to wait for the node")
+      ->check(CLI::Range(1, 3'600'000));
+  }
   return ctl;
 }
 
@@ -305,8 +310,10 @@ int run_ctl() {
   zmq::context_t zctx{1};
   // A sync waits for whole runs; give it longer than a status.
   auto timeout = std::chrono::milliseconds(
-    (verb == "sync" || verb == "resume") && timeout_option->count() == 0 ? 300'000
-                                                                         : opts.timeout_ms);
+    (verb == "sync" || verb == "resume") && timeout_option->count() == 0
+        && sub->get_option("--timeout")->count() == 0
+      ? 300'000
+      : opts.timeout_ms);
   messaging::control_client client(zctx, endpoint, timeout);
   auto reply = client.call(verb, args);
   if (!reply)

@@ -4,6 +4,7 @@
 
 #include "cli/ctl_command.hpp"
 #include "cli/node_command.hpp"
+#include "cli/scenario_command.hpp"
 #include "cli/store_demo.hpp"
 
 int main(int argc, char** argv) {
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   node_cmd->add_option("--config", config_path, "The node's config file")->required();
 
   auto* ctl_cmd = syncmesh::cli::add_ctl_command(app);
+  auto* scenario_cmd = syncmesh::cli::add_scenario_command(app);
 
   CLI11_PARSE(app, argc, argv);
   if (demo_cmd->parsed())
@@ -37,5 +39,7 @@ int main(int argc, char** argv) {
     return syncmesh::cli::run_node(config_path);
   if (ctl_cmd->parsed())
     return syncmesh::cli::run_ctl();
+  if (scenario_cmd->parsed())
+    return syncmesh::cli::run_scenario_command();
   return 0;
 }

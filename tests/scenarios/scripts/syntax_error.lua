@@ -1,0 +1,2 @@
+--- Meta-test: a Lua syntax error is reported with file:line.
+local x = = 1
