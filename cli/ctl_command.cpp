@@ -1,5 +1,6 @@
 #include "cli/ctl_command.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -42,7 +43,7 @@ struct ctl_options {
 
 ctl_options opts;
 CLI::App* ctl = nullptr;
-CLI::Option* timeout_option = nullptr;
+std::vector<CLI::Option*> timeout_options;  // ctl's own and each verb's
 
 int fail(int code, const std::string& sentence) {
   std::cerr << "syncmesh ctl: " << sentence << "\n";
@@ -214,11 +215,11 @@ CLI::App* add_ctl_command(CLI::App& app) {
                   "$SYNCMESH_NODE or tcp://127.0.0.1:7400")
     ->capture_default_str();
   ctl->add_flag("--json", opts.json_out, "Print the node's JSON reply, for scripts");
-  timeout_option = ctl->add_option("--timeout", opts.timeout_ms,
+  timeout_options.push_back(ctl->add_option("--timeout", opts.timeout_ms,
                                    "Milliseconds to wait for the node (sync and resume: "
                                    "300000 unless given)")
     ->check(CLI::Range(1, 3'600'000))
-    ->capture_default_str();
+    ->capture_default_str());
 
   auto* status = ctl->add_subcommand("status", "One record per view: state, retries, errors");
   status->add_option("selector", opts.selector, "'*' (default) or ns.view,ns.*");
@@ -251,11 +252,12 @@ CLI::App* add_ctl_command(CLI::App& app) {
     ->check(CLI::IsMember({"text", "dot", "json"}));
   // --json, --node and --timeout are accepted after the verb too
   // (`ctl status --json`).
-  for (auto* verb : ctl->get_subcommands()) {
+  for (auto* verb : ctl->get_subcommands([](CLI::App*) { return true; })) {
     verb->add_flag("--json", opts.json_out, "Print the node's JSON reply, for scripts");
     verb->add_option("--node", opts.node, "Control endpoint or the node's data directory");
-    verb->add_option("--timeout", opts.timeout_ms, "Milliseconds to wait for the node")
-      ->check(CLI::Range(1, 3'600'000));
+    timeout_options.push_back(
+      verb->add_option("--timeout", opts.timeout_ms, "Milliseconds to wait for the node")
+        ->check(CLI::Range(1, 3'600'000)));
   }
   return ctl;
 }
@@ -310,8 +312,9 @@ int run_ctl() {
   zmq::context_t zctx{1};
   // A sync waits for whole runs; give it longer than a status.
   auto timeout = std::chrono::milliseconds(
-    (verb == "sync" || verb == "resume") && timeout_option->count() == 0
-        && sub->get_option("--timeout")->count() == 0
+    (verb == "sync" || verb == "resume")
+        && std::none_of(timeout_options.begin(), timeout_options.end(),
+                        [](CLI::Option* o) { return o->count() > 0; })
       ? 300'000
       : opts.timeout_ms);
   messaging::control_client client(zctx, endpoint, timeout);

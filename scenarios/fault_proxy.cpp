@@ -105,16 +105,16 @@ struct chunk {
   steady::time_point release_at;
 };
 
-// One direction of one connection.
+// One direction of one connection. Only the queue's head is ever written,
+// so a chunk whose jitter is shorter waits for the one before it.
 // Invariant: held_bytes == sum of unwritten bytes in queue
 //            <= fault_proxy::direction_buffer_bytes_max.
 struct flow {
   std::deque<chunk> queue;
   std::size_t held_bytes = 0;
   std::uint64_t chunks_received = 0;
-  steady::time_point last_release_at{};  // keeps releases in arrival order
-  bool source_eof = false;               // the source sent FIN
-  bool dest_shut = false;                // and it was passed on
+  bool source_eof = false;  // the source sent FIN
+  bool dest_shut = false;   // and it was passed on
 };
 
 enum class target_state { waiting, connecting, connected };
@@ -136,46 +136,46 @@ struct connection {
 
 struct fault_proxy::impl {
   // Fixed before the thread starts.
-  std::uint64_t seed = 0;
-  sockaddr_storage target_address{};
-  socklen_t target_address_size = 0;
-  int listen_fd = -1;
-  std::uint16_t port = 0;
-  int wake_read_fd = -1;
-  int wake_write_fd = -1;
+  std::uint64_t seed_ = 0;
+  sockaddr_storage target_address_{};
+  socklen_t target_address_size_ = 0;
+  int listen_fd_ = -1;
+  std::uint16_t port_ = 0;
+  int wake_read_fd_ = -1;
+  int wake_write_fd_ = -1;
 
-  // Shared with the callers, guarded by mutex.
-  mutable std::mutex mutex;
-  std::condition_variable applied;
-  settings wanted;
-  std::uint64_t requested_generation = 0;
-  std::uint64_t applied_generation = 0;
-  bool exited = false;
-  fault_proxy_stats published;
+  // Shared with the callers, guarded by mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable applied_;
+  settings wanted_;
+  std::uint64_t requested_generation_ = 0;
+  std::uint64_t applied_generation_ = 0;
+  bool exited_ = false;
+  fault_proxy_stats published_;
 
   // Serializes stop().
-  std::mutex stop_mutex;
-  std::thread thread;
+  std::mutex stop_mutex_;
+  std::thread thread_;
 
   // The proxy thread's own.
-  settings current;
-  std::vector<std::unique_ptr<connection>> connections;
-  std::uint64_t next_connection_number = 0;
-  std::uint64_t cuts_done = 0;
-  bool accept_paused = false;  // out of descriptors; resumes when one closes
-  fault_proxy_stats counters;
-  std::vector<pollfd> poll_set;
-  std::vector<char> scratch;
+  settings current_;
+  std::vector<std::unique_ptr<connection>> connections_;
+  std::uint64_t next_connection_number_ = 0;
+  std::uint64_t cuts_done_ = 0;
+  bool accept_paused_ = false;  // out of descriptors; resumes when one closes
+  fault_proxy_stats counters_;
+  std::vector<pollfd> poll_set_;
+  std::vector<char> scratch_;
 
   ~impl() {
-    close_gracefully(listen_fd);
-    close_gracefully(wake_read_fd);
-    close_gracefully(wake_write_fd);
+    close_gracefully(listen_fd_);
+    close_gracefully(wake_read_fd_);
+    close_gracefully(wake_write_fd_);
   }
 
   void wake() {
     const char byte = 1;
-    if (::write(wake_write_fd, &byte, 1) < 0) {
+    if (::write(wake_write_fd_, &byte, 1) < 0) {
       // A full pipe already wakes the thread.
     }
   }
@@ -184,13 +184,13 @@ struct fault_proxy::impl {
   // with it, or has exited.
   template <class Change>
   void apply(Change&& change) {
-    std::unique_lock<std::mutex> lock(mutex);
-    if (exited || wanted.stopping)
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (exited_ || wanted_.stopping)
       return;
-    change(wanted);
-    const std::uint64_t mine = ++requested_generation;
+    change(wanted_);
+    const std::uint64_t mine = ++requested_generation_;
     wake();
-    applied.wait(lock, [&] { return applied_generation >= mine || exited; });
+    applied_.wait(lock, [&] { return applied_generation_ >= mine || exited_; });
   }
 
   void run();
@@ -210,19 +210,19 @@ struct fault_proxy::impl {
 };
 
 void fault_proxy::impl::run() {
-  scratch.resize(read_chunk_bytes_max);
+  scratch_.resize(read_chunk_bytes_max);
   for (;;) {
     const int timeout_ms = build_poll_set(steady::now());
-    const int ready = ::poll(poll_set.data(), poll_set.size(), timeout_ms);
+    const int ready = ::poll(poll_set_.data(), poll_set_.size(), timeout_ms);
     const bool poll_failed = ready < 0 && errno != EINTR;
 
     std::uint64_t generation = 0;
     {
-      std::lock_guard<std::mutex> lock(mutex);
-      current = wanted;
-      generation = requested_generation;
+      std::lock_guard<std::mutex> lock(mutex_);
+      current_ = wanted_;
+      generation = requested_generation_;
     }
-    if (current.stopping || poll_failed) {
+    if (current_.stopping || poll_failed) {
       abort_all();
       publish(generation, true);
       return;
@@ -230,48 +230,51 @@ void fault_proxy::impl::run() {
     if (ready < 0)
       continue;  // EINTR: take another look
 
-    if (poll_set[0].revents & POLLIN) {
+    if (poll_set_[0].revents & POLLIN) {
       char sink[64];
-      while (::read(wake_read_fd, sink, sizeof sink) > 0) {
+      while (::read(wake_read_fd_, sink, sizeof sink) > 0) {
       }
     }
-    for (auto& c : connections) {
-      c->client_revents = c->client_slot >= 0 ? poll_set[static_cast<std::size_t>(c->client_slot)].revents : 0;
-      c->target_revents = c->target_slot >= 0 ? poll_set[static_cast<std::size_t>(c->target_slot)].revents : 0;
+    const auto revents_of = [this](std::ptrdiff_t slot) -> short {
+      return slot >= 0 ? poll_set_[static_cast<std::size_t>(slot)].revents : 0;
+    };
+    for (auto& c : connections_) {
+      c->client_revents = revents_of(c->client_slot);
+      c->target_revents = revents_of(c->target_slot);
     }
 
-    if (current.cuts_requested > cuts_done) {
-      counters.cuts += current.cuts_requested - cuts_done;
-      counters.connections_cut += connections.size();
-      cuts_done = current.cuts_requested;
+    if (current_.cuts_requested > cuts_done_) {
+      counters_.cuts += current_.cuts_requested - cuts_done_;
+      counters_.connections_cut += connections_.size();
+      cuts_done_ = current_.cuts_requested;
       abort_all();
     }
-    if (poll_set[1].revents & POLLIN)
+    if (poll_set_[1].revents & POLLIN)
       accept_clients();
 
     const auto now = steady::now();
-    for (auto& c : connections)
+    for (auto& c : connections_)
       serve(*c, now);
-    const auto before = connections.size();
-    connections.erase(std::remove_if(connections.begin(), connections.end(),
+    const auto before = connections_.size();
+    connections_.erase(std::remove_if(connections_.begin(), connections_.end(),
                                      [](const auto& c) { return c->done; }),
-                      connections.end());
-    if (connections.size() < before)
-      accept_paused = false;
+                      connections_.end());
+    if (connections_.size() < before)
+      accept_paused_ = false;
 
     publish(generation, false);
   }
 }
 
-// Fills poll_set: the wake pipe, the listener, then each connection's
+// Fills poll_set_: the wake pipe, the listener, then each connection's
 // sockets with what the proxy wants of them now. Returns the poll timeout:
 // until the earliest delayed chunk is due, or -1 for none.
 int fault_proxy::impl::build_poll_set(steady::time_point now) {
-  poll_set.clear();
-  poll_set.push_back({wake_read_fd, POLLIN, 0});
-  poll_set.push_back({accept_paused ? -1 : listen_fd, POLLIN, 0});
+  poll_set_.clear();
+  poll_set_.push_back({wake_read_fd_, POLLIN, 0});
+  poll_set_.push_back({accept_paused_ ? -1 : listen_fd_, POLLIN, 0});
   int timeout_ms = -1;
-  for (auto& c : connections) {
+  for (auto& c : connections_) {
     const flow& up = c->flows[to_target];
     const flow& down = c->flows[to_client];
     short client_events = 0;
@@ -291,12 +294,12 @@ int fault_proxy::impl::build_poll_set(steady::time_point now) {
     c->client_slot = -1;
     c->target_slot = -1;
     if (client_events != 0) {
-      c->client_slot = static_cast<std::ptrdiff_t>(poll_set.size());
-      poll_set.push_back({c->client_fd, client_events, 0});
+      c->client_slot = static_cast<std::ptrdiff_t>(poll_set_.size());
+      poll_set_.push_back({c->client_fd, client_events, 0});
     }
     if (target_events != 0) {
-      c->target_slot = static_cast<std::ptrdiff_t>(poll_set.size());
-      poll_set.push_back({c->target_fd, target_events, 0});
+      c->target_slot = static_cast<std::ptrdiff_t>(poll_set_.size());
+      poll_set_.push_back({c->target_fd, target_events, 0});
     }
   }
   return timeout_ms;
@@ -306,7 +309,7 @@ int fault_proxy::impl::build_poll_set(steady::time_point now) {
 // yet shortens `timeout_ms` to its release time instead.
 bool fault_proxy::impl::wants_write(const flow& f, std::size_t dir, steady::time_point now,
                                     int& timeout_ms) const {
-  if (current.blocked[dir] || f.dest_shut || f.queue.empty())
+  if (current_.blocked[dir] || f.dest_shut || f.queue.empty())
     return false;
   const auto release_at = f.queue.front().release_at;
   if (release_at <= now)
@@ -319,7 +322,7 @@ bool fault_proxy::impl::wants_write(const flow& f, std::size_t dir, steady::time
 
 void fault_proxy::impl::accept_clients() {
   for (;;) {
-    int fd = ::accept(listen_fd, nullptr, nullptr);
+    int fd = ::accept(listen_fd_, nullptr, nullptr);
     if (fd < 0) {
       switch (errno) {
         case EINTR:
@@ -330,7 +333,7 @@ void fault_proxy::impl::accept_clients() {
         case ENFILE:
         case ENOBUFS:
         case ENOMEM:
-          accept_paused = true;  // clients wait in the backlog meanwhile
+          accept_paused_ = true;  // clients wait in the backlog meanwhile
           return;
         default:
           return;  // EAGAIN, or nothing to do about it here
@@ -341,18 +344,18 @@ void fault_proxy::impl::accept_clients() {
       continue;
     }
     disable_nagle(fd);
-    ++counters.connections_accepted;
+    ++counters_.connections_accepted;
     auto c = std::make_unique<connection>();
-    c->number = next_connection_number++;
+    c->number = next_connection_number_++;
     c->client_fd = fd;
-    connections.push_back(std::move(c));
+    connections_.push_back(std::move(c));
   }
 }
 
 void fault_proxy::impl::serve(connection& c, steady::time_point now) {
   if (c.done)
     return;
-  if (c.target == target_state::waiting && !current.partitioned())
+  if (c.target == target_state::waiting && !current_.partitioned())
     start_connect(c);
   if (c.target == target_state::connecting && (c.target_revents & (POLLOUT | POLLERR | POLLHUP)))
     finish_connect(c);
@@ -372,7 +375,7 @@ void fault_proxy::impl::serve(connection& c, steady::time_point now) {
 }
 
 void fault_proxy::impl::start_connect(connection& c) {
-  int fd = ::socket(target_address.ss_family, SOCK_STREAM, 0);
+  int fd = ::socket(target_address_.ss_family, SOCK_STREAM, 0);
   if (fd < 0 || !make_nonblocking_cloexec(fd)) {
     close_gracefully(fd);
     refuse(c);
@@ -380,7 +383,7 @@ void fault_proxy::impl::start_connect(connection& c) {
   }
   disable_nagle(fd);
   c.target_fd = fd;
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&target_address), target_address_size) == 0)
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&target_address_), target_address_size_) == 0)
     c.target = target_state::connected;
   else if (errno == EINPROGRESS || errno == EINTR)
     c.target = target_state::connecting;
@@ -405,7 +408,7 @@ void fault_proxy::impl::read_from(connection& c, std::size_t dir, int fd, short 
     return;
   while (f.held_bytes < direction_buffer_bytes_max) {
     const std::size_t room = direction_buffer_bytes_max - f.held_bytes;
-    const ssize_t n = ::recv(fd, scratch.data(), std::min(read_chunk_bytes_max, room), 0);
+    const ssize_t n = ::recv(fd, scratch_.data(), std::min(read_chunk_bytes_max, room), 0);
     if (n > 0) {
       take_chunk(c, dir, static_cast<std::size_t>(n));
       continue;
@@ -422,29 +425,27 @@ void fault_proxy::impl::read_from(connection& c, std::size_t dir, int fd, short 
   }
 }
 
-// Drops or queues the `size` bytes just read into scratch.
+// Drops or queues the `size` bytes just read into scratch_.
 void fault_proxy::impl::take_chunk(connection& c, std::size_t dir, std::size_t size) {
   const auto arrival = steady::now();
   flow& f = c.flows[dir];
-  fault_proxy_direction_stats& totals = dir == to_target ? counters.to_target : counters.to_client;
+  auto& totals = dir == to_target ? counters_.to_target : counters_.to_client;
   const std::uint64_t chunk_number = f.chunks_received++;
   ++totals.chunks_received;
-  if (current.drop_probability > 0 &&
-      seeded_unit(seed, drop_stream, c.number, dir, chunk_number) < current.drop_probability) {
+  if (current_.drop_probability > 0 &&
+      seeded_unit(seed_, drop_stream, c.number, dir, chunk_number) < current_.drop_probability) {
     ++totals.chunks_dropped;
     totals.bytes_dropped += size;
     return;
   }
-  auto release_at = arrival + current.delay;
-  if (current.jitter.count() > 0) {
-    const double u = seeded_unit(seed, jitter_stream, c.number, dir, chunk_number);
+  auto release_at = arrival + current_.delay;
+  if (current_.jitter.count() > 0) {
+    const double u = seeded_unit(seed_, jitter_stream, c.number, dir, chunk_number);
     release_at += steady::duration(
-      static_cast<steady::duration::rep>(u * static_cast<double>(current.jitter.count())));
+      static_cast<steady::duration::rep>(u * static_cast<double>(current_.jitter.count())));
   }
-  release_at = std::max(release_at, f.last_release_at);
-  f.last_release_at = release_at;
-  f.queue.push_back(chunk{std::vector<char>(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(size)),
-                          0, release_at});
+  const auto end = scratch_.begin() + static_cast<std::ptrdiff_t>(size);
+  f.queue.push_back(chunk{std::vector<char>(scratch_.begin(), end), 0, release_at});
   f.held_bytes += size;
 }
 
@@ -452,9 +453,9 @@ void fault_proxy::impl::take_chunk(connection& c, std::size_t dir, std::size_t s
 // source has sent one and everything before it is written.
 void fault_proxy::impl::write_to(connection& c, std::size_t dir, int fd, steady::time_point now) {
   flow& f = c.flows[dir];
-  if (c.done || current.blocked[dir] || f.dest_shut)
+  if (c.done || current_.blocked[dir] || f.dest_shut)
     return;
-  fault_proxy_direction_stats& totals = dir == to_target ? counters.to_target : counters.to_client;
+  auto& totals = dir == to_target ? counters_.to_target : counters_.to_client;
   while (!f.queue.empty()) {
     chunk& head = f.queue.front();
     if (head.release_at > now)
@@ -486,7 +487,7 @@ void fault_proxy::impl::write_to(connection& c, std::size_t dir, int fd, steady:
 }
 
 void fault_proxy::impl::refuse(connection& c) {
-  ++counters.connections_refused;
+  ++counters_.connections_refused;
   abort(c);
 }
 
@@ -497,34 +498,34 @@ void fault_proxy::impl::abort(connection& c) {
 }
 
 void fault_proxy::impl::abort_all() {
-  for (auto& c : connections)
+  for (auto& c : connections_)
     abort(*c);
-  connections.clear();
-  accept_paused = false;
+  connections_.clear();
+  accept_paused_ = false;
 }
 
 void fault_proxy::impl::publish(std::uint64_t generation, bool exiting) {
-  counters.connections_open = connections.size();
-  counters.to_target.bytes_held = 0;
-  counters.to_client.bytes_held = 0;
-  for (const auto& c : connections) {
-    counters.to_target.bytes_held += c->flows[to_target].held_bytes;
-    counters.to_client.bytes_held += c->flows[to_client].held_bytes;
+  counters_.connections_open = connections_.size();
+  counters_.to_target.bytes_held = 0;
+  counters_.to_client.bytes_held = 0;
+  for (const auto& c : connections_) {
+    counters_.to_target.bytes_held += c->flows[to_target].held_bytes;
+    counters_.to_client.bytes_held += c->flows[to_client].held_bytes;
   }
   {
-    std::lock_guard<std::mutex> lock(mutex);
-    published = counters;
-    applied_generation = generation;
-    exited = exiting;
+    std::lock_guard<std::mutex> lock(mutex_);
+    published_ = counters_;
+    applied_generation_ = generation;
+    exited_ = exiting;
   }
-  applied.notify_all();
+  applied_.notify_all();
 }
 
 store::result<std::unique_ptr<fault_proxy>> fault_proxy::start(std::string target_host,
                                                                std::uint16_t target_port,
                                                                std::uint64_t seed) {
   auto state = std::make_unique<impl>();
-  state->seed = seed;
+  state->seed_ = seed;
 
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -537,41 +538,42 @@ store::result<std::unique_ptr<fault_proxy>> fault_proxy::start(std::string targe
     return store::status::invalid_argument(
       "fault proxy: cannot resolve target host '" + target_host + "': " + ::gai_strerror(gai) +
       "; give an address such as 127.0.0.1 or a name that resolves");
-  std::memcpy(&state->target_address, found->ai_addr, found->ai_addrlen);
-  state->target_address_size = found->ai_addrlen;
+  std::memcpy(&state->target_address_, found->ai_addr, found->ai_addrlen);
+  state->target_address_size_ = found->ai_addrlen;
   ::freeaddrinfo(found);
 
   const auto io_failure = [](const char* what) {
     return store::status::io_error(std::string("fault proxy: ") + what + ": " + errno_text(errno) +
                                    "; check the process's descriptor limit (ulimit -n)");
   };
-  state->listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (state->listen_fd < 0 || !make_nonblocking_cloexec(state->listen_fd))
+  state->listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (state->listen_fd_ < 0 || !make_nonblocking_cloexec(state->listen_fd_))
     return io_failure("cannot make the listening socket");
   sockaddr_in local{};
   local.sin_family = AF_INET;
   local.sin_port = 0;
   local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t local_size = sizeof local;
-  if (::bind(state->listen_fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0 ||
-      ::listen(state->listen_fd, SOMAXCONN) != 0 ||
-      ::getsockname(state->listen_fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0)
+  if (::bind(state->listen_fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0 ||
+      ::listen(state->listen_fd_, SOMAXCONN) != 0 ||
+      ::getsockname(state->listen_fd_, reinterpret_cast<sockaddr*>(&local), &local_size) != 0)
     return io_failure("cannot listen on 127.0.0.1");
-  state->port = ntohs(local.sin_port);
+  state->port_ = ntohs(local.sin_port);
 
   int wake_pipe[2];
   if (::pipe(wake_pipe) != 0)
     return io_failure("cannot make the wake-up pipe");
-  state->wake_read_fd = wake_pipe[0];
-  state->wake_write_fd = wake_pipe[1];
-  if (!make_nonblocking_cloexec(state->wake_read_fd) || !make_nonblocking_cloexec(state->wake_write_fd))
+  state->wake_read_fd_ = wake_pipe[0];
+  state->wake_write_fd_ = wake_pipe[1];
+  if (!make_nonblocking_cloexec(state->wake_read_fd_) ||
+      !make_nonblocking_cloexec(state->wake_write_fd_))
     return io_failure("cannot configure the wake-up pipe");
 
   try {
-    state->thread = std::thread([raw = state.get()] { raw->run(); });
+    state->thread_ = std::thread([raw = state.get()] { raw->run(); });
   } catch (const std::system_error& e) {
-    return store::status::io_error(std::string("fault proxy: cannot start its thread: ") + e.what() +
-                                   "; the process may be out of threads or memory");
+    return store::status::io_error(std::string("fault proxy: cannot start its thread: ") +
+                                   e.what() + "; the process may be out of threads or memory");
   }
   return std::unique_ptr<fault_proxy>(new fault_proxy(std::move(state)));
 }
@@ -580,7 +582,7 @@ fault_proxy::fault_proxy(std::unique_ptr<impl> state) : impl_(std::move(state)) 
 
 fault_proxy::~fault_proxy() { stop(); }
 
-std::uint16_t fault_proxy::port() const noexcept { return impl_->port; }
+std::uint16_t fault_proxy::port() const noexcept { return impl_->port_; }
 
 void fault_proxy::partition() {
   impl_->apply([](settings& s) { s.blocked = {true, true}; });
@@ -612,7 +614,8 @@ store::status fault_proxy::delay(std::chrono::milliseconds d, std::chrono::milli
 
 store::status fault_proxy::drop(double probability) {
   if (!(probability >= 0.0 && probability <= 1.0))
-    return store::status::invalid_argument("fault proxy: drop probability " + std::to_string(probability) +
+    return store::status::invalid_argument("fault proxy: drop probability " +
+                                           std::to_string(probability) +
                                            " is not a probability; give one in [0, 1]");
   impl_->apply([probability](settings& s) { s.drop_probability = probability; });
   return store::status::ok();
@@ -623,17 +626,17 @@ void fault_proxy::cut() {
 }
 
 fault_proxy_stats fault_proxy::stats() const {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->published;
+  std::lock_guard<std::mutex> lock(impl_->mutex_);
+  return impl_->published_;
 }
 
 void fault_proxy::stop() {
-  std::lock_guard<std::mutex> lock(impl_->stop_mutex);
-  if (!impl_->thread.joinable())
+  std::lock_guard<std::mutex> lock(impl_->stop_mutex_);
+  if (!impl_->thread_.joinable())
     return;
   impl_->apply([](settings& s) { s.stopping = true; });
-  impl_->thread.join();
-  close_gracefully(impl_->listen_fd);
+  impl_->thread_.join();
+  close_gracefully(impl_->listen_fd_);
 }
 
 } // namespace syncmesh::scenarios

@@ -133,11 +133,15 @@ bool is_array_of_objects(const json& v) {
 } // namespace
 
 std::string to_toml(const json& doc) {
+  // An empty Lua table is an empty object to to_json; at the top of a config
+  // it means "none" (no remotes, default [retry]): leave the key out.
   std::string out;
   for (const auto& [k, v] : doc.items())
     if (!v.is_null() && !v.is_object() && !is_array_of_objects(v))
       out += json(k).dump() + " = " + inline_value(v) + "\n";
   for (const auto& [k, v] : doc.items()) {
+    if (v.is_object() && v.empty())
+      continue;
     if (v.is_object()) {
       out += "\n[" + json(k).dump() + "]\n";
       for (const auto& [k2, v2] : v.items())

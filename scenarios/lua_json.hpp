@@ -19,7 +19,7 @@ void push_json(lua_State* L, const nlohmann::json& j);
 nlohmann::json to_json(lua_State* L, int index, const std::string& what);
 
 /// Renders a JSON object as a TOML document (nested objects become tables,
-/// arrays of objects become arrays of tables).
+/// arrays of objects become arrays of tables, empty objects are left out).
 std::string to_toml(const nlohmann::json& doc);
 
 } // namespace syncmesh::scenarios

@@ -70,6 +70,22 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
+/// `s` with every run of white space, line breaks included, as one space.
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!out.empty() && out.back() != ' ')
+        out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return trim(out);
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 std::string seconds_text(milliseconds d) {
   std::ostringstream s;
   s << static_cast<double>(d.count()) / 1000.0 << " s";
@@ -421,7 +437,7 @@ std::string postgres_error(const PGresult* res) {
   };
   std::string primary = field(PG_DIAG_MESSAGE_PRIMARY);
   if (primary.empty())
-    return trim(PQresultErrorMessage(res));
+    return one_line(PQresultErrorMessage(res));
   std::string severity = field(PG_DIAG_SEVERITY_NONLOCALIZED);
   std::string s = (severity.empty() ? std::string("ERROR") : severity) + ": " + primary;
   if (auto detail = field(PG_DIAG_MESSAGE_DETAIL); !detail.empty())
@@ -501,8 +517,10 @@ result<std::unique_ptr<postgres_server>> postgres_server::start(postgres_options
       return st;
     bool port_taken = false;
     status st = server->launch(deadline, port_taken);
-    if (st.is_ok())
+    if (st.is_ok()) {
+      server->started_ = true;
       return result<std::unique_ptr<postgres_server>>(std::move(server));
+    }
     if (!port_taken || attempt == port_attempts_max)
       return st;
   }
@@ -549,12 +567,12 @@ status postgres_server::init_cluster(steady::time_point deadline) {
     kill_and_reap(-*pid, *pid);  // its process group: initdb and its bootstrap backend
     return status::io_error("initdb did not finish within "
                             + seconds_text(options_.start_timeout)
-                            + "; raise postgres_options::start_timeout, or read " + log
-                            + " — its last lines:\n" + tail_of(log, 0));
+                            + "; raise postgres_options::start_timeout, or " + log_advice(log)
+                            + "; its last lines:\n" + tail_of(log, 0));
   }
   if (!exited_cleanly(*wstatus))
-    return status::io_error("initdb failed (" + describe_exit(*wstatus) + "); read " + log
-                            + " — its last lines:\n" + tail_of(log, 0));
+    return status::io_error("initdb failed (" + describe_exit(*wstatus) + "); "
+                            + log_advice(log) + "; its last lines:\n" + tail_of(log, 0));
 
   auto conf = read_whole(data_dir_ + "/postgresql.conf");
   if (!conf)
@@ -612,7 +630,7 @@ status postgres_server::launch(steady::time_point deadline, bool& port_taken) {
       return status::io_error("PostgreSQL exited while starting on port " + std::to_string(port_)
                               + " (" + describe_exit(*wstatus) + ")"
                               + (port_taken ? "; another process holds that port" : "")
-                              + "; read " + log_path_ + " — its last lines:\n" + tail);
+                              + "; " + log_advice(log_path_) + "; its last lines:\n" + tail);
     }
     if (PQping(ping.c_str()) == PQPING_OK)
       return status::ok();
@@ -620,8 +638,9 @@ status postgres_server::launch(steady::time_point deadline, bool& port_taken) {
       (void)shut_down(milliseconds{0});
       return status::io_error("PostgreSQL did not accept connections within "
                               + seconds_text(options_.start_timeout)
-                              + " and was stopped; raise postgres_options::start_timeout, or read "
-                              + log_path_ + " — its last lines:\n" + tail_of(log_path_, log_from));
+                              + " and was stopped; raise postgres_options::start_timeout, or "
+                              + log_advice(log_path_) + "; its last lines:\n"
+                              + tail_of(log_path_, log_from));
     }
     std::this_thread::sleep_for(poll_interval);
   }
@@ -646,6 +665,13 @@ status postgres_server::shut_down(milliseconds fast_max) {
                           + (immediate ? "shut down immediately" : "killed")
                           + "; its next start recovers from the WAL; read " + log_path_
                           + " for why it was slow");
+}
+
+std::string postgres_server::log_advice(const std::string& path) const {
+  // A failed start() removes the directory, log included.
+  if (started_ || options_.keep_dir)
+    return "read " + path;
+  return "set postgres_options::keep_dir to keep " + path;
 }
 
 status postgres_server::stop() { return shut_down(stop_fast_max); }
@@ -687,8 +713,9 @@ result<sql_result> postgres_server::sql(const std::string& statement, const std:
   const std::string where = "PostgreSQL at 127.0.0.1:" + std::to_string(port_) + " (database \""
                             + db + "\")";
   if (PQstatus(conn.get()) != CONNECTION_OK) {
+    // libpq's second line is a generic "Is the server running...?" hint.
     const std::string sentence = "cannot connect to " + where + ": "
-                                 + trim(PQerrorMessage(conn.get()));
+                                 + one_line(first_line(PQerrorMessage(conn.get())));
     if (!running())
       return status::closed(sentence + "; the server is stopped — call start_again() first");
     return status::io_error(sentence + "; check that the database exists, or read " + log_path_);
@@ -699,7 +726,7 @@ result<sql_result> postgres_server::sql(const std::string& statement, const std:
                                                     &PQclear);
   if (!res)
     return status::io_error(where + " did not answer `" + snippet(statement)
-                            + "`: " + trim(PQerrorMessage(conn.get())) + "; read " + log_path_);
+                            + "`: " + one_line(PQerrorMessage(conn.get())) + "; read " + log_path_);
   switch (PQresultStatus(res.get())) {
   case PGRES_COMMAND_OK:
   case PGRES_TUPLES_OK:

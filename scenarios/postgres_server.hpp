@@ -65,7 +65,7 @@ public:
   /// says what failed and what to do (not_found: PostgreSQL is not
   /// installed; invalid_argument: a refused setting; io_error: initdb or the
   /// server failed, with the last lines of its log). Nothing is left behind
-  /// on error.
+  /// on error but, with keep_dir, the directory.
   static store::result<std::unique_ptr<postgres_server>> start(postgres_options options = {});
 
   /// Stops the server (fast, then immediate, then SIGKILL) and removes the
@@ -126,6 +126,8 @@ private:
   store::status launch(std::chrono::steady_clock::time_point deadline, bool& port_taken);
   /// Signals, waits and escalates until the postmaster is gone.
   store::status shut_down(std::chrono::milliseconds fast_max);
+  /// How a reader of an error gets to the log at `path`.
+  std::string log_advice(const std::string& path) const;
 
   postgres_options options_;
   std::string bin_dir_;
@@ -136,6 +138,7 @@ private:
   std::string base_config_;  // postgresql.conf as initdb wrote it
   int port_ = 0;
   pid_t postmaster_pid_ = 0;  // 0: not running
+  bool started_ = false;      // start() succeeded; the directory outlives errors
 };
 
 } // namespace syncmesh::scenarios

@@ -1,8 +1,12 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -73,6 +77,29 @@ struct remove_at_end {
     std::error_code ec;
     if (!dir.empty())
       fs::remove_all(dir, ec);
+  }
+};
+
+/// A listening socket on 127.0.0.1:`port`, closed at the end of the scope.
+struct port_holder {
+  int fd = -1;
+  explicit port_holder(int port) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 1) != 0)
+      release();
+  }
+  ~port_holder() { release(); }
+  bool holds() const { return fd >= 0; }
+  void release() {
+    if (fd >= 0)
+      ::close(fd);
+    fd = -1;
   }
 };
 
@@ -195,6 +222,25 @@ BOOST_AUTO_TEST_CASE(a_stopped_server_refuses_sql_and_start_again_brings_the_dat
   BOOST_TEST(ran(*server, "SELECT count(*) FROM kept").rows.at(0).at(0).value_or("?") == "1");
 }
 
+BOOST_AUTO_TEST_CASE(start_again_on_a_port_another_process_took_says_so) {
+  auto server = started();
+  BOOST_REQUIRE(server->stop().is_ok());
+  port_holder squatter(server->port());
+  BOOST_REQUIRE(squatter.holds());
+
+  auto refused = server->start_again();
+  BOOST_REQUIRE(!refused.is_ok());
+  BOOST_TEST(refused.message().find("another process holds that port") != std::string::npos,
+             refused.message());
+  BOOST_TEST(refused.message().find(server->log_path()) != std::string::npos);
+  BOOST_TEST(!server->running());
+
+  squatter.release();
+  auto again = server->start_again();
+  BOOST_REQUIRE_MESSAGE(again.is_ok(), again.to_string());
+  BOOST_TEST(ran(*server, "SELECT 1").rows.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(destroying_the_server_leaves_no_process_and_no_directory) {
   auto server = started();
   const std::string data_dir = server->data_dir();
@@ -232,7 +278,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_cannot_start_reports_its_log_and_leaves_nothi
   const std::string bogus = "bogus-" + std::to_string(::getpid());
   postgres_options options;
   options.settings = {{"shared_buffers", bogus}};
-  auto server = postgres_server::start(options);
+  auto server = syncmesh::scenarios::postgres_server::start(options);
   BOOST_REQUIRE(!server.is_ok());
   BOOST_TEST((server.error().code() == errc::io_error));
   BOOST_TEST(server.error().message().find("invalid value for parameter \"shared_buffers\"")
@@ -252,7 +298,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_cannot_start_reports_its_log_and_leaves_nothi
 BOOST_AUTO_TEST_CASE(a_missing_installation_says_which_package_to_install) {
   postgres_options options;
   options.bin_dir = "/nonexistent/postgresql/bin";
-  auto server = postgres_server::start(options);
+  auto server = syncmesh::scenarios::postgres_server::start(options);
   BOOST_REQUIRE(!server.is_ok());
   BOOST_TEST((server.error().code() == errc::not_found));
   BOOST_TEST(server.error().message().find("install the `postgresql` package")
@@ -263,7 +309,7 @@ BOOST_AUTO_TEST_CASE(a_missing_installation_says_which_package_to_install) {
 BOOST_AUTO_TEST_CASE(settings_the_server_chooses_itself_are_refused) {
   postgres_options options;
   options.settings = {{"port", "5432"}};
-  auto server = postgres_server::start(options);
+  auto server = syncmesh::scenarios::postgres_server::start(options);
   BOOST_REQUIRE(!server.is_ok());
   BOOST_TEST((server.error().code() == errc::invalid_argument));
   BOOST_TEST(server.error().message().find("port()") != std::string::npos,
