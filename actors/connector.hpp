@@ -3,11 +3,17 @@
 // The contract every connector actor implements, whatever its remote
 // (in-process memory source now; PostgreSQL and peers later):
 //
-//   (snapshot_atom, table)                 -> snapshot_ref | error remote_down
-//       the table's rows and the change-stream position they are current at
+//   (snapshot_atom, table, string view, bool follow) -> snapshot_ref | error
+//       the table's rows and the change-stream position they are current at;
+//       `follow` says the view will subscribe from that position next (a
+//       PostgreSQL connector then takes the snapshot from a new replication
+//       slot named for `view`)
 //   (subscribe_atom, table, actor, from)   -> uint64 position | error
 //       `actor` receives (changes_atom, changes_ref) for every change after
 //       position `from`, in order, until unsubscribed or the remote goes down
+//   (ack_atom, table, uint64 position)     -> void
+//       everything up to `position` is durable locally; the connector may
+//       confirm it upstream (PostgreSQL: the slot's confirmed flush LSN)
 //   (unsubscribe_atom, table, actor)       -> void
 //   (push_atom, table, changes_ref, actor) -> uint64 position | error
 //       applies local writes at the remote; the change stream does not echo

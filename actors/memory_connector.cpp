@@ -157,7 +157,11 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
   });
 
   return {
-    [self](snapshot_atom, const std::string& table) -> caf::result<snapshot_ref> {
+    [self](ack_atom, const std::string&, std::uint64_t) {
+      // Nothing to confirm: the memory remote keeps no per-reader state.
+    },
+    [self](snapshot_atom, const std::string& table, const std::string&,
+           bool) -> caf::result<snapshot_ref> {
       auto& st = self->state;
       if (!st.up)
         return down_error(st);

@@ -86,6 +86,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, reconnect_atom, "reconnect")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, outage_atom, "outage")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, connector_atom, "connector")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, ack_atom, "ack")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, stream_lost_atom, "streamlost")
   // Store actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
   // Supervisor.

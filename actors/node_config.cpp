@@ -528,19 +528,78 @@ status read_memory_table(const source_doc& doc, const toml::table& t, const std:
   return r.finish();
 }
 
+// The keys of a postgres remote: where it is, who we are, and the password
+// from the config, a file or the environment.
+void read_postgres_remote(table_reader& r, remote_config& out) {
+  std::string host = "127.0.0.1", database = "postgres", user = "postgres";
+  std::uint16_t port = 5432;
+  auto* conninfo = r.string("conninfo", out.conninfo);
+  auto* h = r.string("host", host);
+  auto* p = r.integer("port", port, 1);
+  auto* d = r.string("database", database);
+  auto* u = r.string("user", user);
+  std::string password, password_file, password_env;
+  auto* pw = r.string("password", password);
+  auto* pf = r.string("password_file", password_file);
+  auto* pe = r.string("password_env", password_env);
+  r.boolean("temporary_slots", out.temporary_slots);
+  if (out.kind != "postgres") {
+    for (const toml::node* n : {static_cast<const toml::node*>(conninfo),
+                                static_cast<const toml::node*>(h), static_cast<const toml::node*>(p),
+                                static_cast<const toml::node*>(d), static_cast<const toml::node*>(u),
+                                static_cast<const toml::node*>(pw),
+                                static_cast<const toml::node*>(pf),
+                                static_cast<const toml::node*>(pe)})
+      if (n) {
+        r.fail_at(*n, "connection settings only apply to kind = \"postgres\" remotes");
+        return;
+      }
+    return;
+  }
+  if (conninfo && (h || p || d || u))
+    r.fail_at(*conninfo, "give either 'conninfo' or host/port/database/user, not both");
+  if ((pw ? 1 : 0) + (pf ? 1 : 0) + (pe ? 1 : 0) > 1)
+    r.fail_at(pw ? *static_cast<const toml::node*>(pw) : *static_cast<const toml::node*>(pf),
+              "give the password one way: 'password', 'password_file' or 'password_env'");
+  if (!conninfo)
+    out.conninfo = "host=" + host + " port=" + std::to_string(port) + " dbname=" + database
+                   + " user=" + user;
+  out.password = password;
+  if (pf) {
+    std::ifstream in(password_file);
+    if (!in) {
+      r.fail_at(*pf, "cannot read the password file '" + password_file
+                       + "'; check the path and that this user may read it");
+      return;
+    }
+    std::getline(in, out.password);
+  }
+  if (pe) {
+    const char* v = std::getenv(password_env.c_str());
+    if (!v) {
+      r.fail_at(*pe, "the environment variable '" + password_env
+                       + "' named by password_env is not set; export it before starting the "
+                         "node");
+      return;
+    }
+    out.password = v;
+  }
+}
+
 status read_remote(const source_doc& doc, const toml::table& t, remote_config& out) {
   table_reader r(doc, t, named(t, "remote", "this [[remotes]] entry"));
   out.line = line_of(t);
   r.required_string("name", out.name, "name = \"inventory\" (unique among remotes)");
-  if (auto* kind = r.required_string("kind", out.kind, "kind = \"memory\"")) {
-    if (out.kind == "postgres" || out.kind == "peer")
+  if (auto* kind = r.required_string("kind", out.kind, "kind = \"memory\" or \"postgres\"")) {
+    if (out.kind == "peer")
+      r.fail_at(*kind, "remote kind 'peer' is not supported yet; it arrives with peer sync. Use "
+                       "kind = \"memory\" or \"postgres\"");
+    else if (out.kind != "memory" && out.kind != "postgres")
       r.fail_at(*kind, "remote kind '" + out.kind
-                         + "' is not supported yet; postgres and peer remotes arrive in later "
-                           "releases. Use kind = \"memory\"");
-    else if (out.kind != "memory")
-      r.fail_at(*kind, "remote kind '" + out.kind + "' is unknown; use kind = \"memory\"");
+                         + "' is unknown; use kind = \"memory\" or \"postgres\"");
   }
   r.boolean("start_down", out.start_down);
+  read_postgres_remote(r, out);
   const auto* tables = r.tables("tables", "[[remotes.tables]] sections");
   std::map<std::string, int> table_lines;
   for (std::size_t i = 0; tables && i < tables->size() && !r.failed(); ++i) {
@@ -590,10 +649,69 @@ status read_view(const source_doc& doc, const toml::table& t,
   }
   auto* remote = r.required_string("remote", out.remote,
                                    "remote = \"inventory\" (the name of a [[remotes]] entry)");
-  auto* source =
-    r.required_string("source", out.source, "source = \"items\" (a table on the remote)");
+  auto* query = r.string("query", out.query);
+  auto* source = query ? r.string("source", out.source)
+                       : r.required_string("source", out.source,
+                                           "source = \"items\" (a table on the remote)");
+  if (query && out.source.empty())
+    out.source = out.ns + "." + out.name;
   r.one_of("write_policy", out.write_policy, {"local_first", "origin_first"});
   r.boolean("enabled", out.enabled);
+  auto* columns = r.array("columns", "an array of column names");
+  auto* key = r.array("key", "an array of key column names");
+  auto* filters = r.tables("filters", "inline tables like { column = \"id\", op = \">\", value = 10 }");
+  auto strings_of = [&](const toml::array* a, const char* what, std::vector<std::string>& into) {
+    for (std::size_t i = 0; a && i < a->size(); ++i) {
+      auto v = a->get(i)->value<std::string>();
+      if (!v || v->empty()) {
+        r.fail_at(*a->get(i), std::string("every entry of '") + what + "' must be a column name");
+        return;
+      }
+      into.push_back(*v);
+    }
+  };
+  strings_of(columns, "columns", out.columns);
+  strings_of(key, "key", out.key);
+  for (std::size_t i = 0; filters && i < filters->size() && !r.failed(); ++i) {
+    table_reader fr(doc, *filters->get(i)->as_table(), "filter " + std::to_string(i + 1) + " of "
+                                                          + view_phrase(t));
+    filter_config f;
+    fr.required_string("column", f.column, "column = \"id\"");
+    f.op = "=";
+    fr.one_of("op", f.op, {"=", "<", "<=", ">", ">=", "in"});
+    auto literal = [&](const toml::node& n) -> std::optional<std::string> {
+      if (auto sv = n.value<std::string>())
+        return *sv;
+      if (n.is_integer())
+        return std::to_string(n.as_integer()->get());
+      if (n.is_floating_point())
+        return exact_float_text(doc, *n.as_floating_point());
+      if (auto b = n.value<bool>())
+        return std::string(*b ? "true" : "false");
+      return std::nullopt;
+    };
+    if (f.op == "in") {
+      auto* vs = fr.array("values", "an array of values");
+      for (std::size_t j = 0; vs && j < vs->size(); ++j) {
+        auto lit = literal(*vs->get(j));
+        if (!lit) {
+          fr.fail_at(*vs->get(j), "filter values must be strings, numbers or booleans");
+          break;
+        }
+        f.values.push_back(*lit);
+      }
+      if (!vs)
+        fr.check(false, "values", "an 'in' filter needs values = [ ... ]");
+    } else if (const toml::node* v = fr.take_required("value", "value = 10")) {
+      auto lit = literal(*v);
+      if (!lit)
+        fr.fail_at(*v, "a filter value must be a string, number or boolean");
+      else
+        f.values.push_back(*lit);
+    }
+    r.fail(fr.finish());
+    out.filters.push_back(std::move(f));
+  }
 
   if (remote && !r.failed()) {
     auto it = std::find_if(remotes.begin(), remotes.end(),
@@ -606,6 +724,26 @@ status read_view(const source_doc& doc, const toml::table& t,
                            + "', which is not declared; "
                            + (names.empty() ? "add a [[remotes]] entry with that name"
                                             : "declared remotes: " + joined(names)));
+    } else if (it->kind == "postgres") {
+      if (out.persistence == "sync")
+        r.fail_at(*t.get("persistence"), "view '" + out.full_name()
+                                           + "' is a sync view of a PostgreSQL remote; writing "
+                                             "back to PostgreSQL arrives with the write path — "
+                                             "use \"realtime\" or \"materialized\" for now");
+      if (query && out.key.empty())
+        r.fail_at(*query, "view '" + out.full_name()
+                            + "' reads a query, which has no primary key of its own; name the "
+                              "columns that identify its rows with key = [\"id\"]");
+      if (!query && !out.key.empty())
+        r.fail_at(*key, "'key' is only for query views; a table's key comes from its catalog");
+      if (query && (!out.filters.empty() || !out.columns.empty()))
+        r.fail_at(*query, "a query view takes no 'columns' or 'filters'; put them in the query");
+    } else if (query || !out.columns.empty() || !out.filters.empty() || !out.key.empty()) {
+      r.fail_at(query ? *static_cast<const toml::node*>(query)
+                      : *static_cast<const toml::node*>(t.get("columns") ? t.get("columns")
+                                                        : t.get("filters") ? t.get("filters")
+                                                                           : t.get("key")),
+                "query, columns, filters and key apply to views of postgres remotes only");
     } else if (source && it->kind == "memory") {
       std::vector<std::string> names;
       for (const auto& table : it->tables)

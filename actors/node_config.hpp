@@ -25,15 +25,34 @@ struct memory_table_config {
   std::vector<store::row> rows;  // each row in column order, typed per column
 };
 
-/// A remote a node connects to. `kind` selects the connector:
-/// "memory" (in-process source; this issue), later "postgres", "peer".
+/// A remote a node connects to. `kind` selects the connector: "memory" (an
+/// in-process source) or "postgres"; "peer" comes with peer sync.
 struct remote_config {
   std::string name;
   std::string kind;
   std::vector<memory_table_config> tables;  // kind = "memory"
   /// When true the memory remote starts down (for tests of retry paths).
   bool start_down = false;
+
+  // kind = "postgres"
+  /// libpq conninfo without the password: `conninfo` from the config, or
+  /// built from host, port, database and user.
+  std::string conninfo;
+  /// From `password`, `password_file` or `password_env`; never logged.
+  std::string password;
+  /// Replication slots are TEMPORARY (dropped with the connection) instead of
+  /// persistent.
+  bool temporary_slots = false;
+
   int line = 0;  // where it is declared in the config file
+};
+
+/// A row filter of a PostgreSQL view: `column op value`, or `column IN
+/// (values)`. Values are kept as text and passed as literals, never pasted.
+struct filter_config {
+  std::string column;
+  std::string op;                   // = < <= > >= in
+  std::vector<std::string> values;  // one, or several for "in"
 };
 
 /// A view: a local relation kept in step with a source on a remote.
@@ -45,6 +64,13 @@ struct view_config {
   std::string source;        // table on the remote
   std::string write_policy = "local_first";  // sync views: local_first | origin_first
   bool enabled = true;
+  // Views of PostgreSQL remotes: `source` is "schema.table" (or "table" in
+  // public), optionally narrowed to `columns` and `filters`; or a `query`
+  // with the `key` columns that identify its rows.
+  std::vector<std::string> columns;
+  std::vector<filter_config> filters;
+  std::string query;
+  std::vector<std::string> key;
   int line = 0;
 
   std::string full_name() const { return ns + "." + name; }

@@ -21,6 +21,8 @@ using nlohmann::json;
 /// How long one step of a run (snapshot, push, store apply) may take before
 /// the run counts as failed.
 constexpr auto step_timeout = std::chrono::seconds(60);
+/// A snapshot copies a whole table; it may take much longer than a step.
+constexpr auto snapshot_timeout = std::chrono::minutes(30);
 
 struct view_state {
   node_context_ptr ctx;
@@ -318,7 +320,8 @@ void start_run(view_actor* self) {
       return;
     }
     auto& st = self->state;
-    self->request(st.connector, step_timeout, snapshot_atom::value, st.cfg.source)
+    self->request(st.connector, snapshot_timeout, snapshot_atom::value, st.cfg.source,
+                  st.cfg.full_name(), follows_stream(st.cfg))
       .then([self](const snapshot_ref& snap) { apply_snapshot(self, *snap.ptr); },
             [self](const caf::error& err) { finish_run(self, describe(err)); });
   });
@@ -435,8 +438,13 @@ void apply_stream(view_actor* self, const change_set& cs) {
   st.job.last_seen_commit = std::to_string(cs.position);
   st.job.updated_at_ms = now_ms(self);
   b->jobs.push_back(st.job);
+  auto position = cs.position;
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
-    .then([](std::uint64_t) {},
+    .then(
+      [self, position](std::uint64_t) {
+        // Durable locally: the remote may forget everything up to here.
+        self->send(self->state.connector, ack_atom::value, self->state.cfg.source, position);
+      },
           [self](const caf::error& err) {
             // The local copy may now miss a change: end the stream and
             // re-snapshot through the retry path.

@@ -4,8 +4,9 @@
 // same writers, rows per batch and duration. Prints batches/s of both and
 // the ratio store/raw against the goal of 0.70. The exit code is 0 whatever
 // the ratio: this is a measurement, not a test; 1 means it could not be
-// made, 2 a bad command line.
+// made, 2 a bad command line, 130 an interrupt (SIGINT/SIGTERM).
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -22,7 +23,9 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <leveldb/db.h>
 
@@ -41,8 +44,19 @@ namespace sb = syncmesh::benchmarks;
 namespace st = syncmesh::store;
 
 constexpr double ratio_goal = 0.70;
+// Other processes using more than this many cores during a measurement
+// make its figures suspect.
+constexpr double disturbed_cores = 0.15;
 constexpr double seconds_max = 3600;
 constexpr int writers_max = 256;
+constexpr auto interrupt_poll = std::chrono::milliseconds(50);
+constexpr int exit_interrupted = 130;
+
+// Set by SIGINT/SIGTERM: the running measurement stops early and the
+// scratch databases are removed before the program exits.
+volatile sig_atomic_t interrupted = 0;
+
+void on_interrupt(int) { interrupted = 1; }
 
 struct config {
   double seconds = 3;
@@ -57,7 +71,7 @@ struct config {
 const char* usage =
   "usage: store_vs_raw [--seconds S] [--writers W] [--rows N] [--json] [--dir D]\n"
   "                    [--durability fsync|buffered|both]\n"
-  "  --seconds S  how long each of the four measurements runs (default 3)\n"
+  "  --seconds S  how long each measurement (raw or store, per durability) runs (default 3)\n"
   "  --writers W  concurrent writer threads (default 8)\n"
   "  --rows N     rows per batch; every batch also carries its writer's cursor (default 1)\n"
   "  --json       print one JSON object instead of the table\n"
@@ -152,14 +166,39 @@ struct measurement {
   std::uint64_t batches = 0;
   double seconds = 0;
   double cpu_seconds = 0;  // of the whole process, LevelDB's compaction thread included
+  double machine_busy_seconds = 0;  // of all CPUs, every process included
   double batches_per_s() const { return seconds > 0 ? static_cast<double>(batches) / seconds : 0; }
   double cores_busy() const { return seconds > 0 ? cpu_seconds / seconds : 0; }
+  /// Cores other processes kept busy meanwhile; much above 0 means the
+  /// figure was disturbed and should be measured again.
+  double other_cores_busy() const {
+    return seconds > 0 && machine_busy_seconds > cpu_seconds
+             ? (machine_busy_seconds - cpu_seconds) / seconds
+             : 0;
+  }
 };
 
 double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// CPU time all CPUs spent outside idle and iowait since boot, from
+// /proc/stat; 0 if it cannot be read.
+double machine_busy_seconds() {
+  std::ifstream in{"/proc/stat"};
+  std::string cpu;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0,
+                     softirq = 0, steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal)
+      || cpu != "cpu")
+    return 0;
+  auto ticks_per_s = sysconf(_SC_CLK_TCK);
+  if (ticks_per_s <= 0)
+    return 0;
+  return static_cast<double>(user + nice + system + irq + softirq + steal)
+         / static_cast<double>(ticks_per_s);
 }
 
 using write_fn = std::function<st::status(const st::batch&)>;
@@ -204,14 +243,23 @@ st::result<measurement> drive(const config& c, const write_fn& write) {
   }
   auto start = std::chrono::steady_clock::now();
   auto cpu_start = process_cpu_seconds();
+  auto machine_start = machine_busy_seconds();
   cv.notify_all();
-  std::this_thread::sleep_for(std::chrono::duration<double>(c.seconds));
+  auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(c.seconds));
+  while (!interrupted && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(
+      std::min<std::chrono::steady_clock::duration>(interrupt_poll,
+                                                    deadline - std::chrono::steady_clock::now()));
   stop = true;
   for (auto& t : threads)
     t.join();
   measurement m;
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   m.cpu_seconds = process_cpu_seconds() - cpu_start;
+  m.machine_busy_seconds = machine_busy_seconds() - machine_start;
+  if (interrupted)
+    return st::status::closed("interrupted");
   for (std::size_t i = 0; i < counts.size(); ++i) {
     if (!errors[i])
       return errors[i];
@@ -295,6 +343,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const auto& c = *parsed;
+  signal(SIGINT, on_interrupt);
+  signal(SIGTERM, on_interrupt);
 
   std::ostringstream command;
   command << self_path(argv[0]) << " --seconds " << c.seconds << " --writers " << c.writers
@@ -314,19 +364,24 @@ int main(int argc, char** argv) {
               << "# " << c.writers << " writers, " << c.rows
               << " row(s) + 1 cursor per batch, " << c.seconds
               << " s per measurement, raw baseline first\n\n";
-    std::printf("%-10s %14s %16s %7s  %-20s %s\n", "durability", "raw batches/s",
-                "store batches/s", "ratio", "goal", "cores busy raw/store");
+    std::printf("%-10s %14s %16s %7s  %-20s %-21s %s\n", "durability", "raw batches/s",
+                "store batches/s", "ratio", "goal", "cores busy raw/store",
+                "other processes");
     std::fflush(stdout);
   }
 
   std::vector<outcome> outcomes;
   for (auto d : c.durabilities) {
     auto raw = measure_raw(c, d);
+    if (interrupted)
+      return exit_interrupted;
     if (!raw) {
       std::cerr << "store_vs_raw: the raw baseline failed: " << raw.error().to_string() << "\n";
       return 1;
     }
     auto store = measure_store(c, d);
+    if (interrupted)
+      return exit_interrupted;
     if (!store) {
       std::cerr << "store_vs_raw: the store failed: " << store.error().to_string() << "\n";
       return 1;
@@ -337,9 +392,12 @@ int main(int argc, char** argv) {
       char goal[64];
       std::snprintf(goal, sizeof goal, "goal >= %.2f: %s", ratio_goal,
                     o.ratio() >= ratio_goal ? "met" : "missed");
-      std::printf("%-10s %14.0f %16.0f %7.2f  %-20s %.2f/%.2f\n", st::to_string(d),
-                  o.raw.batches_per_s(), o.store.batches_per_s(), o.ratio(), goal,
-                  o.raw.cores_busy(), o.store.cores_busy());
+      char busy[32];
+      std::snprintf(busy, sizeof busy, "%.2f/%.2f", o.raw.cores_busy(), o.store.cores_busy());
+      auto other = std::max(o.raw.other_cores_busy(), o.store.other_cores_busy());
+      std::printf("%-10s %14.0f %16.0f %7.2f  %-20s %-21s %.2f cores%s\n", st::to_string(d),
+                  o.raw.batches_per_s(), o.store.batches_per_s(), o.ratio(), goal, busy, other,
+                  other > disturbed_cores ? " (disturbed: measure again)" : "");
       std::fflush(stdout);
     }
   }
@@ -358,10 +416,12 @@ int main(int argc, char** argv) {
                 << "\",\"raw_batches\":" << o.raw.batches << ",\"raw_seconds\":" << o.raw.seconds
                 << ",\"raw_batches_per_s\":" << o.raw.batches_per_s()
                 << ",\"raw_cores_busy\":" << o.raw.cores_busy()
+                << ",\"raw_other_cores_busy\":" << o.raw.other_cores_busy()
                 << ",\"store_batches\":" << o.store.batches
                 << ",\"store_seconds\":" << o.store.seconds
                 << ",\"store_batches_per_s\":" << o.store.batches_per_s()
                 << ",\"store_cores_busy\":" << o.store.cores_busy()
+                << ",\"store_other_cores_busy\":" << o.store.other_cores_busy()
                 << ",\"ratio\":" << o.ratio()
                 << ",\"goal_met\":" << (o.ratio() >= ratio_goal ? "true" : "false") << "}";
     }

@@ -394,7 +394,7 @@ BOOST_AUTO_TEST_CASE(unknown_enum_values_list_the_accepted_ones) {
      {"persistence 'cached' is unknown", "\"materialized\", \"realtime\" or \"sync\""}},
     {base_plus({"write_policy = \"remote_first\""}), 17,
      {"'write_policy'", "'remote_first'", "local_first, origin_first"}},
-    {base_with(5, "kind = \"postgres\""), 5, {"'postgres' is not supported yet", "arrive", "memory"}},
+    {base_with(5, "kind = \"peer\""), 5, {"'peer' is not supported yet", "peer sync", "postgres"}},
     {base_with(5, "kind = \"ftp\""), 5, {"remote kind 'ftp' is unknown", "memory"}},
     {base_with(9, "            { name = \"title\", type = \"varchar\" } ]"), 9,
      {"column 'title'", "type 'varchar'", "boolean, integer, real, text, bytes, numeric, "

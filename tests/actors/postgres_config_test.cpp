@@ -1,0 +1,85 @@
+#include <cstdlib>
+#include <string>
+
+#include <boost/test/unit_test.hpp>
+
+#include "actors/node_config.hpp"
+
+using namespace syncmesh::actors;
+
+namespace {
+
+std::string config(const std::string& remote, const std::string& view) {
+  return std::string("node_id = \"n\"\ndata_dir = \"d\"\n\n[[remotes]]\nname = \"pg\"\nkind = "
+                     "\"postgres\"\n")
+         + remote + "\n\n[[views]]\nnamespace = \"app\"\nname = \"items\"\npersistence = "
+                    "\"realtime\"\nremote = \"pg\"\n"
+         + view + "\n";
+}
+
+std::string error_of(const std::string& text) {
+  auto r = parse_node_config(text, "node.toml");
+  return r ? std::string("(accepted)") : r.error().message();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(postgres_config)
+
+BOOST_AUTO_TEST_CASE(a_postgres_remote_builds_its_conninfo_and_keeps_the_password_apart) {
+  auto r = parse_node_config(config("host = \"db.local\"\nport = 6543\ndatabase = \"shop\"\n"
+                                    "user = \"reader\"\npassword = \"s3cret\"",
+                                    "source = \"public.items\"\ncolumns = [\"id\", \"title\"]\n"
+                                    "filters = [ { column = \"id\", op = \">\", value = 10 },\n"
+                                    "            { column = \"kind\", op = \"in\", values = [\"a\", \"b\"] } ]"),
+                             "node.toml");
+  BOOST_REQUIRE_MESSAGE(r.is_ok(), r.error().message());
+  const auto& rc = r->remotes.at(0);
+  BOOST_TEST(rc.conninfo == "host=db.local port=6543 dbname=shop user=reader");
+  BOOST_TEST(rc.conninfo.find("s3cret") == std::string::npos);
+  BOOST_TEST(rc.password == "s3cret");
+  const auto& v = r->views.at(0);
+  BOOST_TEST(v.source == "public.items");
+  BOOST_TEST(v.columns == (std::vector<std::string>{"id", "title"}), boost::test_tools::per_element());
+  BOOST_REQUIRE_EQUAL(v.filters.size(), 2u);
+  BOOST_TEST(v.filters[0].op == ">");
+  BOOST_TEST(v.filters[0].values == (std::vector<std::string>{"10"}), boost::test_tools::per_element());
+  BOOST_TEST(v.filters[1].values == (std::vector<std::string>{"a", "b"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(the_password_can_come_from_the_environment) {
+  ::setenv("SYNCMESH_TEST_PG_PASSWORD", "from-env", 1);
+  auto r = parse_node_config(config("conninfo = \"host=127.0.0.1 port=5432\"\n"
+                                    "password_env = \"SYNCMESH_TEST_PG_PASSWORD\"",
+                                    "source = \"items\""),
+                             "node.toml");
+  BOOST_REQUIRE_MESSAGE(r.is_ok(), r.error().message());
+  BOOST_TEST(r->remotes[0].password == "from-env");
+  BOOST_TEST(r->remotes[0].conninfo == "host=127.0.0.1 port=5432");
+  auto missing = error_of(config("password_env = \"SYNCMESH_NO_SUCH_VARIABLE\"", "source = \"items\""));
+  BOOST_TEST(missing.find("is not set") != std::string::npos, missing);
+  auto file = error_of(config("password_file = \"/no/such/file\"", "source = \"items\""));
+  BOOST_TEST(file.find("cannot read the password file") != std::string::npos, file);
+}
+
+BOOST_AUTO_TEST_CASE(a_query_view_must_name_its_key) {
+  auto e = error_of(config("", "query = \"SELECT id, title FROM items\""));
+  BOOST_TEST(e.find("name the columns that identify its rows") != std::string::npos, e);
+  BOOST_TEST(e.rfind("node.toml:", 0) == 0u, e);
+  auto ok = parse_node_config(config("", "query = \"SELECT id, title FROM items\"\nkey = [\"id\"]"),
+                              "node.toml");
+  BOOST_REQUIRE_MESSAGE(ok.is_ok(), ok.error().message());
+  BOOST_TEST(ok->views[0].key == (std::vector<std::string>{"id"}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(postgres_only_settings_are_refused_elsewhere) {
+  auto e = error_of("node_id = \"n\"\ndata_dir = \"d\"\n[[remotes]]\nname = \"m\"\nkind = \"memory\"\n"
+                    "host = \"x\"\n");
+  BOOST_TEST(e.find("only apply to kind = \"postgres\"") != std::string::npos, e);
+  auto both = error_of(config("conninfo = \"host=x\"\nhost = \"y\"", "source = \"items\""));
+  BOOST_TEST(both.find("not both") != std::string::npos, both);
+  auto op = error_of(config("", "source = \"items\"\nfilters = [ { column = \"id\", op = \"~\", value = 1 } ]"));
+  BOOST_TEST(op.find("'op'") != std::string::npos, op);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
