@@ -95,6 +95,43 @@ step("restart PostgreSQL mid-stream", function()
   check(tostring(count("live")) == rows, "nothing lost or duplicated across the restart")
 end)
 
+step("10,000 mixed changes across a PostgreSQL restart", function()
+  local function churn(seed)
+    -- 2,000 changes in 100 transactions: inserts, updates and deletes.
+    pg:sql(string.format([[
+      DO $$ DECLARE i int; BEGIN
+        PERFORM setseed(%f);
+        FOR i IN 1..100 LOOP
+          INSERT INTO items SELECT 100000 + (random() * 50000)::int, 'churn', 1, NULL
+            FROM generate_series(1, 8) ON CONFLICT (id) DO UPDATE SET title = 'upserted';
+          UPDATE items SET title = 'touched ' || i, price = price + 1
+            WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT 8);
+          DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT 4);
+          COMMIT;
+        END LOOP;
+      END $$]], seed))
+  end
+  for round = 1, 5 do
+    churn(round / 10)
+    if round == 3 then pg:restart() end
+  end
+  local source = {}
+  for _, r in ipairs(pg:sql("SELECT id, title, price FROM items").rows) do
+    source[r[1]] = r[2] .. "|" .. r[3]
+  end
+  await(function()
+    local rows = n:rows("pg.live")
+    local seen = 0
+    for _, r in ipairs(rows) do
+      if source[tostring(r.id)] ~= (r.title .. "|" .. r.price) then return false end
+      seen = seen + 1
+    end
+    local expected = 0
+    for _ in pairs(source) do expected = expected + 1 end
+    return seen == expected
+  end, 60000, "the realtime view equals the source row by row after 10,000 changes and a restart")
+end)
+
 step("bad input", function()
   n:shutdown()
   local bad = config()
@@ -105,4 +142,31 @@ step("bad input", function()
   check(r.state == "failed", "a view of a table that does not exist fails")
   check(string.find(r.error or "", "does not exist") ~= nil, "and says the table does not exist", r.error)
   m:shutdown()
+
+  local cases = {
+    { "a filter on an unknown column", { conninfo = pg:conninfo() },
+      { column = "colour", op = "=", value = "red" }, "colour" },
+    { "wrong credentials", { conninfo = pg:conninfo():gsub("user=postgres", "user=nobody") }, nil,
+      "nobody" },
+    { "an unreachable host", { conninfo = "host=127.0.0.1 port=1 dbname=postgres user=postgres" },
+      nil, "127.0.0.1" },
+  }
+  for i, c in ipairs(cases) do
+    local cfg = config()
+    cfg.remotes = { { name = "pg", kind = "postgres", conninfo = c[2].conninfo },
+                    { name = "mem", kind = "memory",
+                      tables = { { name = "t", columns = { { name = "id", type = "integer", key = true } },
+                                   rows = { { 1 } } } } } }
+    cfg.views = { { namespace = "pg", name = "bad", persistence = "materialized", remote = "pg",
+                    source = "public.items", filters = c[3] and { c[3] } or nil },
+                  { namespace = "mem", name = "ok", persistence = "materialized", remote = "mem",
+                    source = "t" } }
+    local b = node.start("bad" .. i, cfg)
+    local res = b:sync("*")
+    check(res[1].state == "failed" and string.find(res[1].error or "", c[4], 1, true) ~= nil,
+          c[1] .. " fails the view with a sentence", res[1].error)
+    check(res[2].state == "synced", c[1] .. " leaves other views unaffected")
+    check(b:running(), c[1] .. " leaves the node running")
+    b:shutdown()
+  end
 end)

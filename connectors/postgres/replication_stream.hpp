@@ -157,10 +157,11 @@ public:
   ///
   /// The reply carries the last confirmed LSN. When the caller has confirmed
   /// everything poll() handed out (no transaction open, the last Commit
-  /// confirmed), a keepalive's end is confirmed as well: nothing before it
-  /// is pending, and without this the slot would not move while the
-  /// publication is quiet and a server shutdown would wait for this client
-  /// forever (PostgreSQL's own subscriber does the same).
+  /// confirmed), a keepalive's end is confirmed too, with a status update
+  /// whether or not one was asked for: nothing before it is pending, and
+  /// without this the slot would hold WAL back for as long as the published
+  /// tables stay quiet while others change (PostgreSQL's own subscriber
+  /// does the same).
   ///
   /// Errors: io_error when the connection is lost or the server ends the
   /// stream (e.g. it shuts down) — connect again and start() from the last

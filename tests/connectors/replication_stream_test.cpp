@@ -89,6 +89,7 @@ void await_readable(int fd, std::chrono::milliseconds max) {
 /// it failed.
 struct received {
   std::vector<xlog_data> messages;
+  std::vector<keepalive> keepalives;
   std::optional<syncmesh::store::status> error;
 
   /// The error as text, "" when there was none (assertion messages are
@@ -160,6 +161,8 @@ received receive_until(replication_stream& stream, Done done, std::chrono::milli
         break;
       if (auto* x = std::get_if<xlog_data>(&**event))
         got.messages.push_back(*x);
+      else
+        got.keepalives.push_back(std::get<keepalive>(**event));
     }
     if (done(got))
       break;
@@ -380,8 +383,8 @@ BOOST_AUTO_TEST_CASE(a_restart_ends_the_stream_and_a_new_one_resumes_after_the_c
   const lsn confirmed = got.last_commit();
   BOOST_REQUIRE(stream->confirm(confirmed).is_ok());
 
-  // The stream is polled while the server restarts, as an actor would: a
-  // fast shutdown waits for every walsender's client to catch up.
+  // The stream is polled while the server restarts, as an actor would, so
+  // keepalives sent during the shutdown are answered.
   std::optional<syncmesh::store::status> ended;
   std::thread poller([&] {
     auto during = receive_until(*stream, [](const received&) { return false; }, 15s);
@@ -404,6 +407,58 @@ BOOST_AUTO_TEST_CASE(a_restart_ends_the_stream_and_a_new_one_resumes_after_the_c
   BOOST_REQUIRE_MESSAGE(!after.error, after.failure());
   BOOST_TEST((after.inserted_ids() == std::vector<std::string>{"3"}),
              "what was confirmed before the restart does not come again");
+}
+
+BOOST_AUTO_TEST_CASE(a_caught_up_stream_moves_its_slot_and_an_unconfirmed_commit_holds_it) {
+  ran("CREATE TABLE watched (id integer PRIMARY KEY);"
+      "CREATE TABLE ignored (id integer PRIMARY KEY);"
+      "CREATE PUBLICATION watched_pub FOR TABLE watched");
+  auto stream = connected();
+  const slot_info slot = created(*stream, "quiet", true);
+  BOOST_REQUIRE(stream->start("quiet", slot.consistent_point, {"watched_pub"}).is_ok());
+
+  // Nothing handed out, so nothing is pending: keepalives move the slot
+  // past changes the publication does not carry.
+  ran("INSERT INTO ignored VALUES (1)");
+  auto quiet = receive_until(
+    *stream, [&](const received&) { return stream->confirmed() > slot.consistent_point; }, 10s);
+  BOOST_REQUIRE_MESSAGE(!quiet.error, quiet.failure());
+  BOOST_TEST(quiet.messages.empty());
+  BOOST_REQUIRE(stream->confirmed() > slot.consistent_point);
+  const auto deadline = steady::now() + 5s;
+  while (confirmed_flush_of("quiet") <= slot.consistent_point && steady::now() < deadline)
+    (void)receive_until(*stream, [](const received&) { return false; }, 20ms);
+  BOOST_TEST(confirmed_flush_of("quiet") > slot.consistent_point);
+
+  // A Commit handed out and not confirmed holds the confirmed LSN back
+  // however far the keepalives go.
+  ran("INSERT INTO watched VALUES (1)");
+  auto change = receive_until(
+    *stream, [](const received& r) { return r.has_commit_after_insert_of("1"); }, 10s);
+  BOOST_REQUIRE_MESSAGE(!change.error, change.failure());
+  const lsn commit = change.last_commit();
+  const lsn held = stream->confirmed();
+  BOOST_REQUIRE(held < commit);
+  ran("INSERT INTO ignored VALUES (2)");
+  auto past = receive_until(
+    *stream,
+    [&](const received& r) {
+      return std::any_of(r.keepalives.begin(), r.keepalives.end(),
+                         [&](const keepalive& k) { return k.end > commit; });
+    },
+    10s);
+  BOOST_REQUIRE_MESSAGE(!past.error, past.failure());
+  BOOST_REQUIRE_MESSAGE(!past.keepalives.empty(), "no keepalive came past the commit");
+  BOOST_TEST(stream->confirmed() == held);
+
+  // Once it is confirmed, the next keepalive moves the slot on again.
+  BOOST_REQUIRE(stream->confirm(commit).is_ok());
+  BOOST_TEST(stream->confirmed() == commit);
+  ran("INSERT INTO ignored VALUES (3)");
+  auto moving = receive_until(
+    *stream, [&](const received&) { return stream->confirmed() > commit; }, 10s);
+  BOOST_REQUIRE_MESSAGE(!moving.error, moving.failure());
+  BOOST_TEST(stream->confirmed() > commit);
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_slot_and_a_missing_publication_are_named) {
