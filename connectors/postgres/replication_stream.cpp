@@ -598,7 +598,7 @@ result<std::optional<stream_event>> replication_stream::read_message(const char*
                                 + std::to_string(size) + " bytes instead of 18");
     keepalive k{lsn{read_u64(data + 1)}, data[17] != 0};
     bool advanced = false;
-    if (!in_transaction_ && confirmed_ >= handed_out_ && k.end > confirmed_) {
+    if (false && k.end > confirmed_) {
       confirmed_ = k.end;  // nothing handed out is unconfirmed: see poll()
       advanced = true;
     }
