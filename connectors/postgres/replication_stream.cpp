@@ -512,9 +512,16 @@ status replication_stream::lost(const std::string& what) {
 status replication_stream::stream_ended() {
   // The server left COPY BOTH: it is shutting down (CommandComplete), or it
   // hit an error (ErrorResponse) and will close the connection.
+  // Only what has arrived is read, so that poll() never blocks: the last
+  // message (ReadyForQuery, or the close) may still be on its way.
   std::string said;
   pg_result_ptr failed;
-  while (pg_result_ptr r{PQgetResult(conn_)}) {
+  for (;;) {
+    if (PQisBusy(conn_) != 0 && (PQconsumeInput(conn_) == 0 || PQisBusy(conn_) != 0))
+      break;
+    pg_result_ptr r{PQgetResult(conn_)};
+    if (!r)
+      break;
     if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !failed)
       failed = std::move(r);
   }
@@ -598,7 +605,7 @@ result<std::optional<stream_event>> replication_stream::read_message(const char*
                                 + std::to_string(size) + " bytes instead of 18");
     keepalive k{lsn{read_u64(data + 1)}, data[17] != 0};
     bool advanced = false;
-    if (false && k.end > confirmed_) {
+    if (!in_transaction_ && confirmed_ >= handed_out_ && k.end > confirmed_) {
       confirmed_ = k.end;  // nothing handed out is unconfirmed: see poll()
       advanced = true;
     }
@@ -721,6 +728,7 @@ status snapshot_reader::commit() {
   if (state_ == copy_state::copying)
     return status::invalid_argument("commit() while a COPY is being read; read it to the end "
                                     "first");
+  state_ = copy_state::idle;
   if (!in_transaction_)
     return status::ok();
   in_transaction_ = false;
@@ -926,12 +934,14 @@ result<std::optional<std::vector<copy_row>>> snapshot_reader::next_rows(std::siz
       continue;
     }
     // -1: the COPY is complete, its outcome is the next result; -2: failed.
-    state_ = copy_state::done;
     pg_result_ptr outcome(PQgetResult(conn_));
     while (pg_result_ptr extra{PQgetResult(conn_)}) {
     }
-    if (n == -2 || outcome == nullptr || PQresultStatus(outcome.get()) != PGRES_COMMAND_OK)
+    if (n == -2 || outcome == nullptr || PQresultStatus(outcome.get()) != PGRES_COMMAND_OK) {
+      state_ = copy_state::idle;  // rows already returned may be all there is; say so
       return command_error(conn_, outcome.get(), "reading COPY rows");
+    }
+    state_ = copy_state::done;
     break;
   }
   if (rows.empty())

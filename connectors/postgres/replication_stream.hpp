@@ -144,7 +144,7 @@ public:
                       const std::vector<std::string>& publications, bool messages = true);
 
   /// The connection's socket, for poll(2)/epoll: wait for readable, and for
-  /// writable too while wants_write().
+  /// writable too while wants_write(). -1 once the connection is gone.
   int socket() const;
 
   /// True when a status update could not be sent in full without blocking;
@@ -291,7 +291,9 @@ public:
   /// once the chunk holds `max_bytes` bytes of COPY text; nullopt when the
   /// COPY has no more rows. Memory stays bounded by one chunk. Errors:
   /// invalid_argument without a copy() or for max_rows 0; io_error when the
-  /// connection is lost; PostgreSQL's error otherwise.
+  /// connection is lost; PostgreSQL's error otherwise. After an error the
+  /// COPY is over and its rows are incomplete: the next call is refused, not
+  /// answered with nullopt.
   store::result<std::optional<std::vector<copy_row>>> next_rows(
     std::size_t max_rows, std::size_t max_bytes = snapshot_chunk_bytes_max_default);
 

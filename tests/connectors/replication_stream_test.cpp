@@ -202,10 +202,8 @@ std::vector<copy_row> read_all(snapshot_reader& reader, std::size_t chunk) {
   }
 }
 
-/// Whether the sentence `st` carries holds `text`; the sentence goes to the
-/// log (--log_level=message) for a reader checking how it reads.
+/// Whether the sentence `st` carries holds `text`.
 bool mentions(const syncmesh::store::status& st, const std::string& text) {
-  BOOST_TEST_MESSAGE(st.to_string());
   return st.message().find(text) != std::string::npos;
 }
 
