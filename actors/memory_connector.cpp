@@ -130,14 +130,7 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
                                            ctx->config.seed ^ std::hash<std::string>{}(cfg.name));
   for (const auto& t : cfg.tables) {
     memory_table mt;
-    mt.shape.table = t.name;
-    for (std::size_t i = 0; i < t.columns.size(); ++i) {
-      auto col = to_store_column(t.columns[i]);
-      if (col)
-        mt.shape.columns.push_back(*col);
-      if (t.columns[i].key)
-        mt.shape.primary_key.push_back(i);
-    }
+    mt.shape = memory_table_schema(t);
     for (const auto& r : t.rows)
       mt.rows[store::encode_key(mt.shape.key_of(r))] = r;
     st.tables.emplace(t.name, std::move(mt));

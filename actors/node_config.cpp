@@ -899,4 +899,16 @@ store::result<store::column> to_store_column(const column_config& c) {
                                     "bytes, numeric, timestamp or json");
 }
 
+store::schema memory_table_schema(const memory_table_config& t) {
+  store::schema s;
+  s.table = t.name;
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    if (auto col = to_store_column(t.columns[i]); col)
+      s.columns.push_back(*col);
+    if (t.columns[i].key)
+      s.primary_key.push_back(i);
+  }
+  return s;
+}
+
 } // namespace syncmesh::actors

@@ -125,4 +125,8 @@ store::result<node_config> parse_node_config(const std::string& text,
 /// column is never nullable, whatever `nullable` says.
 store::result<store::column> to_store_column(const column_config& c);
 
+/// The schema of a memory table (its name, columns and key columns).
+/// REQUIRES: the table came from load_node_config (its columns are valid).
+store::schema memory_table_schema(const memory_table_config& t);
+
 } // namespace syncmesh::actors

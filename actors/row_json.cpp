@@ -142,4 +142,46 @@ store::result<store::row> key_from_json(const store::schema& s, const nlohmann::
   return key;
 }
 
+store::result<std::vector<store::change>> changes_from_json(const store::schema& s,
+                                                            const nlohmann::json& ops) {
+  auto bad = [](const std::string& what) { return store::status::invalid_argument(what); };
+  if (!ops.is_object())
+    return bad("exec takes {\"upsert\": [rows], \"delete\": [keys]}, not " + ops.dump());
+  for (const auto& [k, v] : ops.items())
+    if (k != "upsert" && k != "delete")
+      return bad("exec takes 'upsert' and 'delete', not '" + k + "'");
+  std::vector<store::change> out;
+  if (auto it = ops.find("upsert"); it != ops.end()) {
+    if (!it->is_array())
+      return bad("'upsert' must be a list of rows");
+    for (const auto& r : *it) {
+      auto row = row_from_json(s, r);
+      if (!row)
+        return row.error();
+      store::change c;
+      c.table = s.table;
+      c.op = store::change_op::insert;
+      c.new_row = std::move(row).value();
+      out.push_back(std::move(c));
+    }
+  }
+  if (auto it = ops.find("delete"); it != ops.end()) {
+    if (!it->is_array())
+      return bad("'delete' must be a list of keys");
+    for (const auto& k : *it) {
+      auto key = key_from_json(s, k);
+      if (!key)
+        return key.error();
+      store::change c;
+      c.table = s.table;
+      c.op = store::change_op::remove;
+      c.key = std::move(key).value();
+      out.push_back(std::move(c));
+    }
+  }
+  if (out.empty())
+    return bad("exec names no rows to upsert or delete");
+  return out;
+}
+
 } // namespace syncmesh::actors

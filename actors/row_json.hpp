@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/records.hpp"
 #include "store/schema.hpp"
 #include "store/status.hpp"
 #include "store/value.hpp"
@@ -22,5 +23,11 @@ store::result<store::row> row_from_json(const store::schema& s, const nlohmann::
 
 /// A primary key from a JSON object naming exactly the key columns.
 store::result<store::row> key_from_json(const store::schema& s, const nlohmann::json& obj);
+
+/// The changes an exec request names: {"upsert": [rows], "delete": [keys]}
+/// against table `s` (each change's table is s.table). invalid_argument with
+/// a sentence for anything else, or for no rows at all.
+store::result<std::vector<store::change>> changes_from_json(const store::schema& s,
+                                                            const nlohmann::json& ops);
 
 } // namespace syncmesh::actors

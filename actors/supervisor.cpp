@@ -353,40 +353,14 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
       if (!tc)
         return make_error(errc::invalid_request,
                           "remote '" + remote + "' has no table '" + table + "'");
-      store::schema shape;
-      shape.table = table;
-      for (std::size_t i = 0; i < tc->columns.size(); ++i) {
-        if (auto col = to_store_column(tc->columns[i]); col)
-          shape.columns.push_back(*col);
-        if (tc->columns[i].key)
-          shape.primary_key.push_back(i);
-      }
+      auto shape = memory_table_schema(*tc);
       auto ops = json::parse(ops_text, nullptr, false);
-      if (ops.is_discarded() || !ops.is_object())
-        return make_error(errc::invalid_request,
-                          "a remote exec takes {\"upsert\": [rows], \"delete\": [keys]}");
+      auto changes = changes_from_json(shape, ops);
+      if (!changes)
+        return make_error(errc::invalid_request, changes.error().message());
       auto cs = std::make_shared<change_set>();
       cs->table = table;
-      for (const auto& r : ops.value("upsert", json::array())) {
-        auto row = row_from_json(shape, r);
-        if (!row)
-          return make_error(errc::invalid_request, row.error().message());
-        store::change c;
-        c.table = table;
-        c.op = store::change_op::insert;
-        c.new_row = std::move(row).value();
-        cs->changes.push_back(std::move(c));
-      }
-      for (const auto& k : ops.value("delete", json::array())) {
-        auto key = key_from_json(shape, k);
-        if (!key)
-          return make_error(errc::invalid_request, key.error().message());
-        store::change c;
-        c.table = table;
-        c.op = store::change_op::remove;
-        c.key = std::move(key).value();
-        cs->changes.push_back(std::move(c));
-      }
+      cs->changes = std::move(changes).value();
       auto h = handle_of(self, child_kind::connector, remote);
       if (!h)
         return make_error(errc::escalated, "the connector of remote '" + remote

@@ -356,14 +356,11 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
     return make_error(errc::invalid_request, "view " + st.cfg.full_name()
                                                + " has not synced yet, so its columns are "
                                                  "unknown; run `ctl sync` first");
-  if (!ops.is_object())
-    return make_error(errc::invalid_request,
-                      "exec takes {\"upsert\": [rows], \"delete\": [keys]}, not " + ops.dump());
-  for (const auto& [k, v] : ops.items())
-    if (k != "upsert" && k != "delete")
-      return make_error(errc::invalid_request, "exec takes 'upsert' and 'delete', not '" + k + "'");
+  auto changes = changes_from_json(*st.shape, ops);
+  if (!changes)
+    return make_error(errc::invalid_request, changes.error().message());
   auto b = std::make_shared<store::batch>();
-  auto add = [&](store::change c) {
+  for (auto& c : *changes) {
     store::outbox_entry e;
     e.view = st.cfg.full_name();
     e.table = st.cfg.source;
@@ -372,37 +369,7 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
     e.new_row = c.new_row;
     b->outbox_put.push_back(std::move(e));
     b->changes.push_back(std::move(c));
-  };
-  if (auto it = ops.find("upsert"); it != ops.end()) {
-    if (!it->is_array())
-      return make_error(errc::invalid_request, "'upsert' must be a list of rows");
-    for (const auto& r : *it) {
-      auto row = row_from_json(*st.shape, r);
-      if (!row)
-        return make_error(errc::invalid_request, row.error().message());
-      store::change c;
-      c.table = st.shape->table;
-      c.op = store::change_op::insert;
-      c.new_row = std::move(row).value();
-      add(std::move(c));
-    }
   }
-  if (auto it = ops.find("delete"); it != ops.end()) {
-    if (!it->is_array())
-      return make_error(errc::invalid_request, "'delete' must be a list of keys");
-    for (const auto& k : *it) {
-      auto key = key_from_json(*st.shape, k);
-      if (!key)
-        return make_error(errc::invalid_request, key.error().message());
-      store::change c;
-      c.table = st.shape->table;
-      c.op = store::change_op::remove;
-      c.key = std::move(key).value();
-      add(std::move(c));
-    }
-  }
-  if (b->changes.empty())
-    return make_error(errc::invalid_request, "exec names no rows to upsert or delete");
   auto rp = self->make_response_promise<std::string>();
   auto n = b->changes.size();
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "store/store.hpp"
+#include "crash_workload.hpp"
 
 extern char** environ;
 
@@ -50,19 +51,8 @@ constexpr std::uint64_t acks_before_kill_max = 40;
 /// once killed, before the test calls it stalled.
 constexpr auto writer_stall_max = std::chrono::seconds(60);
 
-// The shape of batch b; crash_writer.cpp holds the same two functions and
-// must agree with them byte for byte.
-std::uint64_t rows_in_batch(std::uint64_t b) {
-  return 1 + (b * 7919 % 23);
-}
-
-std::string payload_of(std::uint64_t b, std::uint64_t j) {
-  const std::size_t size = (b + j) % 7 == 0 ? 200 + (b * 13 + j * 29) % 200 : 8 + (b * 5 + j) % 24;
-  std::string out = std::to_string(b) + "/" + std::to_string(j) + ":";
-  for (std::size_t n = 0; out.size() < size; ++n)
-    out.push_back(static_cast<char>('a' + (b * 31 + j * 17 + n) % 26));
-  return out;
-}
+using st::crash::payload_of;
+using st::crash::rows_in_batch;
 
 st::row expected_row(std::uint64_t b, std::uint64_t j) {
   return {st::value::integer(static_cast<std::int64_t>(b)),

@@ -23,6 +23,7 @@
 #include <system_error>
 
 #include "store/store.hpp"
+#include "crash_workload.hpp"
 
 namespace st = syncmesh::store;
 
@@ -32,20 +33,8 @@ constexpr const char* table_name = "crash.items";
 constexpr const char* cursor_source = "crash";
 constexpr const char* node_id = "crash-node";
 
-// The shape of batch b; crash_test.cpp holds the same two functions and must
-// agree with them byte for byte.
-std::uint64_t rows_in_batch(std::uint64_t b) {
-  return 1 + (b * 7919 % 23);
-}
-
-// One row in seven carries a few hundred bytes; the others are short.
-std::string payload_of(std::uint64_t b, std::uint64_t j) {
-  const std::size_t size = (b + j) % 7 == 0 ? 200 + (b * 13 + j * 29) % 200 : 8 + (b * 5 + j) % 24;
-  std::string out = std::to_string(b) + "/" + std::to_string(j) + ":";
-  for (std::size_t n = 0; out.size() < size; ++n)
-    out.push_back(static_cast<char>('a' + (b * 31 + j * 17 + n) % 26));
-  return out;
-}
+using st::crash::payload_of;
+using st::crash::rows_in_batch;
 
 st::schema items_schema() {
   st::schema s;
