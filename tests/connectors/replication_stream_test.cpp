@@ -48,7 +48,11 @@ namespace {
 /// tables, publications and slots.
 postgres_server& server() {
   static std::unique_ptr<postgres_server> shared = [] {
-    auto started = postgres_server::start();
+    // Keepalives every second or so (half the sender timeout), so tests that
+    // wait for one do not depend on how busy the machine is.
+    postgres_options options;
+    options.settings = {{"wal_sender_timeout", "2s"}};
+    auto started = postgres_server::start(options);
     BOOST_REQUIRE_MESSAGE(started.is_ok(), started.error().to_string());
     return std::move(started).value();
   }();
