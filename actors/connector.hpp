@@ -8,9 +8,11 @@
 //       `follow` says the view will subscribe from that position next (a
 //       PostgreSQL connector then takes the snapshot from a new replication
 //       slot named for `view`)
-//   (subscribe_atom, table, actor, from)   -> uint64 position | error
+//   (subscribe_atom, table, string view, actor, from) -> uint64 position | error
 //       `actor` receives (changes_atom, changes_ref) for every change after
-//       position `from`, in order, until unsubscribed or the remote goes down
+//       position `from`, in order, until unsubscribed or the remote goes down;
+//       without a snapshot just before, this resumes the view's stream where
+//       it left off (an error if the remote cannot: take a snapshot then)
 //   (ack_atom, table, uint64 position)     -> void
 //       everything up to `position` is durable locally; the connector may
 //       confirm it upstream (PostgreSQL: the slot's confirmed flush LSN)

@@ -169,11 +169,15 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
       snap->position = st.position;
       return snapshot_ref{std::move(snap)};
     },
-    [self](subscribe_atom, const std::string& table, const caf::actor& sub,
+    [self](subscribe_atom, const std::string& table, const std::string&, const caf::actor& sub,
            std::uint64_t from) -> caf::result<std::uint64_t> {
       auto& st = self->state;
       if (!st.up)
         return down_error(st);
+      if (from > st.position)
+        return make_error(errc::invalid_request,
+                          "position " + std::to_string(from) + " is ahead of remote '"
+                            + st.cfg.name + "' (it restarted and forgot); take a new snapshot");
       if (!st.tables.count(table))
         return make_error(errc::invalid_request,
                           "remote '" + st.cfg.name + "' has no table '" + table + "'");

@@ -127,7 +127,11 @@ store::result<store::value> value_for(const store::column& col, std::uint32_t oi
 struct stream_shape {
   store::schema local;  // table = the view's local table
   std::vector<std::uint32_t> oids;
+  /// The followed relation; 0 until a Relation message names
+  /// schema_name.table_name (when resuming without a snapshot).
   std::uint32_t relation_oid = 0;
+  std::string schema_name;
+  std::string table_name;
 };
 
 struct held_slot {
@@ -171,14 +175,18 @@ caf::error remote_error(const pg_state& st, const store::status& s) {
 // Converts one transaction's changes on the followed relation.
 class txn_converter {
 public:
-  txn_converter(const stream_shape& shape, const node_context& ctx)
-    : shape_(shape), ctx_(ctx) {}
+  txn_converter(stream_shape shape, const node_context& ctx)
+    : shape_(std::move(shape)), ctx_(ctx) {}
 
   store::status on_message(const pg::pg_message& m, change_set& out) {
     switch (pg::kind_of(m)) {
       case pg::message_kind::relation: {
         const auto& r = std::get<pg::relation>(m);
         relations_.update(r);
+        if (shape_.relation_oid == 0 && r.name == shape_.table_name
+            && (r.namespace_name == shape_.schema_name
+                || (r.namespace_name.empty() && shape_.schema_name == "pg_catalog")))
+          shape_.relation_oid = r.oid;
         return store::status::ok();
       }
       case pg::message_kind::type:
@@ -295,7 +303,7 @@ private:
     return store::status::ok();
   }
 
-  const stream_shape& shape_;
+  stream_shape shape_;
   const node_context& ctx_;
   pg::relation_cache relations_;
   pg::type_names types_;
@@ -305,7 +313,7 @@ private:
 void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape shape,
                 node_context_ptr ctx, caf::actor view, caf::actor connector,
                 stream_worker* worker) {
-  txn_converter conv(shape, *ctx);
+  txn_converter conv(shape, *ctx);  // keeps its own copy: it learns the relation oid
   auto cs = std::make_shared<change_set>();
   cs->table = shape.local.table;
   std::uint64_t last_sent = 0;   // end LSN of the last change set sent to the view
@@ -429,6 +437,8 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
   auto snap = std::make_shared<snapshot>();
   stream_shape shape;
   shape.relation_oid = info->oid;
+  shape.schema_name = schema_name;
+  shape.table_name = table_name;
   snap->shape.table = source;
   std::vector<const pg::column_info*> selected;
   for (const auto& c : info->columns)
@@ -482,6 +492,33 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
   return snapshot_ref{std::move(snap)};
 }
 
+// A replication connection on the existing slot of `view`, for a view whose
+// local copy is durable at a position on that slot.
+store::result<held_slot> resume_slot(pg_actor* self, const std::string& source,
+                                     const std::string& view) {
+  auto& st = self->state;
+  held_slot held;
+  held.slot = replication_name(st.ctx->config.node_id, view);
+  held.publication = held.slot;
+  auto local = st.ctx->db->table(view);
+  if (!local || !*local)
+    return store::status::not_found("view " + view + " has no local copy to resume");
+  auto stream = pg::replication_stream::connect(st.conninfo);
+  if (!stream)
+    return stream.error();
+  auto exists = (*stream)->slot_exists(held.slot);
+  if (!exists)
+    return exists.error();
+  if (!*exists)
+    return store::status::not_found("slot " + held.slot + " is gone; a new snapshot is needed");
+  held.stream = std::move(stream).value();
+  auto [schema_name, table_name] = split_source(source);
+  held.shape.local = **local;
+  held.shape.schema_name = schema_name;
+  held.shape.table_name = table_name;
+  return held;
+}
+
 caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remote_config cfg) {
   auto& st = self->state;
   st.ctx = ctx;
@@ -496,15 +533,20 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
            bool follow) -> caf::result<snapshot_ref> {
       return take_snapshot(self, source, view, follow);
     },
-    [self](subscribe_atom, const std::string& source, const caf::actor& view,
-           std::uint64_t from) -> caf::result<std::uint64_t> {
+    [self](subscribe_atom, const std::string& source, const std::string& view_name,
+           const caf::actor& view, std::uint64_t from) -> caf::result<std::uint64_t> {
       auto& st = self->state;
-      auto it = st.held.find(view.address());
-      if (it == st.held.end() || !it->second.stream)
-        return make_error(errc::invalid_request,
-                          "no snapshot is held for this view; take a snapshot first");
-      auto held = std::move(it->second);
-      st.held.erase(it);
+      held_slot held;
+      if (auto it = st.held.find(view.address()); it != st.held.end() && it->second.stream) {
+        held = std::move(it->second);
+        st.held.erase(it);
+      } else {
+        // Resuming after a restart: the slot and the local copy survived.
+        auto resumed = resume_slot(self, source, view_name);
+        if (!resumed)
+          return remote_error(st, resumed.error());
+        held = std::move(resumed).value();
+      }
       if (auto s = held.stream->start(held.slot, pg::lsn{from}, {held.publication}); !s)
         return remote_error(st, s);
       auto worker = std::make_unique<stream_worker>();

@@ -43,6 +43,9 @@ struct view_state {
   bool remote_up = true;
   bool pushing = false;
   std::uint64_t position = 0;  // last source position applied locally
+  /// The first run after a restart may follow the stream from `position`
+  /// without a new snapshot, if the remote can.
+  bool may_resume = false;
   std::uint64_t run_pulled = 0;
   std::uint64_t run_pushed = 0;
 
@@ -255,7 +258,7 @@ void push_pending(view_actor* self, Done done) {
 void subscribe(view_actor* self) {
   auto& st = self->state;
   self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
-                caf::actor{self}, st.position)
+                st.cfg.full_name(), caf::actor{self}, st.position)
     .then([self](std::uint64_t) { finish_run(self, {}); },
           [self](const caf::error& err) {
             self->state.subscribed = false;
@@ -304,6 +307,14 @@ void apply_snapshot(view_actor* self, const snapshot& snap) {
       [self](const caf::error& err) { finish_run(self, describe(err)); });
 }
 
+void snapshot_and_follow(view_actor* self) {
+  auto& st = self->state;
+  self->request(st.connector, snapshot_timeout, snapshot_atom::value, st.cfg.source,
+                st.cfg.full_name(), follows_stream(st.cfg))
+    .then([self](const snapshot_ref& snap) { apply_snapshot(self, *snap.ptr); },
+          [self](const caf::error& err) { finish_run(self, describe(err)); });
+}
+
 void start_run(view_actor* self) {
   auto& st = self->state;
   st.running = true;
@@ -320,10 +331,22 @@ void start_run(view_actor* self) {
       return;
     }
     auto& st = self->state;
-    self->request(st.connector, snapshot_timeout, snapshot_atom::value, st.cfg.source,
-                  st.cfg.full_name(), follows_stream(st.cfg))
-      .then([self](const snapshot_ref& snap) { apply_snapshot(self, *snap.ptr); },
-            [self](const caf::error& err) { finish_run(self, describe(err)); });
+    if (st.may_resume) {
+      // The first run after a restart: follow the stream from the position
+      // the local copy is durable at; a remote that cannot resume there
+      // (slot gone, position unknown) gets a fresh snapshot instead.
+      st.may_resume = false;
+      self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
+                    st.cfg.full_name(), caf::actor{self}, st.position)
+        .then(
+          [self](std::uint64_t) {
+            self->state.subscribed = true;
+            finish_run(self, {});
+          },
+          [self](const caf::error&) { snapshot_and_follow(self); });
+      return;
+    }
+    snapshot_and_follow(self);
   });
 }
 
@@ -450,6 +473,8 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     st.shape = **shape;
   if (auto cur = ctx->db->cursor("view:" + cfg.full_name()); cur && *cur)
     st.position = std::stoull(**cur);
+  st.may_resume = follows_stream(cfg) && st.shape && st.position > 0
+                  && (st.job.state == "synced" || st.job.state == "idle");
 
   self->send(connector, health_atom::value, caf::actor{self});
   // A realtime or sync view follows its stream from start-up; a materialized

@@ -79,6 +79,12 @@ end)
 step("restart the node", function()
   n:restart()
   await(function() return view("live").state == "synced" end, 20000, "the realtime view is back after a restart")
+  local resumed
+  for _, e in ipairs(n:events()) do
+    if e.type == "sync:end" and e.view == "pg.live" then resumed = e end
+  end
+  check(resumed ~= nil and resumed.pulled == 0,
+        "the realtime view resumed from its slot without a new snapshot")
   pg:sql("INSERT INTO items VALUES (1003, 'after restart', 1, NULL)")
   await(function() return value_of("live", 1003, "title") == "after restart" end, 10000,
         "the realtime view follows the stream after a node restart")
