@@ -90,6 +90,7 @@ json status_json(view_actor* self) {
     {"updated_at", j.updated_at_ms},
     {"remote", st.cfg.remote},
     {"remote_up", st.remote_up},
+    {"streaming", st.subscribed},  // following the remote's change stream now
     {"runs", st.runs},
   };
   if (st.cfg.persistence == "sync") {

@@ -162,6 +162,7 @@ BOOST_FIXTURE_TEST_CASE(a_view_recovers_by_itself_when_its_remote_returns, view_
   BOOST_TEST(st["retry_count"] == 0);
   BOOST_TEST(st["last_error"] == "");
   BOOST_TEST(local_rows() == 2u);
+  BOOST_TEST(st["streaming"] == true);
   remote_upsert(3, "fig");
   BOOST_TEST(local_rows() == 3u);  // and it follows the stream again
 }
