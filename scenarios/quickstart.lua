@@ -65,10 +65,17 @@ if postgres.available() then
     local pg = postgres.start()
     pg:sql("CREATE TABLE items (id int PRIMARY KEY, title text); " ..
            "INSERT INTO items VALUES (1, 'apple'), (2, 'pear')")
-    local r = pg:sql("SELECT count(*) FROM items")
-    check(r.rows[1][1] == "2", "the throwaway PostgreSQL server answers")
-    say("Started a throwaway PostgreSQL on " .. pg:conninfo() .. " with 2 rows;")
-    say("views of PostgreSQL tables arrive with the PostgreSQL connector.")
+    say("Started a throwaway PostgreSQL with a 2-row items table, and a second node")
+    say("with a materialized view of it:")
+    local reader = node.start("pgreader", {
+      remotes = { { name = "pg", kind = "postgres", conninfo = pg:conninfo() } },
+      views = { { namespace = "pg", name = "items", persistence = "materialized",
+                  remote = "pg", source = "public.items" } } })
+    local r = reader:sync("pg.items")[1]
+    check(r.state == "synced", "the PostgreSQL table was materialized", r.error)
+    check(#reader:query("pg.items").rows == 2, "the node holds the table's 2 rows")
+    say("  pg.items: " .. r.pulled .. " rows copied with COPY, now readable locally.")
+    reader:shutdown()
   end)
 end
 
