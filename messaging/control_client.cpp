@@ -1,4 +1,5 @@
 #include "messaging/control_client.hpp"
+#include "messaging/frames.hpp"
 
 #include <cerrno>
 #include <vector>
@@ -71,22 +72,8 @@ store::result<control_reply> control_client::call(const std::string& verb, nlohm
         continue;  // the loop head notices the deadline
 
       std::vector<zmq::message_t> parts;
-      zmq::message_t part;
       bool too_many = false;
-      if (!socket_->recv(part, zmq::recv_flags::dontwait))
-        continue;
-      for (;;) {
-        const bool more = part.more();
-        if (parts.size() < control_reply_frames_max)
-          parts.push_back(std::move(part));
-        else
-          too_many = true;
-        if (!more)
-          break;
-        part = zmq::message_t();
-        (void)socket_->recv(part, zmq::recv_flags::none);  // parts arrive together
-      }
-      if (too_many)
+      if (!receive_message(*socket_, control_reply_frames_max, parts, too_many) || too_many)
         continue;
 
       const auto& last = parts.back();

@@ -1,4 +1,5 @@
 #include "messaging/control_server.hpp"
+#include "messaging/frames.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -148,20 +149,8 @@ void control_server::impl::run() {
         for (std::size_t n = 0; n < control_reads_per_wake_max; ++n) {
           std::vector<zmq::message_t> parts;
           bool too_many = false;
-          zmq::message_t part;
-          if (!router_.recv(part, zmq::recv_flags::dontwait))
+          if (!receive_message(router_, control_message_frames_max, parts, too_many))
             break;
-          for (;;) {
-            const bool more = part.more();
-            if (parts.size() < control_message_frames_max)
-              parts.push_back(std::move(part));
-            else
-              too_many = true;
-            if (!more)
-              break;
-            part = zmq::message_t();
-            (void)router_.recv(part, zmq::recv_flags::none);  // parts arrive together
-          }
           if (too_many) {
             refuse({frame_bytes(parts.front()), std::string()}, 0,
                    "control message has more than " +
