@@ -1,4 +1,5 @@
 #include <atomic>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -308,6 +309,48 @@ BOOST_AUTO_TEST_CASE(concurrent_writers_are_all_applied_with_distinct_gapless_po
   BOOST_REQUIRE(log->size() == std::size_t{2 * writers * per_writer});
   for (std::size_t i = 0; i < log->size(); ++i)
     BOOST_TEST((*log)[i].seq == i + 1);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_writers_on_shared_keys_log_each_change_with_the_row_it_replaced) {
+  create_tables();
+  constexpr int writers = 8;
+  constexpr int per_writer = 500;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w)
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < per_writer; ++i) {
+        batch b;
+        for (int k = 0; k < 4; ++k) {
+          auto id = static_cast<std::int64_t>((i * 7 + k * 13 + w) % 50);
+          b.changes.push_back(upsert("app.users", user(id, "w", std::to_string(w * 100000 + i))));
+        }
+        if (!db->apply(b))
+          ++failures;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  BOOST_REQUIRE(failures == 0);
+  // Replaying the log key by key, every entry's old row is the row the
+  // previous entry for that key left: groups see each other's writes.
+  auto log = db->read_changes(1, 0);
+  BOOST_REQUIRE(log.is_ok());
+  BOOST_REQUIRE(log->size() == std::size_t{writers * per_writer * 4});
+  std::map<std::string, std::optional<row>> last;
+  std::size_t wrong = 0;
+  for (const auto& c : *log) {
+    auto k = to_display(c.key);
+    auto it = last.find(k);
+    if (c.old_row != (it == last.end() ? std::nullopt : it->second))
+      ++wrong;
+    last[k] = c.new_row;
+  }
+  BOOST_TEST(wrong == 0u);
+  for (const auto& [k, r] : last) {
+    auto key = r->at(0);
+    BOOST_TEST(((**db->get("app.users", {key})) == *r), k);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_group_never_exceeds_its_change_bound) {
