@@ -328,7 +328,9 @@ private:
   // What one commit group has staged but not yet written; consulted before
   // the database so later changes in the group see earlier ones.
   struct group_state {
-    std::unordered_map<std::string, std::optional<row>> rows;  // by row key
+    // By row key: the staged row (pointing into its writer's batch, which
+    // outlives the group), or null for a staged delete.
+    std::unordered_map<std::string, const row*> rows;
     std::map<std::string, schema> new_tables;
     std::uint64_t next_seq;
     std::uint64_t next_outbox_seq;
@@ -425,17 +427,20 @@ private:
     });
   }
 
-  std::optional<schema> lookup_table(const group_state& g, const batch& b,
-                                     const std::string& name) const {
+  // The schema `name` has for this writer, or null. The pointer stays valid
+  // while the group is staged: only the leader changes the catalog, and only
+  // by adding entries once the group is written.
+  const schema* lookup_table(const group_state& g, const batch& b,
+                             const std::string& name) const {
     for (const auto& s : b.create_tables)
       if (s.table == name)
-        return s;
+        return &s;
     if (auto i = g.new_tables.find(name); i != g.new_tables.end())
-      return i->second;
+      return &i->second;
     std::shared_lock<std::shared_mutex> guard{catalog_mu_};
     if (auto i = catalog_.find(name); i != catalog_.end())
-      return i->second;
-    return std::nullopt;
+      return &i->second;
+    return nullptr;
   }
 
   // Checks a writer's batch without changing anything.
@@ -500,10 +505,11 @@ private:
   // The row under `key` as the group sees it: staged, else on disk.
   result<std::optional<row>> current_row(const group_state& g, const group_state& local,
                                          const std::string& key) const {
+    auto staged = [](const row* r) { return r ? std::optional<row>{*r} : std::optional<row>{}; };
     if (auto i = local.rows.find(key); i != local.rows.end())
-      return i->second;
+      return staged(i->second);
     if (auto i = g.rows.find(key); i != g.rows.end())
-      return i->second;
+      return staged(i->second);
     return read_row(key);
   }
 
@@ -542,7 +548,7 @@ private:
         auto prefix = layout::row_prefix_of(c.table);
         auto st = for_each_in(prefix, [&](auto key, auto) {
           mine.Delete(key);
-          local.rows[key] = std::nullopt;
+          local.rows[key] = nullptr;
           return status::ok();
         });
         if (!st)
@@ -551,7 +557,7 @@ private:
           for (auto& [key, r] : *rows)
             if (key.compare(0, prefix.size(), prefix) == 0 && r) {
               mine.Delete(key);
-              local.rows[key] = std::nullopt;
+              local.rows[key] = nullptr;
             }
       } else {
         rec.key = c.new_row ? sch->key_of(*c.new_row) : c.key;
@@ -562,11 +568,11 @@ private:
         rec.old_row = std::move(old).value();
         if (c.op == change_op::remove) {
           mine.Delete(key);
-          local.rows[key] = std::nullopt;
+          local.rows[key] = nullptr;
         } else {
           rec.new_row = c.new_row;
           mine.Put(key, encode_row(*c.new_row));
-          local.rows[key] = c.new_row;
+          local.rows[key] = &*c.new_row;
         }
       }
       mine.Put(layout::log_key(rec.seq), encode_change(rec));
@@ -597,7 +603,7 @@ private:
     // The writer's batch is whole: fold it into the group.
     wb.Append(mine);
     for (auto& [key, r] : local.rows)
-      g.rows[key] = std::move(r);
+      g.rows[key] = r;
     for (auto& [name, s] : local.new_tables)
       g.new_tables[name] = std::move(s);
     g.next_seq = local.next_seq;
@@ -643,7 +649,7 @@ private:
     if (!g.new_tables.empty()) {
       std::unique_lock<std::shared_mutex> guard{catalog_mu_};
       for (auto& [name, s] : g.new_tables)
-        catalog_[name] = std::move(s);
+        catalog_.emplace(name, std::move(s));  // never replaces a schema in use
     }
     {
       std::lock_guard<std::mutex> guard{seq_mu_};
