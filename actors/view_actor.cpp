@@ -48,6 +48,7 @@ struct view_state {
   bool may_resume = false;
   std::uint64_t run_pulled = 0;
   std::uint64_t run_pushed = 0;
+  nlohmann::json last_run;  // null until a run ended since spawn
 
   static inline const char* name = "view";
 };
@@ -92,6 +93,8 @@ json status_json(view_actor* self) {
     {"remote_up", st.remote_up},
     {"streaming", st.subscribed},  // following the remote's change stream now
     {"runs", st.runs},
+    // The last run that ended since the node started: what it moved.
+    {"last_run", st.last_run},
   };
   if (st.cfg.persistence == "sync") {
     std::uint64_t pending = 0, applied = 0;
@@ -158,7 +161,9 @@ void finish_run(view_actor* self, const std::string& error) {
     st.job.retry_count = 0;
     st.job.last_error.clear();
     st.job.next_retry_at_ms = 0;
-    set_state(self, st.job.enabled ? "synced" : "idle");
+    // A view that now follows its change stream keeps running; a copy that
+    // is done is synced (FlashQL's states for realtime and materialized jobs).
+    set_state(self, !st.job.enabled ? "idle" : st.subscribed ? "running" : "synced");
     publish(self, {{"type", "sync:end"}, {"run", st.runs}, {"pulled", st.run_pulled},
                    {"pushed", st.run_pushed}});
   } else {
@@ -175,7 +180,8 @@ void finish_run(view_actor* self, const std::string& error) {
                    {"retry_count", st.job.retry_count},
                    {"next_retry_at", st.job.next_retry_at_ms}});
   }
-  auto result = run_result(self, st.runs, error).dump();
+  st.last_run = run_result(self, st.runs, error);
+  auto result = st.last_run.dump();
   for (auto& rp : st.current)
     rp.deliver(result);
   st.current.clear();

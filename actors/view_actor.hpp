@@ -8,7 +8,8 @@
 
 namespace syncmesh::actors {
 
-/// One view's sync job: its state machine idle -> running -> synced | failed,
+/// One view's sync job: its state machine idle -> running -> synced | failed
+/// (a realtime or sync view that follows its change stream stays running),
 /// persisted in the store, with coalesced runs and retries on its own timer.
 ///
 ///   (sync_atom)                 -> string (JSON run result)

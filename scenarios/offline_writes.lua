@@ -3,8 +3,8 @@ package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;
 local shop = require("shop")
 
 local n = node.start("flaky", shop.config({ durability = "buffered" }))
-await(function() return shop.view(n, "shop.cart").state == "synced" end, 10000,
-      "shop.cart is synced")
+await(function() return shop.ready(n, "shop.cart") end, 10000,
+      "shop.cart follows the remote")
 
 local all = { rows = {} }
 step("write through three outages", function()

@@ -3,8 +3,8 @@ package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;
 local shop = require("shop")
 
 local n = node.start("phoenix", shop.config())
-await(function() return shop.view(n, "shop.cart").state == "synced" end, 10000,
-      "shop.cart is synced")
+await(function() return shop.ready(n, "shop.cart") end, 10000,
+      "shop.cart follows the remote")
 
 local before_items
 step("change things, then crash", function()

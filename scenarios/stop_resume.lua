@@ -3,7 +3,7 @@ package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;
 local shop = require("shop")
 
 local n = node.start("stopper", shop.config())
-await(function() return shop.view(n, "shop.live").state == "synced" end, 10000,
+await(function() return shop.ready(n, "shop.live") end, 10000,
       "shop.live follows the remote")
 
 step("stop", function()
@@ -18,7 +18,7 @@ end)
 
 step("resume", function()
   local r = n:resume("shop.live")[1]
-  check(r.state == "synced", "resume ran the view")
+  check(r.state == "running", "resume ran the view and it follows the stream again")
   check(shop.count(n, "shop.live") == 4, "resume caught up on the write made while stopped")
   n:exec_remote("inventory", "items", { upsert = { { id = 11, title = "live again", price = "1" } } })
   await(function() return shop.count(n, "shop.live") == 5 end, 10000,

@@ -34,6 +34,18 @@ function shop.view(n, name)
   error("no status for " .. name)
 end
 
+-- The state a view rests in once its job is done: a materialized copy is
+-- "synced"; realtime and sync views keep "running", following the stream.
+function shop.settled(v)
+  if v.persistence == "materialized" then return v.state == "synced" end
+  return v.state == "running" and v.streaming
+end
+
+-- Whether view `name` on node n is settled.
+function shop.ready(n, name)
+  return shop.settled(shop.view(n, name))
+end
+
 function shop.count(n, view)
   return #n:query(view).rows
 end

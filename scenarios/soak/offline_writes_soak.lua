@@ -3,7 +3,7 @@ package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "../lib/?.l
 local shop = require("shop")
 
 local n = node.start("soak", shop.config())
-await(function() return shop.view(n, "shop.cart").state == "synced" end, 10000, "synced")
+await(function() return shop.ready(n, "shop.cart") end, 10000, "following the remote")
 local all = { rows = {} }
 for round = 1, 60 do
   step("round " .. round, function()

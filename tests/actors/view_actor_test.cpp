@@ -158,7 +158,7 @@ BOOST_FIXTURE_TEST_CASE(a_view_recovers_by_itself_when_its_remote_returns, view_
   // sync call.
   advance(4'000);
   auto st = status();
-  BOOST_TEST(st["state"] == "synced");
+  BOOST_TEST(st["state"] == "running");  // following the stream again
   BOOST_TEST(st["retry_count"] == 0);
   BOOST_TEST(st["last_error"] == "");
   BOOST_TEST(local_rows() == 2u);
@@ -199,7 +199,7 @@ BOOST_FIXTURE_TEST_CASE(stop_disables_the_job_and_sync_does_not_restart_it, view
   // resume catches up on what was missed, through the normal sync path.
   ask(view, out, resume_atom::value);
   run();
-  BOOST_TEST(json::parse(out->back())["state"] == "synced");
+  BOOST_TEST(json::parse(out->back())["state"] == "running");
   BOOST_TEST(local_rows() == 3u);
   BOOST_TEST(status()["enabled"] == true);
   remote_upsert(4, "after resume");
@@ -257,7 +257,7 @@ BOOST_FIXTURE_TEST_CASE(local_writes_on_a_sync_view_queue_offline_and_drain_on_r
   auto st = status();
   BOOST_TEST(st["outbox"]["pending"] == 0);
   BOOST_TEST(st["outbox"]["applied"] == 1);
-  BOOST_TEST(st["state"] == "synced");
+  BOOST_TEST(st["state"] == "running");
   BOOST_TEST(local_rows() == 3u);  // the snapshot after the push holds the write
 }
 

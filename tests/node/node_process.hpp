@@ -97,6 +97,13 @@ inline std::string tail(const std::string& text, std::size_t n = 20) {
 
 /// A fresh directory under the system temp directory (mkdtemp), removed
 /// with everything in it when the guard goes away.
+
+/// The state a view rests in once its job is done: a materialized copy is
+/// synced; realtime and sync views keep running, following their stream.
+inline std::string settled_state(const nlohmann::json& view) {
+  return view.value("persistence", "") == "materialized" ? "synced" : "running";
+}
+
 class temp_dir {
 public:
   temp_dir() {
@@ -528,12 +535,13 @@ public:
       timeout);
   }
 
-  /// Waits until every view is enabled, synced and without an error.
+  /// Waits until every view is settled (materialized: synced; realtime and
+  /// sync: running, following the stream) and without an error.
   bool await_all_synced(json& last, milliseconds timeout = wait_max) const {
     return await_status(
       [](const json& s) {
         for (const auto& v : s)
-          if (v.value("state", "") != "synced" || !v.value("last_error", "").empty())
+          if (v.value("state", "") != settled_state(v) || !v.value("last_error", "").empty())
             return false;
         return !s.empty();
       },
