@@ -210,8 +210,11 @@ void dispatch(control_actor* self, std::uint64_t token, const std::string& verb,
     if (!error.empty())
       return refuse(self, token, error);
     auto it = args.find("outage");
-    if (it == args.end() || !it->is_boolean())
-      return refuse(self, token, "remote takes 'outage': true (take it down) or false");
+    if (it == args.end())
+      return ask(self, token, quick_timeout, stats_atom::value, remote);
+    if (!it->is_boolean())
+      return refuse(self, token, "remote takes 'outage': true (take it down) or false, or "
+                                 "nothing to read its counters");
     self->request(st.supervisor, quick_timeout, outage_atom::value, remote, it->get<bool>())
       .then([self, token, remote](bool up) { answer(self, token, {{"remote", remote}, {"up", up}}); },
             [self, token](const caf::error& err) { refuse(self, token, describe(err)); });

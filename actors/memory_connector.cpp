@@ -1,10 +1,12 @@
 #include "actors/memory_connector.hpp"
 
 #include <deque>
+#include <unordered_map>
 #include <map>
 #include <set>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include "actors/backoff.hpp"
 #include "actors/errors.hpp"
@@ -17,6 +19,8 @@ namespace {
 
 /// Changes kept for subscribers that join at an older position.
 constexpr std::size_t history_changes_max = 100'000;
+/// Mutation ids remembered for deduplication.
+constexpr std::size_t mutations_kept_max = 1'000'000;
 
 struct memory_table {
   store::schema shape;
@@ -33,6 +37,14 @@ struct memory_state {
   std::size_t history_changes = 0;
   std::map<std::string, std::set<caf::actor>> subscribers;  // by table
   std::set<caf::actor> watchers;
+  // Pushed mutation ids and how often each was applied (bounded: the oldest
+  // are forgotten past mutations_kept_max).
+  std::unordered_map<std::string, std::uint32_t> applied;
+  std::deque<std::string> applied_order;
+  std::uint64_t mutations_applied = 0;
+  std::uint64_t retransmissions_skipped = 0;
+  std::uint64_t applied_twice = 0;
+  std::uint32_t acks_to_drop = 0;
   bool outage = false;   // the simulated remote is unreachable
   bool up = true;        // what the connector currently believes
   std::string down_reason;
@@ -106,8 +118,35 @@ caf::result<std::uint64_t> remote_write(memory_actor* self, const change_set& cs
       return make_error(errc::invalid_request, "remote '" + st.cfg.name + "' refused a write: "
                                                  + check.message());
   }
-  apply_changes(it->second, cs.changes);
-  change_set stamped = cs;
+  // Each pushed mutation once (unless configured otherwise): a writer that
+  // lost an acknowledgement sends the same mutation ids again.
+  change_set fresh = cs;
+  if (!cs.mutation_ids.empty()) {
+    fresh.changes.clear();
+    fresh.mutation_ids.clear();
+    for (std::size_t i = 0; i < cs.changes.size() && i < cs.mutation_ids.size(); ++i) {
+      const auto& id = cs.mutation_ids[i];
+      auto [slot, first] = st.applied.emplace(id, 0);
+      if (first) {
+        st.applied_order.push_back(id);
+        if (st.applied_order.size() > mutations_kept_max) {
+          st.applied.erase(st.applied_order.front());
+          st.applied_order.pop_front();
+        }
+      }
+      if (slot->second > 0 && st.cfg.dedupe_mutations) {
+        ++st.retransmissions_skipped;
+        continue;
+      }
+      if (++slot->second == 2)
+        ++st.applied_twice;
+      ++st.mutations_applied;
+      fresh.changes.push_back(cs.changes[i]);
+      fresh.mutation_ids.push_back(id);
+    }
+  }
+  apply_changes(it->second, fresh.changes);
+  change_set stamped = fresh;
   stamped.position = ++st.position;
   st.history.emplace_back(origin, stamped);
   st.history_changes += stamped.changes.size();
@@ -119,6 +158,12 @@ caf::result<std::uint64_t> remote_write(memory_actor* self, const change_set& cs
   for (const auto& sub : st.subscribers[cs.table])
     if (sub.address() != origin)
       self->send(sub, changes_atom::value, ref);
+  if (!cs.mutation_ids.empty() && st.acks_to_drop > 0) {
+    --st.acks_to_drop;
+    return make_error(errc::remote_down, "remote '" + st.cfg.name
+                                           + "' applied the push but its acknowledgement was "
+                                             "lost (drop_push_acks)");
+  }
   return st.position;
 }
 
@@ -135,6 +180,7 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
       mt.rows[store::encode_key(mt.shape.key_of(r))] = r;
     st.tables.emplace(t.name, std::move(mt));
   }
+  st.acks_to_drop = cfg.drop_push_acks;
   if (cfg.start_down) {
     st.outage = true;
     st.up = false;
@@ -208,6 +254,16 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
       return remote_write(self, *cs.ptr, caf::actor_addr{});
     },
     [self](health_atom) { return caf::make_message(self->state.up, self->state.down_reason); },
+    [self](stats_atom) {
+      const auto& st = self->state;
+      return nlohmann::json{{"remote", st.cfg.name},
+                            {"up", st.up},
+                            {"mutations_applied", st.mutations_applied},
+                            {"retransmissions_skipped", st.retransmissions_skipped},
+                            {"applied_twice", st.applied_twice},
+                            {"position", st.position}}
+        .dump();
+    },
     [self](health_atom, const caf::actor& watcher) {
       if (self->state.watchers.insert(watcher).second)
         self->monitor(watcher);

@@ -34,6 +34,10 @@ struct change_set {
   std::string table;
   std::vector<store::change> changes;
   std::uint64_t position = 0;
+  /// For pushed local writes: the outbox mutation id of each change (same
+  /// order), so a remote can apply each mutation once however often it is
+  /// retransmitted. Empty for changes from a remote.
+  std::vector<std::string> mutation_ids;
 };
 
 struct snapshot_ref {
@@ -88,6 +92,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, connector_atom, "connector")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, ack_atom, "ack")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, stream_lost_atom, "streamlost")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, stats_atom, "stats")
   // Store actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
   // Supervisor.

@@ -33,6 +33,13 @@ struct remote_config {
   std::vector<memory_table_config> tables;  // kind = "memory"
   /// When true the memory remote starts down (for tests of retry paths).
   bool start_down = false;
+  /// A memory remote records the mutation id of every pushed write and
+  /// applies each once (idempotent upload); false makes it apply
+  /// retransmissions again, as a remote without that bookkeeping would.
+  bool dedupe_mutations = true;
+  /// Fault: the first N pushes are applied but answered with an error, as
+  /// if the acknowledgement were lost, so the writer retransmits them.
+  std::uint32_t drop_push_acks = 0;
 
   // kind = "postgres"
   /// libpq conninfo without the password: `conninfo` from the config, or

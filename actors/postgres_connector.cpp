@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -578,6 +579,11 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
                                              "arrives with the write path");
     },
     [self](health_atom) { return caf::make_message(true, std::string{}); },
+    [self](stats_atom) {
+      return nlohmann::json{{"remote", self->state.cfg.name},
+                            {"streams", self->state.workers.size()}}
+        .dump();
+    },
     [self](health_atom, const caf::actor& watcher) {
       self->state.watchers.insert(watcher);
       return caf::make_message(true, std::string{});

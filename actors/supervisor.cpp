@@ -367,6 +367,13 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
                                              + "' is not running");
       return forward<std::uint64_t>(self, h, quick_timeout, exec_atom::value, changes_ref{cs});
     },
+    [self](stats_atom, const std::string& remote) -> caf::result<std::string> {
+      auto h = handle_of(self, child_kind::connector, remote);
+      if (!h)
+        return make_error(errc::invalid_request, "no running connector for remote '" + remote
+                                                   + "'");
+      return forward<std::string>(self, h, quick_timeout, stats_atom::value);
+    },
     [self](outage_atom, const std::string& remote, bool on) -> caf::result<bool> {
       auto h = handle_of(self, child_kind::connector, remote);
       if (!h)

@@ -22,6 +22,9 @@ namespace syncmesh::actors {
 ///   (exec_atom, string remote, string table, string ops) -> string | error
 ///       a write made at a memory remote (as if by another client)
 ///   (outage_atom, string remote, bool on)             -> bool up
+///   (stats_atom, string remote)                       -> string: the
+///       connector's counters as JSON (memory: mutations applied, skipped
+///       retransmissions, mutations applied twice)
 ///   (children_atom)  -> string: JSON of every child, its kind, state, restarts
 ///   (children_atom, string name) -> actor: the child's current handle, or
 ///                       an invalid one while it is down (diagnostics, tests)

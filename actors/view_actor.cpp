@@ -232,6 +232,7 @@ void push_pending(view_actor* self, Done done) {
     c.key = e.key;
     c.new_row = e.new_row;
     cs->changes.push_back(std::move(c));
+    cs->mutation_ids.push_back(e.mutation_id);
   }
   st.pushing = true;
   self->request(st.connector, step_timeout, push_atom::value, st.cfg.source, changes_ref{cs},
@@ -409,6 +410,14 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
         rp.deliver(json{{"view", st.cfg.full_name()}, {"applied", n}, {"queued", n}}.dump());
         if (st.remote_up && st.job.enabled && !st.running)
           push_pending(self, [self](const std::string& err) {
+            auto& st = self->state;
+            if (!err.empty() && !st.running) {
+              // The writes stay queued; fail like a run so the retry timer
+              // pushes them again (a lost acknowledgement is retransmitted).
+              st.running = true;
+              finish_run(self, err);
+              return;
+            }
             if (!err.empty())
               publish(self, {{"type", "error"}, {"message", err}});
             else if (self->state.run_pushed > 0)

@@ -238,7 +238,8 @@ CLI::App* add_ctl_command(CLI::App& app) {
   exec->add_option("--delete", opts.remove, "A JSON key object or a list of them");
   exec->add_option("--remote", opts.remote, "Write at this memory remote instead of a view");
   exec->add_option("--table", opts.table, "The remote's table (with --remote)");
-  auto* remote = ctl->add_subcommand("remote", "Take a memory remote down or bring it back");
+  auto* remote = ctl->add_subcommand(
+    "remote", "A remote's counters; --down/--up take a memory remote down or bring it back");
   remote->add_option("name", opts.remote, "Remote name")->required();
   remote->add_flag("--down", opts.down, "Simulate losing the remote");
   remote->add_flag("--up", opts.up, "End the simulated outage");
@@ -301,10 +302,11 @@ int run_ctl() {
     if (!del.empty())
       args["delete"] = del;
   } else if (verb == "remote") {
-    if (opts.down == opts.up)
-      return fail(2, "remote takes exactly one of --down and --up");
+    if (opts.down && opts.up)
+      return fail(2, "remote takes --down or --up, not both");
     args["remote"] = opts.remote;
-    args["outage"] = opts.down;
+    if (opts.down || opts.up)
+      args["outage"] = opts.down;
   } else if (verb == "events") {
     verb = "hello";
   }
@@ -373,6 +375,8 @@ int run_ctl() {
     print_query(result);
   else if (verb == "topology" && opts.format != "json")
     print_topology(result, opts.format);
+  else if (verb == "remote" && !args.contains("outage"))
+    std::cout << result.dump(2) << "\n";
   else if (verb == "remote")
     std::cout << "remote " << opts.remote
               << (opts.down ? ": outage started; its views fail and retry on their own\n"

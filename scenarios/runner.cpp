@@ -264,6 +264,26 @@ int node_outage(lua_State* L) {
   return push_result(L, call_node(L, n, "remote", {{"remote", luaL_checkstring(L, 2)},
                                                    {"outage", on}}));
 }
+int node_remote_stats(lua_State* L) {
+  auto& n = check_node(L);
+  return push_result(L, call_node(L, n, "remote", {{"remote", luaL_checkstring(L, 2)}}));
+}
+
+// check_applied_once(n, remote): no mutation pushed to a memory remote was
+// applied more than once, however often it was retransmitted.
+int l_check_applied_once(lua_State* L) {
+  auto& n = check_node(L, 1);
+  std::string remote = luaL_checkstring(L, 2);
+  auto stats = call_node(L, n, "remote", {{"remote", remote}});
+  auto twice = stats.value("applied_twice", 0);
+  auto name = "no write applied twice at " + n.name() + ":" + remote;
+  R(L).record_check(name, twice == 0,
+                    twice == 0 ? "" : std::to_string(twice) + " mutations applied twice");
+  if (twice != 0)
+    raise(L, "check failed: " + name);
+  return 0;
+}
+
 int node_topology(lua_State* L) {
   auto& n = check_node(L);
   return push_result(L, call_node(L, n, "topology", json::object()));
@@ -696,6 +716,7 @@ void register_api(lua_State* L) {
     {"exec", node_exec},       {"exec_remote", node_exec_remote},
     {"sync_concurrently", node_sync_concurrently},
     {"outage", node_outage},   {"topology", node_topology},
+    {"remote_stats", node_remote_stats},
     {"events", node_events},   {"shutdown", node_shutdown},
     {"kill", node_kill},       {"restart", node_restart},
     {"start", node_start_again}, {"running", node_running},
@@ -727,6 +748,7 @@ void register_api(lua_State* L) {
     {"check", l_check},     {"check_equal", l_check_equal},
     {"await", l_await},     {"step", l_step},         {"figure", l_figure},
     {"workload", l_workload}, {"check_acknowledged", l_check_acknowledged},
+    {"check_applied_once", l_check_applied_once},
     {nullptr, nullptr}};
   for (const auto* g = globals; g->name; ++g) {
     lua_pushcfunction(L, g->func);

@@ -138,6 +138,17 @@ BOOST_AUTO_TEST_CASE(a_check_that_cannot_hold_fails_with_a_clear_report) {
   BOOST_TEST(processes_mentioning("syncmesh-scenario-").empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_write_applied_twice_is_caught_by_its_check) {
+  temp_report report;
+  auto out = run_scenario("applied_twice.lua", {"--report", report.path});
+  BOOST_TEST(out.exit_code == 1, out.output);
+  BOOST_TEST(out.output.find("failed check: no write applied twice at careless:inventory")
+               != std::string::npos,
+             out.output);
+  BOOST_TEST(report.read()["failed_check"].get<std::string>().find("mutations applied twice")
+               != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(a_lua_syntax_error_names_file_and_line) {
   auto out = run_scenario("syntax_error.lua");
   BOOST_TEST(out.exit_code == 2);
