@@ -45,6 +45,10 @@ struct memory_state {
   std::uint64_t retransmissions_skipped = 0;
   std::uint64_t applied_twice = 0;
   std::uint32_t acks_to_drop = 0;
+  // Snapshots taken and waiting for snapshot_delay_ms, by id.
+  std::map<std::uint64_t, std::pair<caf::typed_response_promise<snapshot_ref>, snapshot_ref>>
+    delayed;
+  std::uint64_t next_delayed = 0;
   bool outage = false;   // the simulated remote is unreachable
   bool up = true;        // what the connector currently believes
   std::string down_reason;
@@ -213,7 +217,21 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
       for (const auto& [key, r] : it->second.rows)
         snap->rows.push_back(r);
       snap->position = st.position;
-      return snapshot_ref{std::move(snap)};
+      if (st.cfg.snapshot_delay_ms == 0)
+        return snapshot_ref{std::move(snap)};
+      auto rp = self->make_response_promise<snapshot_ref>();
+      auto id = ++st.next_delayed;
+      st.delayed.emplace(id, std::make_pair(rp, snapshot_ref{std::move(snap)}));
+      self->delayed_send(self, std::chrono::milliseconds(st.cfg.snapshot_delay_ms),
+                         deliver_atom::value, id);
+      return rp;
+    },
+    [self](deliver_atom, std::uint64_t id) {
+      auto it = self->state.delayed.find(id);
+      if (it == self->state.delayed.end())
+        return;
+      it->second.first.deliver(it->second.second);
+      self->state.delayed.erase(it);
     },
     [self](subscribe_atom, const std::string& table, const std::string&, const caf::actor& sub,
            std::uint64_t from) -> caf::result<std::uint64_t> {

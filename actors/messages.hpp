@@ -93,6 +93,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, ack_atom, "ack")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, stream_lost_atom, "streamlost")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, stats_atom, "stats")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, deliver_atom, "deliver")
   // Store actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
   // Supervisor.

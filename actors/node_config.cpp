@@ -601,6 +601,7 @@ status read_remote(const source_doc& doc, const toml::table& t, remote_config& o
   r.boolean("start_down", out.start_down);
   r.boolean("dedupe_mutations", out.dedupe_mutations);
   r.integer("drop_push_acks", out.drop_push_acks, 0);
+  r.integer("snapshot_delay_ms", out.snapshot_delay_ms, 0);
   read_postgres_remote(r, out);
   const auto* tables = r.tables("tables", "[[remotes.tables]] sections");
   std::map<std::string, int> table_lines;

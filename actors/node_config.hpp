@@ -40,6 +40,9 @@ struct remote_config {
   /// Fault: the first N pushes are applied but answered with an error, as
   /// if the acknowledgement were lost, so the writer retransmits them.
   std::uint32_t drop_push_acks = 0;
+  /// A memory remote answers each snapshot this much later (taken at once,
+  /// delivered late), as a remote with a large table would; 0 = at once.
+  std::uint32_t snapshot_delay_ms = 0;
 
   // kind = "postgres"
   /// libpq conninfo without the password: `conninfo` from the config, or

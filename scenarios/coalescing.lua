@@ -2,7 +2,11 @@
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local shop = require("shop")
 
-local n = node.start("coalesce", shop.config())
+-- Each snapshot takes 100 ms, as with a real table, so calls made at once
+-- overlap the run they coalesce into.
+local cfg = shop.config()
+cfg.remotes[1].snapshot_delay_ms = 100
+local n = node.start("coalesce", cfg)
 await(function() return shop.view(n, "shop.items").state == "synced" end, 10000,
       "shop.items finished its first sync")
 

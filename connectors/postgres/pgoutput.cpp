@@ -1,4 +1,5 @@
 #include "connectors/postgres/pgoutput.hpp"
+#include "connectors/postgres/hex.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -506,15 +507,6 @@ store::status bad_text(const std::string& type_name, const std::string* column_n
   return store::status::corruption(type_name + " text " + quote_short(text, 64) + " is " + why);
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 store::result<store::value> convert(std::uint32_t type_oid, std::string_view text,
                                     const type_names& names, const std::string* column_name) {

@@ -1,4 +1,5 @@
 #include "connectors/postgres/replication_stream.hpp"
+#include "connectors/postgres/hex.hpp"
 
 #include <libpq-fe.h>
 
@@ -954,15 +955,6 @@ result<std::optional<std::vector<copy_row>>> snapshot_reader::next_rows(std::siz
 result<copy_row> parse_copy_text_row(std::string_view line) {
   if (!line.empty() && line.back() == '\n')
     line.remove_suffix(1);
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   copy_row row;
   std::size_t i = 0;
   for (;;) {
@@ -996,8 +988,8 @@ result<copy_row> parse_copy_text_row(std::string_view line) {
           case 'x': {
             int v = 0;
             int digits = 0;
-            while (digits < 2 && k + 1 < raw.size() && hex(raw[k + 1]) >= 0) {
-              v = v * 16 + hex(raw[++k]);
+            while (digits < 2 && k + 1 < raw.size() && hex_digit(raw[k + 1]) >= 0) {
+              v = v * 16 + hex_digit(raw[++k]);
               ++digits;
             }
             value += digits == 0 ? 'x' : static_cast<char>(v);

@@ -8,7 +8,13 @@
 #include <string>
 #include <vector>
 
-#include <caf/all.hpp>
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/timespan.hpp>
+#include <caf/send.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <leveldb/env.h>
 #include <leveldb/helpers/memenv.h>

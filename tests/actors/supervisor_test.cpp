@@ -1,4 +1,5 @@
 #include <boost/test/unit_test.hpp>
+#include <caf/all.hpp>
 
 #include "actor_fixture.hpp"
 #include "actors/supervisor.hpp"

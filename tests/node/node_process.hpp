@@ -6,6 +6,7 @@
 // a deadline. Every child a test starts is killed and reaped by the end of
 // the test, whether it passed or not.
 
+#include "tests/await.hpp"
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -56,14 +57,7 @@ inline std::string syncmesh_binary() { return SYNCMESH_BINARY; }
 /// that shows what the wait saw must be built after the wait.
 template <class Condition>
 bool await(Condition&& condition, milliseconds timeout = wait_max) {
-  const auto deadline = steady::now() + timeout;
-  for (;;) {
-    if (condition())
-      return true;
-    if (steady::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(poll_interval);
-  }
+  return syncmesh::test::await(std::forward<Condition>(condition), timeout, poll_interval);
 }
 
 [[noreturn]] inline void throw_errno(const std::string& what, int err = errno) {

@@ -1,3 +1,4 @@
+#include "tests/await.hpp"
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>
@@ -45,14 +46,7 @@ constexpr steady::duration poll_interval = 1ms;
 /// Polls `condition` until it holds or `timeout` passes; true when it held.
 template <class Condition>
 bool await(Condition&& condition, steady::duration timeout = wait_max) {
-  const auto deadline = steady::now() + timeout;
-  for (;;) {
-    if (condition())
-      return true;
-    if (steady::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(poll_interval);
-  }
+  return syncmesh::test::await(std::forward<Condition>(condition), timeout, poll_interval);
 }
 
 int millis_until(steady::time_point deadline) {

@@ -22,25 +22,23 @@ struct damage_fixture : mem_store_fixture {
     BOOST_REQUIRE(db->apply(b).is_ok());
   }
 
-  void put_raw(const std::string& key, const std::string& bytes) {
+  // Closes the store and opens its database directly.
+  std::unique_ptr<leveldb::DB> open_raw() {
     db.reset();
     leveldb::Options lo;
     lo.env = env.get();
     leveldb::DB* raw = nullptr;
     BOOST_REQUIRE(leveldb::DB::Open(lo, opts.path, &raw).ok());
-    std::unique_ptr<leveldb::DB> guard(raw);
-    BOOST_REQUIRE(raw->Put({}, key, bytes).ok());
+    return std::unique_ptr<leveldb::DB>(raw);
+  }
+
+  void put_raw(const std::string& key, const std::string& bytes) {
+    BOOST_REQUIRE(open_raw()->Put({}, key, bytes).ok());
   }
 
   std::string get_raw(const std::string& key) {
-    db.reset();
-    leveldb::Options lo;
-    lo.env = env.get();
-    leveldb::DB* raw = nullptr;
-    BOOST_REQUIRE(leveldb::DB::Open(lo, opts.path, &raw).ok());
-    std::unique_ptr<leveldb::DB> guard(raw);
     std::string v;
-    BOOST_REQUIRE(raw->Get({}, key, &v).ok());
+    BOOST_REQUIRE(open_raw()->Get({}, key, &v).ok());
     return v;
   }
 };
