@@ -174,13 +174,29 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
     duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()
     - duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
   ctx->detached_io = true;
+  auto board = std::make_shared<status_board>();
+  ctx->board = board;
+  std::vector<std::string> view_order;
+  for (const auto& v : cfg.views)
+    view_order.push_back(v.full_name());
 
   // Bind the control socket before any actor starts: a node that cannot
   // serve its control socket must not start syncing.
   auto target = p->target;
   auto server = messaging::control_server::start(
     p->zmq_ctx, cfg.control_endpoint, cfg.control_request_bytes_max,
-    [target](std::uint64_t token, messaging::control_request req) {
+    [target, board, view_order](std::uint64_t token, messaging::control_request req) {
+      // `status`, and `sync` on stopped views, are answered here on the
+      // server's thread from what the view actors published.
+      if (auto result = answer_from_board(*board, view_order, req.verb, req.args)) {
+        messaging::control_reply r;
+        r.ok = true;
+        r.result = std::move(*result);
+        std::lock_guard<std::mutex> guard{target->mutex};
+        if (target->server)
+          target->server->reply(token, r);
+        return;
+      }
       std::lock_guard<std::mutex> guard{target->mutex};
       if (target->control)
         caf::anon_send(target->control, control_atom::value, token, req.verb, req.args.dump());
@@ -198,6 +214,11 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
 
   p->sys_cfg = std::make_unique<caf::actor_system_config>();
   register_message_types(*p->sys_cfg);
+  // Idle workers go from a short spin straight to a condition variable that
+  // an enqueue notifies, instead of CAF's default middle phase of 50 us
+  // sleeps: a control request that lands on a dozing worker then waits for a
+  // wake-up (a few us), not for a sleep to run out (50-100 us per hop).
+  p->sys_cfg->set("work-stealing.moderate-poll-attempts", std::size_t{0});
   p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
   p->supervisor = spawn_supervisor(*p->sys, ctx);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/node_config.hpp"
+#include "actors/status_board.hpp"
 #include "store/store.hpp"
 
 namespace syncmesh::actors {
@@ -27,6 +28,9 @@ struct node_context {
   /// Run the store actor on its own thread (blocking fsync off the CAF
   /// workers). Tests on CAF's test_coordinator set this to false.
   bool detached_io = true;
+  /// Where view actors publish their status for the control server's fast
+  /// path; may be null (actor tests), then nobody reads it.
+  std::shared_ptr<status_board> board;
 };
 
 using node_context_ptr = std::shared_ptr<const node_context>;

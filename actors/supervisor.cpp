@@ -118,6 +118,19 @@ caf::actor spawn_child(sup_actor* self, child& c) {
   return h;
 }
 
+// What status says about a view whose actor is not running.
+json not_running_record(const child& c) {
+  return {{"view", c.name},
+          {"state", "failed"},
+          {"error", c.escalated ? c.reason : "the view is restarting: " + c.reason}};
+}
+
+// Shows a view that is not running on the status board.
+void post_not_running(sup_actor* self, const child& c) {
+  if (c.kind == child_kind::view && self->state.ctx->board)
+    self->state.ctx->board->publish(c.name, not_running_record(c));
+}
+
 // Records a child given up on, where users look: the job state (views), the
 // log and the event bus.
 void escalate(sup_actor* self, child& c) {
@@ -129,6 +142,7 @@ void escalate(sup_actor* self, child& c) {
              + " ms and is no longer restarted (last reason: " + c.reason
              + "); fix the cause and restart the node";
   c.reason = why;
+  post_not_running(self, c);
   publish(self, {{"type", "error"}, {"child", c.name}, {"message", why}});
   if (c.kind == child_kind::view) {
     store::job_state job;
@@ -174,6 +188,7 @@ void on_child_down(sup_actor* self, const caf::down_msg& dm) {
     escalate(self, c);
     return;
   }
+  post_not_running(self, c);
   auto delay = c.restart_backoff->delay(static_cast<std::uint32_t>(c.crashes.size()));
   publish(self, {{"type", "error"},
                  {"child", c.name},
@@ -229,12 +244,7 @@ caf::result<std::string> fan_out(sup_actor* self, const std::string& sel_text, A
   std::set<std::string> known(st.view_order.begin(), st.view_order.end());
   if (auto missing = sel->unknown_names(known); !missing.empty())
     return make_error(errc::unknown_view, missing);
-  std::vector<std::string> targets;
-  for (const auto& name : st.view_order) {
-    auto dot = name.find('.');
-    if (sel->matches(name.substr(0, dot), name.substr(dot + 1)))
-      targets.push_back(name);
-  }
+  auto targets = views_covered(*sel, st.view_order).value_or(std::vector<std::string>{});
   auto rp = self->make_response_promise<std::string>();
   auto results = std::make_shared<std::vector<json>>(targets.size());
   auto pending = std::make_shared<std::size_t>(targets.size());
@@ -247,9 +257,7 @@ caf::result<std::string> fan_out(sup_actor* self, const std::string& sel_text, A
   for (std::size_t i = 0; i < targets.size(); ++i) {
     auto& c = st.children[key_of(child_kind::view, targets[i])];
     if (!c.handle) {
-      (*results)[i] = {{"view", targets[i]},
-                       {"state", "failed"},
-                       {"error", c.escalated ? c.reason : "the view is restarting: " + c.reason}};
+      (*results)[i] = not_running_record(c);
       complete();
       continue;
     }

@@ -1,5 +1,6 @@
 #include "actors/view_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -49,6 +50,10 @@ struct view_state {
   std::uint64_t run_pulled = 0;
   std::uint64_t run_pushed = 0;
   nlohmann::json last_run;  // null until a run ended since spawn
+  // This view's outbox entries by state (sync views), counted once at spawn
+  // and kept current by exec and push.
+  std::uint64_t outbox_pending = 0;
+  std::uint64_t outbox_applied = 0;
 
   static inline const char* name = "view";
 };
@@ -96,15 +101,16 @@ json status_json(view_actor* self) {
     // The last run that ended since the node started: what it moved.
     {"last_run", st.last_run},
   };
-  if (st.cfg.persistence == "sync") {
-    std::uint64_t pending = 0, applied = 0;
-    if (auto ob = st.ctx->db->outbox(); ob)
-      for (const auto& e : *ob)
-        if (e.view == st.cfg.full_name())
-          (e.state == store::outbox_state::pending ? pending : applied) += 1;
-    out["outbox"] = {{"pending", pending}, {"applied", applied}};
-  }
+  if (st.cfg.persistence == "sync")
+    out["outbox"] = {{"pending", st.outbox_pending}, {"applied", st.outbox_applied}};
   return out;
+}
+
+// Puts the current status where the control server reads it. Called after
+// every change of what status_json shows, before any reply that follows it.
+void refresh_status(view_actor* self) {
+  if (auto& board = self->state.ctx->board)
+    board->publish(self->state.cfg.full_name(), status_json(self));
 }
 
 void publish(view_actor* self, json event) {
@@ -117,6 +123,7 @@ void publish(view_actor* self, json event) {
 // before it, so the store sees states in order).
 // `done` runs once the store has answered, either way.
 void persist_job(view_actor* self, std::function<void()> done = {}) {
+  refresh_status(self);
   auto b = std::make_shared<store::batch>();
   b->jobs.push_back(self->state.job);
   self->request(self->state.store, step_timeout, apply_atom::value, batch_ref{b})
@@ -181,6 +188,7 @@ void finish_run(view_actor* self, const std::string& error) {
                    {"next_retry_at", st.job.next_retry_at_ms}});
   }
   st.last_run = run_result(self, st.runs, error);
+  refresh_status(self);
   auto result = st.last_run.dump();
   for (auto& rp : st.current)
     rp.deliver(result);
@@ -190,10 +198,7 @@ void finish_run(view_actor* self, const std::string& error) {
     if (st.job.enabled) {
       start_run(self);
     } else {
-      auto skipped = json{{"view", st.cfg.full_name()}, {"skipped", true},
-                          {"state", st.job.state},
-                          {"reason", "the view is stopped; `ctl resume` re-enables it"}}
-                       .dump();
+      auto skipped = stopped_sync_reply(st.cfg.full_name(), st.job.state).dump();
       for (auto& rp : st.current)
         rp.deliver(skipped);
       st.current.clear();
@@ -248,8 +253,12 @@ void push_pending(view_actor* self, Done done) {
         self->request(self->state.store, step_timeout, apply_atom::value, batch_ref{b})
           .then(
             [self, n = pending.size(), done](std::uint64_t) mutable {
-              self->state.pushing = false;
-              self->state.run_pushed += n;
+              auto& st = self->state;
+              st.pushing = false;
+              st.run_pushed += n;
+              st.outbox_pending -= std::min<std::uint64_t>(st.outbox_pending, n);
+              st.outbox_applied += n;
+              refresh_status(self);
               done(std::string{});
             },
             [self, done](const caf::error& err) mutable {
@@ -274,6 +283,7 @@ void subscribe(view_actor* self) {
                                + "': " + describe(err));
           });
   st.subscribed = true;
+  refresh_status(self);
 }
 
 void apply_snapshot(view_actor* self, const snapshot& snap) {
@@ -307,6 +317,7 @@ void apply_snapshot(view_actor* self, const snapshot& snap) {
         st.shape = shape;
         st.position = position;
         st.run_pulled += rows;
+        refresh_status(self);
         if (follows_stream(st.cfg) && st.job.enabled)
           subscribe(self);
         else
@@ -349,7 +360,7 @@ void start_run(view_actor* self) {
         .then(
           [self](std::uint64_t) {
             self->state.subscribed = true;
-            finish_run(self, {});
+            finish_run(self, {});  // refreshes the status
           },
           [self](const caf::error&) { snapshot_and_follow(self); });
       return;
@@ -374,6 +385,7 @@ void stop_stream(view_actor* self) {
   if (st.subscribed)
     self->send(st.connector, unsubscribe_atom::value, st.cfg.source, caf::actor{self});
   st.subscribed = false;
+  refresh_status(self);
 }
 
 caf::result<std::string> exec_local(view_actor* self, const json& ops) {
@@ -407,6 +419,8 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
     .then(
       [self, rp, n](std::uint64_t) mutable {
         auto& st = self->state;
+        st.outbox_pending += n;
+        refresh_status(self);
         rp.deliver(json{{"view", st.cfg.full_name()}, {"applied", n}, {"queued", n}}.dump());
         if (st.remote_up && st.job.enabled && !st.running)
           push_pending(self, [self](const std::string& err) {
@@ -444,6 +458,7 @@ void apply_stream(view_actor* self, const change_set& cs) {
   st.job.last_seen_commit = std::to_string(cs.position);
   st.job.updated_at_ms = now_ms(self);
   b->jobs.push_back(st.job);
+  refresh_status(self);
   auto position = cs.position;
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
     .then(
@@ -489,6 +504,11 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     st.shape = **shape;
   if (auto cur = ctx->db->cursor("view:" + cfg.full_name()); cur && *cur)
     st.position = std::stoull(**cur);
+  if (cfg.persistence == "sync")
+    if (auto ob = ctx->db->outbox(); ob)
+      for (const auto& e : *ob)
+        if (e.view == cfg.full_name())
+          (e.state == store::outbox_state::pending ? st.outbox_pending : st.outbox_applied) += 1;
   st.may_resume = follows_stream(cfg) && st.shape && st.position > 0
                   && (st.job.state == "synced" || st.job.state == "idle");
 
@@ -505,9 +525,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](sync_atom) -> caf::result<std::string> {
       auto& st = self->state;
       if (!st.job.enabled)
-        return json{{"view", st.cfg.full_name()}, {"skipped", true}, {"state", st.job.state},
-                    {"reason", "the view is stopped; `ctl resume` re-enables it"}}
-          .dump();
+        return stopped_sync_reply(st.cfg.full_name(), st.job.state).dump();
       auto rp = self->make_response_promise<std::string>();
       request_run(self, rp);
       return rp;
@@ -531,6 +549,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](resume_atom) -> caf::result<std::string> {
       auto& st = self->state;
       st.job.enabled = true;
+      refresh_status(self);
       auto rp = self->make_response_promise<std::string>();
       request_run(self, rp);
       return rp;
@@ -555,6 +574,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](up_atom, const std::string&) {
       auto& st = self->state;
       st.remote_up = true;
+      refresh_status(self);
       if (st.job.enabled && !st.running && (st.job.state == "failed" || follows_stream(st.cfg)))
         start_run(self);
     },
@@ -567,15 +587,20 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
         finish_run(self, reason);
       } else {
         st.subscribed = false;
+        refresh_status(self);
       }
     },
     [self](connector_atom, const caf::actor& connector) {
       auto& st = self->state;
       st.connector = connector;
       st.subscribed = false;
+      refresh_status(self);
       self->send(connector, health_atom::value, caf::actor{self});
     },
-    [self](bool up, const std::string&) { self->state.remote_up = up; },
+    [self](bool up, const std::string&) {
+      self->state.remote_up = up;
+      refresh_status(self);
+    },
     [self](restart_atom, const caf::actor& store) { self->state.store = store; },
   };
 }

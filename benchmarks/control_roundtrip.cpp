@@ -74,15 +74,10 @@ actors::node_config bench_config(const std::string& dir) {
 }
 
 template <class Fn>
-std::vector<double> time_calls(int calls, Fn fn) {
-  std::vector<double> us;
-  us.reserve(static_cast<std::size_t>(calls));
-  for (int i = 0; i < calls; ++i) {
-    auto t0 = clock_type::now();
-    fn();
-    us.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
-  }
-  return us;
+void time_call(std::vector<double>& us, Fn fn) {
+  auto t0 = clock_type::now();
+  fn();
+  us.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
 }
 
 } // namespace
@@ -124,12 +119,6 @@ int main(int argc, char** argv) {
   auto request_bytes = messaging::encode_request(probe).size();
   auto reply_bytes = messaging::encode_reply(*status_reply).size();
 
-  for (int i = 0; i < 500; ++i)  // warm-up
-    (void) client.call("status", one_view);
-  auto status_us = time_calls(calls, [&] { (void) client.call("status", one_view); });
-  auto sync_us = time_calls(calls, [&] { (void) client.call("sync", stopped); });
-
-  // Raw baseline: a ROUTER thread answering each request with reply_bytes.
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.bind("tcp://127.0.0.1:*");
   auto endpoint = router.get(zmq::sockopt::last_endpoint);
@@ -156,9 +145,27 @@ int main(int argc, char** argv) {
     (void) dealer.recv(empty);
     (void) dealer.recv(body);
   };
-  for (int i = 0; i < 500; ++i)
+  auto status_call = [&] { (void) client.call("status", one_view); };
+  auto sync_call = [&] { (void) client.call("sync", stopped); };
+  for (int i = 0; i < 500; ++i) {  // warm-up
     raw_call();
-  auto raw_us = time_calls(calls, raw_call);
+    status_call();
+    sync_call();
+  }
+  // In alternating blocks: each block runs back to back (a closed loop, as
+  // a script calling ctl would), and whatever else the machine does over the
+  // run weighs on the baseline and on the node alike.
+  constexpr int block = 500;
+  std::vector<double> raw_us, status_us, sync_us;
+  for (int done = 0; done < calls; done += block) {
+    const int n = std::min(block, calls - done);
+    for (int i = 0; i < n; ++i)
+      time_call(raw_us, raw_call);
+    for (int i = 0; i < n; ++i)
+      time_call(status_us, status_call);
+    for (int i = 0; i < n; ++i)
+      time_call(sync_us, sync_call);
+  }
   dealer.send(zmq::message_t{}, zmq::send_flags::sndmore);
   dealer.send(zmq::str_buffer("quit"), zmq::send_flags::none);
   echo.join();

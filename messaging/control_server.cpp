@@ -85,6 +85,7 @@ struct control_server::impl {
 
   std::string last_endpoint_;
   std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};
 
   std::mutex mutex_;  // guards everything below
   std::unordered_map<std::uint64_t, pending_request> pending_;
@@ -118,6 +119,7 @@ long control_server::impl::poll_timeout_ms() const {
 }
 
 void control_server::impl::run() {
+  thread_id_ = std::this_thread::get_id();
   std::vector<outgoing_reply> batch;
   for (;;) {
     zmq_pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
@@ -160,6 +162,14 @@ void control_server::impl::run() {
           }
           serve_one(parts);
         }
+        // Replies the handler gave on this thread go out now, not after
+        // another trip through the poller.
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          wake_sent_ = false;
+          batch.swap(outbox_);
+        }
+        send_queued_replies(batch);
       }
       expire_overdue();
     } catch (const zmq::error_t& e) {
@@ -350,8 +360,10 @@ void control_server::reply(std::uint64_t token, const control_reply& rep) {
     copy.id = it->second.request_id;
     impl_->outbox_.push_back(outgoing_reply{std::move(it->second.route), std::move(copy)});
     impl_->pending_.erase(it);
-    signal = !impl_->wake_sent_;
-    impl_->wake_sent_ = true;
+    // The server thread itself (a handler answering at once) sends its
+    // replies after the read loop; only other threads need to wake it.
+    signal = !impl_->wake_sent_ && std::this_thread::get_id() != impl_->thread_id_;
+    impl_->wake_sent_ = impl_->wake_sent_ || signal;
   }
   if (signal)
     impl_->wake();

@@ -3,11 +3,12 @@
 namespace syncmesh::messaging {
 
 bool receive_message(zmq::socket_t& socket, std::size_t frames_max,
-                     std::vector<zmq::message_t>& parts, bool& too_many) {
+                     std::vector<zmq::message_t>& parts, bool& too_many,
+                     zmq::recv_flags first) {
   parts.clear();
   too_many = false;
   zmq::message_t part;
-  if (!socket.recv(part, zmq::recv_flags::dontwait))
+  if (!socket.recv(part, first))
     return false;
   for (;;) {
     const bool more = part.more();

@@ -12,6 +12,7 @@ namespace syncmesh::messaging {
 /// in `parts`; `too_many` tells whether more arrived (they are read and
 /// dropped, so the socket stays in step with message boundaries).
 bool receive_message(zmq::socket_t& socket, std::size_t frames_max,
-                     std::vector<zmq::message_t>& parts, bool& too_many);
+                     std::vector<zmq::message_t>& parts, bool& too_many,
+                     zmq::recv_flags first = zmq::recv_flags::dontwait);
 
 } // namespace syncmesh::messaging

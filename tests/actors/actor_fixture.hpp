@@ -86,6 +86,7 @@ struct actor_fixture {
     c->config = std::move(cfg);
     c->db = std::shared_ptr<store::store>(std::move(db).value());
     c->detached_io = false;
+    c->board = std::make_shared<status_board>();
     auto* sink = &events;
     c->publish = [sink](const nlohmann::json& e) { sink->push_back(e); };
     ctx = c;

@@ -38,7 +38,13 @@ struct view_fixture : actor_fixture {
     ask(view, out, status_atom::value);
     run();
     BOOST_REQUIRE_EQUAL(out->size(), 1u);
-    return json::parse(out->front());
+    auto answered = json::parse(out->front());
+    // The control server answers `status` from the board: after every step
+    // it must say exactly what the view actor says.
+    auto posted = ctx->board->read({vcfg.full_name()});
+    BOOST_REQUIRE(posted);
+    BOOST_TEST(posted->front().dump() == answered.dump());
+    return answered;
   }
 
   std::size_t local_rows() {
