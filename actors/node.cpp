@@ -118,6 +118,7 @@ node::~node() = default;
 
 const std::string& node::control_endpoint() const { return impl_->control_endpoint; }
 const std::string& node::events_endpoint() const { return impl_->events_endpoint; }
+std::shared_ptr<store::store> node::store() const { return impl_->db; }
 void node::stop() { impl_->stop(); }
 
 store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {

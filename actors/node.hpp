@@ -6,6 +6,10 @@
 #include "actors/node_config.hpp"
 #include "store/status.hpp"
 
+namespace syncmesh::store {
+class store;
+}
+
 namespace syncmesh::actors {
 
 /// One syncmesh node: its store, actor system, supervisor tree, control
@@ -28,6 +32,11 @@ public:
 
   const std::string& control_endpoint() const;
   const std::string& events_endpoint() const;
+
+  /// The node's store, for a program that embeds the node: reads are
+  /// thread-safe and change_follower follows its change log. Writes belong
+  /// to the node's store actor; do not apply() through this handle.
+  std::shared_ptr<store::store> store() const;
 
   /// Orderly shutdown; idempotent.
   void stop();

@@ -156,6 +156,11 @@ struct stream_worker {
 };
 
 struct pg_state {
+  // Streams end with the connector: their threads are joined before any
+  // other member goes. (Not in an attach_functor: CAF destroys the state
+  // before it runs attachables, so one touching the state frees it twice.)
+  ~pg_state() { workers.clear(); }
+
   node_context_ptr ctx;
   remote_config cfg;
   std::string conninfo;
@@ -525,10 +530,6 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
   st.ctx = ctx;
   st.cfg = cfg;
   st.conninfo = with_password(cfg);
-  self->attach_functor([self] {
-    // Streams end with the connector; their threads are joined here.
-    self->state.workers.clear();
-  });
   return {
     [self](snapshot_atom, const std::string& source, const std::string& view,
            bool follow) -> caf::result<snapshot_ref> {

@@ -71,8 +71,10 @@ void node_process::reap(bool block) {
   if (pid_ <= 0)
     return;
   int wstatus = 0;
-  if (::waitpid(pid_, &wstatus, block ? 0 : WNOHANG) == pid_)
+  if (::waitpid(pid_, &wstatus, block ? 0 : WNOHANG) == pid_) {
     pid_ = -1;
+    last_wait_status_ = wstatus;
+  }
 }
 
 bool node_process::running() {
@@ -205,6 +207,17 @@ store::status node_process::shutdown(milliseconds timeout) {
   drain_events();
   subscriber_.reset();
   client_.reset();
+  // An orderly shutdown ends with exit status 0; anything else is a bug the
+  // scenario must see (a crash while closing loses nothing durable, but it
+  // is still a crash).
+  if (WIFSIGNALED(last_wait_status_))
+    return store::status::io_error("node '" + name_ + "' died of signal "
+                                   + std::to_string(WTERMSIG(last_wait_status_))
+                                   + " during an orderly shutdown; see " + log_path());
+  if (WIFEXITED(last_wait_status_) && WEXITSTATUS(last_wait_status_) != 0)
+    return store::status::io_error("node '" + name_ + "' exited with status "
+                                   + std::to_string(WEXITSTATUS(last_wait_status_))
+                                   + " after SIGTERM; see " + log_path());
   return store::status::ok();
 }
 

@@ -82,6 +82,7 @@ private:
   std::string binary_;
   std::string dir_;
   pid_t pid_ = -1;
+  int last_wait_status_ = 0;  // waitpid's status of the last process reaped
   std::unique_ptr<messaging::control_client> client_;
   std::unique_ptr<messaging::event_subscriber> subscriber_;
   std::deque<nlohmann::json> events_;
