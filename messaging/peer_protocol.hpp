@@ -290,6 +290,7 @@ decode_result decode(std::string_view frame, const limits& lim);
 /// The `error` a receiver sends back for a refused frame: the same code and
 /// sentence; fatal for version_mismatch (nothing else on the link can be
 /// read), not fatal otherwise (frames are whole, so the next one may be fine).
+/// REQUIRES: e.code != errc::ok
 error error_for(const decode_error& e);
 
 } // namespace syncmesh::messaging::peer
