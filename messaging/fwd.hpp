@@ -11,5 +11,19 @@ class control_server;
 class control_client;
 class event_publisher;
 class event_subscriber;
+class scheduler;
+class manual_scheduler;
+class transport;
+struct transport_handler;
+class memory_network;
+struct link_faults;
+struct network_counters;
+
+namespace peer {
+struct limits;
+struct change;
+struct decode_error;
+class decode_result;
+} // namespace peer
 
 } // namespace syncmesh::messaging

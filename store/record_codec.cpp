@@ -7,6 +7,8 @@
 #include <msgpack.hpp>
 #include <zlib.h>
 
+#include "store/value_codec.hpp"
+
 namespace syncmesh::store {
 
 namespace {
@@ -48,36 +50,11 @@ std::string seal(char tag, const msgpack::sbuffer& payload) {
 
 // --- writing ---------------------------------------------------------------
 
-void pack_value(packer& pk, const value& v) {
-  switch (v.kind()) {
-    case value_kind::null: pk.pack_nil(); break;
-    case value_kind::boolean: pk.pack(v.as_bool()); break;
-    case value_kind::integer: pk.pack_int64(v.as_int()); break;
-    case value_kind::real: pk.pack_double(v.as_real()); break;
-    case value_kind::text: pk.pack(v.as_text()); break;
-    case value_kind::bytes:
-      pk.pack_bin(static_cast<std::uint32_t>(v.as_bytes().size()));
-      pk.pack_bin_body(v.as_bytes().data(), static_cast<std::uint32_t>(v.as_bytes().size()));
-      break;
-    case value_kind::exact:
-      pk.pack_array(2);
-      pk.pack(v.as_exact().type_name);
-      pk.pack(v.as_exact().text);
-      break;
-  }
-}
-
-void pack_row(packer& pk, const row& r) {
-  pk.pack_array(static_cast<std::uint32_t>(r.size()));
-  for (const auto& v : r)
-    pack_value(pk, v);
-}
-
-void pack_opt_row(packer& pk, const std::optional<row>& r) {
+void append_opt_row(msgpack::sbuffer& buf, const std::optional<row>& r) {
   if (r)
-    pack_row(pk, *r);
+    append_row(buf, *r);
   else
-    pk.pack_nil();
+    packer(buf).pack_nil();
 }
 
 // --- reading ---------------------------------------------------------------
@@ -116,34 +93,11 @@ bool get_bool(const msgpack::object& o, const char* name) {
   return o.via.boolean;
 }
 
-value get_value(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::NIL: return value::null();
-    case msgpack::type::BOOLEAN: return value::boolean(o.via.boolean);
-    case msgpack::type::POSITIVE_INTEGER:
-      if (o.via.u64 > static_cast<std::uint64_t>(INT64_MAX))
-        throw decode_error("an integer value is out of range");
-      return value::integer(static_cast<std::int64_t>(o.via.u64));
-    case msgpack::type::NEGATIVE_INTEGER: return value::integer(o.via.i64);
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return value::real(o.via.f64);
-    case msgpack::type::STR: return value::text(std::string(o.via.str.ptr, o.via.str.size));
-    case msgpack::type::BIN: return value::bytes(std::string(o.via.bin.ptr, o.via.bin.size));
-    case msgpack::type::ARRAY:
-      if (o.via.array.size != 2)
-        throw decode_error("an exact value is not a [type, text] pair");
-      return value::exact(get_str(o.via.array.ptr[0], "type"), get_str(o.via.array.ptr[1], "text"));
-    default: throw decode_error("a value has an unexpected MessagePack type");
-  }
-}
-
 row get_row(const msgpack::object& o, const char* name) {
-  as_array(o, name);
-  row r;
-  r.reserve(o.via.array.size);
-  for (std::uint32_t i = 0; i < o.via.array.size; ++i)
-    r.push_back(get_value(o.via.array.ptr[i]));
-  return r;
+  auto r = read_row(o, name);
+  if (!r)
+    throw decode_error(r.error().message());
+  return std::move(r).value();
 }
 
 std::optional<row> get_opt_row(const msgpack::object& o, const char* name) {
@@ -199,8 +153,7 @@ result<T> open_envelope(std::string_view bytes, char tag, const char* what,
 
 std::string encode_row(const row& r) {
   msgpack::sbuffer buf;
-  packer pk(buf);
-  pack_row(pk, r);
+  append_row(buf, r);
   return seal(tag_row, buf);
 }
 
@@ -218,9 +171,9 @@ std::string encode_change(const change_record& c) {
   pk.pack(c.origin);
   pk.pack(c.table);
   pk.pack_uint8(static_cast<std::uint8_t>(c.op));
-  pack_row(pk, c.key);
-  pack_opt_row(pk, c.old_row);
-  pack_opt_row(pk, c.new_row);
+  append_row(buf, c.key);
+  append_opt_row(buf, c.old_row);
+  append_opt_row(buf, c.new_row);
   return seal(tag_change, buf);
 }
 
@@ -250,9 +203,9 @@ std::string encode_outbox(const outbox_entry& e) {
   pk.pack(e.view);
   pk.pack(e.table);
   pk.pack_uint8(static_cast<std::uint8_t>(e.op));
-  pack_row(pk, e.key);
+  append_row(buf, e.key);
   pk.pack(e.base_version);
-  pack_opt_row(pk, e.new_row);
+  append_opt_row(buf, e.new_row);
   pk.pack_uint8(static_cast<std::uint8_t>(e.state));
   pk.pack_uint32(e.attempts);
   pk.pack(e.last_error);
