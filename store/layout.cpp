@@ -26,6 +26,7 @@ std::string meta_key(std::string_view name) { return with_prefix(meta_prefix, na
 std::string schema_key(std::string_view table) { return with_prefix(schema_prefix, table); }
 std::string job_key(std::string_view view) { return with_prefix(job_prefix, view); }
 std::string cursor_key(std::string_view source) { return with_prefix(cursor_prefix, source); }
+std::string ext_key(std::string_view name) { return with_prefix(ext_prefix, name); }
 std::string log_key(std::uint64_t seq) { return with_seq(log_prefix, seq); }
 std::string outbox_key(std::uint64_t seq) { return with_seq(outbox_prefix, seq); }
 
@@ -64,6 +65,7 @@ std::string describe_key(std::string_view raw) {
     case schema_prefix: return "schema of table '" + std::string(rest) + "'" + hex;
     case job_prefix: return "job state of view '" + std::string(rest) + "'" + hex;
     case cursor_prefix: return "cursor of source '" + std::string(rest) + "'" + hex;
+    case ext_prefix: return "extension record '" + std::string(rest) + "'" + hex;
     case log_prefix:
       if (rest.size() == 8)
         return "change-log entry " + std::to_string(decode_u64_be(rest)) + hex;

@@ -19,6 +19,9 @@ namespace syncmesh::store::layout {
 ///   O<seq:u64be>        outbox, in write order
 ///   J<view>             job state per view
 ///   K<source>           cursor per source (LSN, peer watermark, ...)
+///   X<name>             extension records: opaque values a connector keeps
+///                       with its data (peer row versions, peer watermarks),
+///                       named by the connector ("peer/...")
 ///
 /// Bump `format_version` whenever a stored encoding changes; a store refuses
 /// to open data written by a newer version.
@@ -31,6 +34,7 @@ inline constexpr char log_prefix = 'L';
 inline constexpr char outbox_prefix = 'O';
 inline constexpr char job_prefix = 'J';
 inline constexpr char cursor_prefix = 'K';
+inline constexpr char ext_prefix = 'X';
 
 std::string meta_key(std::string_view name);
 std::string schema_key(std::string_view table);
@@ -40,6 +44,7 @@ std::string log_key(std::uint64_t seq);
 std::string outbox_key(std::uint64_t seq);
 std::string job_key(std::string_view view);
 std::string cursor_key(std::string_view source);
+std::string ext_key(std::string_view name);
 
 /// The smallest key greater than every key starting with `prefix`.
 std::string prefix_end(std::string prefix);

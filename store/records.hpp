@@ -117,10 +117,15 @@ struct batch {
   std::vector<outbox_entry> outbox_put;     // new (seq 0) or updated entries
   std::vector<std::uint64_t> outbox_remove; // by seq
   std::vector<job_state> jobs;
+  /// Extension records by name: written (a value) or erased (nothing) with
+  /// the rest of the batch. A connector keeps its own bookkeeping here — a
+  /// peer link its row versions and watermarks — so that it lands in the
+  /// same atomic write as the rows it describes.
+  std::vector<std::pair<std::string, std::optional<std::string>>> ext;
 
   bool empty() const {
     return create_tables.empty() && changes.empty() && cursors.empty() && outbox_put.empty()
-           && outbox_remove.empty() && jobs.empty();
+           && outbox_remove.empty() && jobs.empty() && ext.empty();
   }
 };
 

@@ -264,6 +264,33 @@ public:
     return std::optional<std::string>{std::move(raw)};
   }
 
+  result<std::optional<std::string>> ext(const std::string& name) const override {
+    std::string raw;
+    auto s = db_->Get({}, layout::ext_key(name), &raw);
+    if (s.IsNotFound())
+      return std::optional<std::string>{};
+    if (!s.ok())
+      return from_leveldb(s, "reading the extension record '" + name + "'");
+    return std::optional<std::string>{std::move(raw)};
+  }
+
+  result<std::vector<std::pair<std::string, std::string>>> ext_scan(
+    const std::string& prefix, const std::string& from, std::size_t max) const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    const auto start = layout::ext_key(from > prefix ? from : prefix);
+    const auto end = layout::prefix_end(layout::ext_key(prefix));
+    for (it->Seek(start); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      if (max != 0 && out.size() >= max)
+        break;
+      out.emplace_back(std::string(it->key().data() + 1, it->key().size() - 1),
+                       it->value().ToString());
+    }
+    if (auto st = from_leveldb(it->status(), "reading extension records '" + prefix + "...'"); !st)
+      return st;
+    return out;
+  }
+
   result<std::optional<job_state>> job(const std::string& view) const override {
     auto key = layout::job_key(view);
     std::string raw;
@@ -493,6 +520,9 @@ private:
     for (const auto& [source, pos] : b.cursors)
       if (source.empty())
         return status::invalid_argument("a cursor needs a source name");
+    for (const auto& [name, value] : b.ext)
+      if (name.empty())
+        return status::invalid_argument("an extension record needs a name");
     for (const auto& j : b.jobs)
       if (j.view.empty())
         return status::invalid_argument("a job state needs a view name");
@@ -583,6 +613,12 @@ private:
     }
     for (const auto& [source, pos] : b.cursors)
       mine.Put(layout::cursor_key(source), pos);
+    for (const auto& [name, value] : b.ext) {
+      if (value)
+        mine.Put(layout::ext_key(name), *value);
+      else
+        mine.Delete(layout::ext_key(name));
+    }
     for (auto e : b.outbox_put) {
       if (e.seq == 0)
         e.seq = local.next_outbox_seq++;

@@ -132,6 +132,13 @@ public:
   virtual void remove_commit_listener(std::uint64_t id) = 0;
 
   virtual result<std::optional<std::string>> cursor(const std::string& source) const = 0;
+  /// The extension record `name` (see batch::ext), or nullopt.
+  virtual result<std::optional<std::string>> ext(const std::string& name) const = 0;
+  /// Extension records whose names start with `prefix`, in name order,
+  /// starting at the name `from` (inclusive; empty: the first), at most
+  /// `max` (0: no limit); names are returned whole.
+  virtual result<std::vector<std::pair<std::string, std::string>>> ext_scan(
+    const std::string& prefix, const std::string& from = {}, std::size_t max = 0) const = 0;
   virtual result<std::optional<job_state>> job(const std::string& view) const = 0;
   virtual result<std::vector<job_state>> jobs() const = 0;
   /// Outbox entries from seq `from` on, in write order, at most `max`.

@@ -406,3 +406,44 @@ BOOST_AUTO_TEST_CASE(a_follower_reads_from_any_position_and_waits_for_new_change
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(store_extension_records, mem_store_fixture)
+
+BOOST_AUTO_TEST_CASE(extension_records_land_with_the_rows_and_scan_by_name) {
+  create_tables();
+  batch b;
+  b.changes.push_back(upsert("app.users", user(1, "ann")));
+  b.ext.emplace_back("peer/v/app.users/1", std::string("state of 1"));
+  b.ext.emplace_back("peer/v/app.users/2", std::string("state of 2"));
+  b.ext.emplace_back("peer/vv", std::string("watermarks"));
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  BOOST_TEST(**db->ext("peer/vv") == "watermarks");
+  BOOST_TEST(!db->ext("peer/none")->has_value());
+  auto versions = db->ext_scan("peer/v/");
+  BOOST_REQUIRE(versions.is_ok());
+  BOOST_REQUIRE_EQUAL(versions->size(), 2u);
+  BOOST_TEST((*versions)[0].first == "peer/v/app.users/1");
+  BOOST_TEST((*versions)[1].second == "state of 2");
+  auto from_two = db->ext_scan("peer/v/", "peer/v/app.users/2", 10);
+  BOOST_REQUIRE_EQUAL(from_two->size(), 1u);
+  BOOST_TEST(db->ext_scan("peer/", {}, 1)->size() == 1u);
+
+  batch erase;
+  erase.ext.emplace_back("peer/v/app.users/1", std::nullopt);
+  BOOST_REQUIRE(db->apply(erase).is_ok());
+  BOOST_TEST(db->ext_scan("peer/v/")->size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_refused_for_its_rows_writes_no_extension_record) {
+  create_tables();
+  batch b;
+  b.changes.push_back(upsert("app.nope", user(1, "ann")));
+  b.ext.emplace_back("peer/vv", std::string("watermarks"));
+  BOOST_TEST(!db->apply(b).is_ok());
+  BOOST_TEST(!db->ext("peer/vv")->has_value());
+  batch unnamed;
+  unnamed.ext.emplace_back("", std::string("x"));
+  BOOST_TEST(db->apply(unnamed).error().message().find("needs a name") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
