@@ -66,7 +66,7 @@ void put_changes(msgpack::sbuffer& buf, const std::vector<change>& changes) {
   packer pk(buf);
   pk.pack_array(static_cast<std::uint32_t>(changes.size()));
   for (const auto& c : changes) {
-    pk.pack_array(6);
+    pk.pack_array(7);
     pk.pack_uint64(c.hlc.packed());
     put_string(pk, c.origin);
     put_string(pk, c.table);
@@ -76,6 +76,9 @@ void put_changes(msgpack::sbuffer& buf, const std::vector<change>& changes) {
       store::append_row(buf, *c.new_row);
     else
       pk.pack_nil();
+    pk.pack_array(static_cast<std::uint32_t>(c.columns.size()));
+    for (auto col : c.columns)
+      pk.pack_uint32(col);
   }
 }
 
@@ -330,10 +333,10 @@ store::row get_row(const msgpack::object& o, const place& at, const limits& lim)
 }
 
 change get_change(const msgpack::object& o, const std::string& where, const limits& lim) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 6)
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 7)
     refuse(errc::invalid_field,
-           protocol_name + " " + where + " must be an array of 6 fields (hlc, origin, table, "
-               "op, key, new_row); got " + (o.type == msgpack::type::ARRAY
+           protocol_name + " " + where + " must be an array of 7 fields (hlc, origin, table, "
+               "op, key, new_row, columns); got " + (o.type == msgpack::type::ARRAY
                                                 ? std::to_string(o.via.array.size) + " fields"
                                                 : std::string(kind_of(o))));
   const auto* f = o.via.array.ptr;
@@ -362,6 +365,25 @@ change get_change(const msgpack::object& o, const std::string& where, const limi
     invalid({where, "new_row"}, std::string("must not be empty for ") + op);
   if (!writes_row && c.new_row)
     invalid({where, "new_row"}, std::string("must be nil for ") + op);
+
+  const place cols{where, "columns"};
+  expect_type(f[6], msgpack::type::ARRAY, cols, "an array of column numbers");
+  const auto& list = f[6].via.array;
+  if (!writes_row && list.size != 0)
+    invalid(cols, std::string("must be empty for ") + op);
+  if (writes_row && list.size >= c.new_row->size())
+    invalid(cols, "lists " + std::to_string(list.size) + " of the row's "
+                      + std::to_string(c.new_row->size())
+                      + " columns; a write that sets every column lists none");
+  for (std::uint32_t i = 0; i < list.size; ++i) {
+    const auto& e = list.ptr[i];
+    if (e.type != msgpack::type::POSITIVE_INTEGER || e.via.u64 >= c.new_row->size())
+      invalid(cols, "holds something that is not a column number below "
+                        + std::to_string(c.new_row->size()));
+    if (i > 0 && e.via.u64 <= c.columns.back())
+      invalid(cols, "must list columns ascending, each once");
+    c.columns.push_back(static_cast<std::uint32_t>(e.via.u64));
+  }
   return c;
 }
 
@@ -652,7 +674,7 @@ const char* to_string(error_code c) noexcept {
 // --- messages --------------------------------------------------------------
 
 change change::from_record(const store::change_record& r) {
-  return change{r.hlc, r.origin, r.table, r.op, r.key, r.new_row};
+  return change{r.hlc, r.origin, r.table, r.op, r.key, r.new_row, {}};
 }
 
 store::change change::to_store_change() const {
@@ -668,7 +690,7 @@ store::change change::to_store_change() const {
 
 bool change::operator==(const change& o) const {
   return hlc == o.hlc && origin == o.origin && table == o.table && op == o.op && key == o.key
-         && new_row == o.new_row;
+         && new_row == o.new_row && columns == o.columns;
 }
 
 bool hello::operator==(const hello& o) const {

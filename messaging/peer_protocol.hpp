@@ -136,6 +136,11 @@ struct change {
   store::change_op op = store::change_op::insert;
   store::row key;                      // empty exactly for truncate
   std::optional<store::row> new_row;   // present exactly for insert and update
+  /// For insert and update: the columns the write set, ascending, when not
+  /// all of them (peers merge last-writer-wins per column, so a write that
+  /// set one column must not win the others); empty means every column.
+  /// Always empty for remove and truncate.
+  std::vector<std::uint32_t> columns;
 
   static change from_record(const store::change_record& r);
   /// The change as the receiving store applies it, keeping stamp and origin.

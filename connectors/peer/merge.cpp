@@ -15,29 +15,29 @@ stamp row_state::newest() const {
 }
 
 status validate(const peer_change& c, std::size_t width) {
-  if (c.op == change_op::truncate)
-    return status::invalid_argument("a truncate does not travel between peers; a peer sends "
-                                    "one remove per row");
   if (c.op != change_op::insert && c.op != change_op::update && c.op != change_op::remove)
-    return status::invalid_argument("unknown change op " + std::to_string(static_cast<int>(c.op)));
+    return status::invalid_argument(std::string("a ") + store::to_string(c.op) + " on table '"
+                                    + c.table + "' does not travel between peers; a peer "
+                                    "sends one remove per row");
   if (c.key.empty())
     return status::invalid_argument("a change for table '" + c.table + "' has an empty key");
   if (c.op == change_op::remove) {
-    if (!c.set_columns.empty() || !c.values.empty())
+    if (c.new_row || !c.columns.empty())
       return status::invalid_argument("a remove for table '" + c.table
                                       + "' carries column values; it carries the key only");
     return status::ok();
   }
-  if (c.values.size() != width)
-    return status::invalid_argument("a change for table '" + c.table + "' has "
-                                    + std::to_string(c.values.size()) + " values; the table has "
-                                    + std::to_string(width) + " columns");
-  for (std::size_t i = 0; i < c.set_columns.size(); ++i) {
-    if (c.set_columns[i] >= width)
+  if (!c.new_row || c.new_row->size() != width)
+    return status::invalid_argument(
+      "a change for table '" + c.table + "' has "
+      + std::to_string(c.new_row ? c.new_row->size() : 0) + " values; the table has "
+      + std::to_string(width) + " columns");
+  for (std::size_t i = 0; i < c.columns.size(); ++i) {
+    if (c.columns[i] >= width)
       return status::invalid_argument("a change for table '" + c.table + "' sets column "
-                                      + std::to_string(c.set_columns[i]) + " of "
+                                      + std::to_string(c.columns[i]) + " of "
                                       + std::to_string(width));
-    if (i > 0 && c.set_columns[i] <= c.set_columns[i - 1])
+    if (i > 0 && c.columns[i] <= c.columns[i - 1])
       return status::invalid_argument("a change for table '" + c.table
                                       + "' lists its set columns out of order or twice");
   }
@@ -58,23 +58,30 @@ bool merge(std::optional<row_state>& state, const peer_change& c, std::size_t wi
     state = std::move(fresh);
   }
   auto& s = *state;
+  const auto at = stamp_of(c);
   bool changed = false;
   if (c.op == change_op::remove) {
-    if (s.deleted < c.at) {
-      s.deleted = c.at;
+    if (s.deleted < at) {
+      s.deleted = at;
       changed = true;
     }
     return changed;
   }
-  for (auto col : c.set_columns) {
-    if (s.columns[col] < c.at) {
-      s.columns[col] = c.at;
-      s.values[col] = c.values[col];
+  auto take = [&](std::uint32_t col) {
+    if (s.columns[col] < at) {
+      s.columns[col] = at;
+      s.values[col] = (*c.new_row)[col];
       changed = true;
     }
-  }
-  if (c.op == change_op::insert && s.inserted < c.at) {
-    s.inserted = c.at;
+  };
+  if (c.columns.empty())
+    for (std::uint32_t col = 0; col < width; ++col)
+      take(col);
+  else
+    for (auto col : c.columns)
+      take(col);
+  if (c.op == change_op::insert && s.inserted < at) {
+    s.inserted = at;
     changed = true;
   }
   return changed;
@@ -82,33 +89,27 @@ bool merge(std::optional<row_state>& state, const peer_change& c, std::size_t wi
 
 peer_change from_local(const store::change_record& local) {
   peer_change c;
-  c.at = stamp{local.hlc, local.origin};
+  c.hlc = local.hlc;
+  c.origin = local.origin;
   c.table = local.table;
   c.key = local.key;
-  switch (local.op) {
-    case change_op::remove:
-    case change_op::truncate:
-      c.op = change_op::remove;
-      return c;
-    case change_op::insert:
-    case change_op::update:
-      break;
-  }
-  const auto& after = *local.new_row;
-  c.values = after;
-  if (!local.old_row || local.old_row->size() != after.size()) {
-    // A new row: an insert of every column.
-    c.op = change_op::insert;
-    for (std::uint32_t i = 0; i < after.size(); ++i)
-      c.set_columns.push_back(i);
+  if (local.op != change_op::insert && local.op != change_op::update) {
+    c.op = change_op::remove;
     return c;
   }
-  // An upsert over an existing row sets what it changed and re-asserts the
-  // row's existence; the other columns keep their own writers' values.
+  // An upsert: a new row sets every column; over an existing row it sets
+  // what it changed and re-asserts the row's existence, and the other
+  // columns keep their own writers' values.
   c.op = change_op::insert;
-  for (std::uint32_t i = 0; i < after.size(); ++i)
-    if (!((*local.old_row)[i] == after[i]))
-      c.set_columns.push_back(i);
+  c.new_row = local.new_row;
+  const auto& after = *local.new_row;
+  if (local.old_row && local.old_row->size() == after.size()) {
+    for (std::uint32_t i = 0; i < after.size(); ++i)
+      if (!((*local.old_row)[i] == after[i]))
+        c.columns.push_back(i);
+    if (c.columns.size() == after.size())
+      c.columns.clear();  // every column: listed as none
+  }
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "messaging/peer_protocol.hpp"
 #include "store/hlc.hpp"
 #include "store/records.hpp"
 #include "store/status.hpp"
@@ -57,29 +58,19 @@ struct row_state {
   }
 };
 
-/// A change as peers exchange it: one write by `at.origin` at `at.hlc`.
-struct peer_change {
-  stamp at;
-  std::string table;
-  /// insert: an upsert — sets set_columns and asserts that the row exists;
-  /// update: sets set_columns only; remove: deletes the row.
-  store::change_op op = store::change_op::insert;
-  store::row key;
-  /// Columns the write set, ascending (a new row's insert sets them all).
-  std::vector<std::uint32_t> set_columns;
-  /// The row as the writer saw it after the write (full width); only
-  /// set_columns are taken from it. Empty for remove.
-  store::row values;
+/// A change as peers exchange it (messaging/peer_protocol.hpp): insert is
+/// an upsert — it sets its columns and asserts that the row exists; update
+/// sets its columns only; remove deletes the row. `columns` lists the
+/// columns a write set, empty meaning all of them.
+using peer_change = messaging::peer::change;
 
-  bool operator==(const peer_change& o) const {
-    return at == o.at && table == o.table && op == o.op && key == o.key
-           && set_columns == o.set_columns && values == o.values;
-  }
-};
+/// The stamp of a change.
+inline stamp stamp_of(const peer_change& c) { return {c.hlc, c.origin}; }
 
-/// Checks that `c` fits a table `width` columns wide: a known op (truncate
-/// does not travel between peers), a key, set columns ascending and in
-/// range, values of full width unless it is a remove (which has none).
+/// Checks that `c` fits a table `width` columns wide: insert, update or
+/// remove (a truncate does not travel between peers: it arrives as one
+/// remove per row), a key, a row of full width unless it is a remove, set
+/// columns ascending and in range.
 store::status validate(const peer_change& c, std::size_t width);
 
 /// Merges `c` into `state` (nothing: the key was never seen here) for a
@@ -88,9 +79,10 @@ store::status validate(const peer_change& c, std::size_t width);
 bool merge(std::optional<row_state>& state, const peer_change& c, std::size_t width,
            const std::vector<std::uint32_t>& key_columns);
 
-/// The change a local write makes, as peers will see it: the columns it set
-/// are the ones that differ from the row it replaced (all, for a new row).
-/// `local` is a change_record from this node's change log.
+/// The change a local write makes, as peers will see it: an upsert of the
+/// columns that differ from the row it replaced (all, for a new row), or a
+/// remove. `local` is an insert, update or remove from this node's change
+/// log.
 peer_change from_local(const store::change_record& local);
 
 } // namespace syncmesh::peer

@@ -26,12 +26,14 @@ stamp at(std::uint64_t ms, const std::string& node) { return {store::hlc_timesta
 peer_change upsert(stamp s, std::int64_t id, std::vector<std::uint32_t> cols, const std::string& title,
                    std::int64_t price) {
   peer_change c;
-  c.at = std::move(s);
+  c.hlc = s.hlc;
+  c.origin = s.origin;
   c.table = "items";
   c.op = change_op::insert;
   c.key = {value::integer(id)};
-  c.set_columns = std::move(cols);
-  c.values = {value::integer(id), value::text(title), value::integer(price)};
+  if (cols.size() < width)  // every column is listed as none
+    c.columns = std::move(cols);
+  c.new_row = store::row{value::integer(id), value::text(title), value::integer(price)};
   return c;
 }
 
@@ -44,7 +46,8 @@ peer_change update(stamp s, std::int64_t id, std::vector<std::uint32_t> cols, co
 
 peer_change remove(stamp s, std::int64_t id) {
   peer_change c;
-  c.at = std::move(s);
+  c.hlc = s.hlc;
+  c.origin = s.origin;
   c.table = "items";
   c.op = change_op::remove;
   c.key = {value::integer(id)};
@@ -119,13 +122,13 @@ BOOST_AUTO_TEST_CASE(malformed_changes_are_refused_with_a_sentence) {
   auto ok = upsert(at(1, "a"), 1, {0, 1, 2}, "x", 1);
   BOOST_TEST(peer::validate(ok, width).is_ok());
   auto narrow = ok;
-  narrow.values.pop_back();
+  narrow.new_row->pop_back();
   BOOST_TEST(peer::validate(narrow, width).message().find("3 columns") != std::string::npos);
   auto out_of_range = ok;
-  out_of_range.set_columns = {0, 7};
+  out_of_range.columns = {0, 7};
   BOOST_TEST(!peer::validate(out_of_range, width).is_ok());
   auto unordered = ok;
-  unordered.set_columns = {2, 1};
+  unordered.columns = {2, 1};
   BOOST_TEST(!peer::validate(unordered, width).is_ok());
   auto keyless = ok;
   keyless.key.clear();
@@ -134,7 +137,7 @@ BOOST_AUTO_TEST_CASE(malformed_changes_are_refused_with_a_sentence) {
   truncate.op = change_op::truncate;
   BOOST_TEST(!peer::validate(truncate, width).is_ok());
   auto remove_with_values = remove(at(1, "a"), 1);
-  remove_with_values.values = ok.values;
+  remove_with_values.new_row = ok.new_row;
   BOOST_TEST(!peer::validate(remove_with_values, width).is_ok());
 }
 
@@ -148,16 +151,16 @@ BOOST_AUTO_TEST_CASE(a_local_upsert_sets_only_the_columns_it_changed) {
   r.new_row = store::row{value::integer(7), value::text("new"), value::integer(3)};
   auto fresh = peer::from_local(r);
   BOOST_TEST((fresh.op == change_op::insert));
-  BOOST_TEST(fresh.set_columns.size() == 3u);
-  BOOST_TEST((fresh.at == stamp{store::hlc_timestamp(50, 1), "n1"}));
+  BOOST_TEST(fresh.columns.empty());  // a new row: every column
+  BOOST_TEST((peer::stamp_of(fresh) == stamp{store::hlc_timestamp(50, 1), "n1"}));
   r.old_row = store::row{value::integer(7), value::text("old"), value::integer(3)};
   auto changed = peer::from_local(r);
-  BOOST_TEST((changed.set_columns == std::vector<std::uint32_t>{1}));
+  BOOST_TEST((changed.columns == std::vector<std::uint32_t>{1}));
   r.op = change_op::remove;
   r.new_row.reset();
   auto gone = peer::from_local(r);
   BOOST_TEST((gone.op == change_op::remove));
-  BOOST_TEST(gone.values.empty());
+  BOOST_TEST(!gone.new_row);
   BOOST_TEST(peer::validate(gone, width).is_ok());
 }
 

@@ -157,8 +157,13 @@ private:
     c.op = static_cast<store::change_op>(pick(1, 4));
     if (c.op != store::change_op::truncate)
       c.key = row(1, 3, false);
-    if (c.op == store::change_op::insert || c.op == store::change_op::update)
+    if (c.op == store::change_op::insert || c.op == store::change_op::update) {
       c.new_row = row(1, 8, true);
+      if (pick(0, 1) == 1)  // a write that set some of the columns
+        for (std::uint32_t i = 0; i < c.new_row->size() && c.columns.size() + 1 < c.new_row->size(); ++i)
+          if (pick(0, 1) == 1)
+            c.columns.push_back(i);
+    }
     return c;
   }
 

@@ -57,7 +57,9 @@ public:
   // The frame envelope [1, type, ...] with `fields` fields to follow.
   mp& head(std::uint64_t type, std::uint32_t fields) { return array(2 + fields).u(1).u(type); }
   // A valid change: [hlc, origin, table, op, key, new_row].
-  mp& insert_change() { return array(6).u(7).s("a").s("t").u(1).array(1).i(1).array(1).i(1); }
+  mp& insert_change() {
+    return array(7).u(7).s("a").s("t").u(1).array(1).i(1).array(1).i(1).array(0);
+  }
   std::string str() const { return std::string(buf_.data(), buf_.size()); }
 
 private:
@@ -262,7 +264,7 @@ BOOST_AUTO_TEST_CASE(missing_and_extra_fields_are_refused_naming_the_layout) {
   check_refused(mp().head(7, 3).u(1).array(1).insert_change().u(0).str(),
                 errc::invalid_field, "delta has 3 fields");
   check_refused(mp().head(7, 2).u(1).array(1).array(5).u(7).s("a").s("t").u(1).array(0).str(),
-                errc::invalid_field, "delta change 1 must be an array of 6 fields");
+                errc::invalid_field, "delta change 1 must be an array of 7 fields");
 }
 
 BOOST_AUTO_TEST_CASE(fields_of_the_wrong_type_are_refused_naming_the_field) {
@@ -281,10 +283,12 @@ BOOST_AUTO_TEST_CASE(fields_of_the_wrong_type_are_refused_naming_the_field) {
   check_refused(mp().head(8, 2).u(1).map(1).s("a").s("5").str(), errc::invalid_field,
                 "field 'hlc' must be an unsigned integer; got a string");
   check_refused(
-    mp().head(7, 2).u(1).array(1).array(6).u(7).s("a").s("t").u(1).array(1).map(0).nil().str(),
+    mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(1).array(1).map(0).nil().array(0)
+      .str(),
     errc::invalid_field, "delta change 1 field 'key' holds a bad value");
   check_refused(
-    mp().head(7, 2).u(1).array(1).array(6).u(7).s("a").s("t").u(1).array(1).i(1).s("x").str(),
+    mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(1).array(1).i(1).s("x").array(0)
+      .str(),
     errc::invalid_field, "delta change 1 field 'new_row' must be an array of values");
 }
 
@@ -292,7 +296,7 @@ BOOST_AUTO_TEST_CASE(fields_out_of_range_are_refused_naming_the_field) {
   auto change = [](std::uint64_t hlc, const std::string& origin, std::uint64_t op,
                    bool with_key, bool with_row) {
     mp m;
-    m.head(7, 2).u(1).array(1).array(6).u(hlc).s(origin).s("t").u(op);
+    m.head(7, 2).u(1).array(1).array(7).u(hlc).s(origin).s("t").u(op);
     if (with_key)
       m.array(1).i(1);
     else
@@ -301,6 +305,7 @@ BOOST_AUTO_TEST_CASE(fields_out_of_range_are_refused_naming_the_field) {
       m.array(1).i(1);
     else
       m.nil();
+    m.array(0);
     return m.str();
   };
   check_refused(change(7, "a", 5, true, true), errc::invalid_field,
@@ -326,11 +331,31 @@ BOOST_AUTO_TEST_CASE(fields_out_of_range_are_refused_naming_the_field) {
   check_refused(change(7, "a", 2, true, false), errc::invalid_field,
                 "field 'new_row' must be a row for update");
   check_refused(
-    mp().head(7, 2).u(1).array(1).array(6).u(7).s("a").s("t").u(1).array(1).nil().array(1).i(1)
-      .str(),
+    mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(1).array(1).nil().array(1).i(1)
+      .array(0).str(),
     errc::invalid_field, "field 'key' holds a null");
   check_refused(mp().head(7, 2).u(0).array(1).insert_change().str(), errc::invalid_field,
                 "delta field 'id' must not be 0");
+  // The columns a write set: ascending, in range, fewer than all, none for a delete.
+  auto cols = [](std::uint64_t op, std::vector<std::uint64_t> list) {
+    mp m;
+    m.head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(op).array(1).i(1);
+    if (op == 3)
+      m.nil();
+    else
+      m.array(3).i(1).i(2).i(3);
+    m.array(static_cast<std::uint32_t>(list.size()));
+    for (auto c : list)
+      m.u(c);
+    return m.str();
+  };
+  check_refused(cols(2, {2, 1}), errc::invalid_field, "must list columns ascending, each once");
+  check_refused(cols(2, {1, 1}), errc::invalid_field, "must list columns ascending, each once");
+  check_refused(cols(2, {3}), errc::invalid_field, "not a column number below 3");
+  check_refused(cols(1, {0, 1, 2}), errc::invalid_field,
+                "a write that sets every column lists none");
+  check_refused(cols(3, {0}), errc::invalid_field, "field 'columns' must be empty for delete");
+  BOOST_TEST(peer::decode(cols(2, {0, 2}), defaults).is_ok());
   check_refused(mp().head(7, 2).u(1).array(0).str(), errc::invalid_field,
                 "delta field 'changes' holds no changes");
   check_refused(mp().head(1, 3).s("a").u(4).array(0).str(), errc::invalid_field,
@@ -402,12 +427,12 @@ BOOST_AUTO_TEST_CASE(other_encodings_of_a_valid_message_are_refused_as_non_canon
   check_refused(mp().head(1, 3).raw("\xd9\x01" "a").u(1).array(0).str(), errc::non_canonical,
                 "canonical");
   // An integer value as int8 holding a positive number.
-  check_refused(mp().head(7, 2).u(1).array(1).array(6).u(7).s("a").s("t").u(3).array(1)
-                  .raw("\xd0\x05").nil().str(),
+  check_refused(mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(3).array(1)
+                  .raw("\xd0\x05").nil().array(0).str(),
                 errc::non_canonical, "canonical");
   // A real as float32.
-  check_refused(mp().head(7, 2).u(1).array(1).array(6).u(7).s("a").s("t").u(1).array(1).i(1)
-                  .array(1).f32(1.5f).str(),
+  check_refused(mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(1).array(1).i(1)
+                  .array(1).f32(1.5f).array(0).str(),
                 errc::non_canonical, "not float64");
   // A version vector out of node-id order.
   check_refused(mp().head(6, 1).map(2).s("b").u(5).s("a").u(6).str(), errc::non_canonical,
