@@ -1,0 +1,743 @@
+#include "connectors/peer/replicator.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include <msgpack.hpp>
+
+#include "store/key_codec.hpp"
+#include "store/value_codec.hpp"
+
+namespace syncmesh::peer {
+
+using store::change_op;
+using store::status;
+
+namespace {
+
+constexpr const char* log_prefix = "peer/log/";
+constexpr const char* vv_name = "peer/vv";
+
+std::string log_name(std::uint64_t seq) {
+  std::string out = log_prefix;
+  store::encode_u64_be(out, seq);
+  return out;
+}
+
+std::string state_name(const std::string& table, const store::row& key) {
+  return "peer/v/" + table + '\0' + store::encode_key(key);
+}
+
+// --- encodings of what the replicator keeps ----------------------------------
+
+void put_stamp(msgpack::packer<msgpack::sbuffer>& pk, const stamp& s) {
+  pk.pack_array(2);
+  pk.pack_uint64(s.hlc.packed());
+  pk.pack_str(static_cast<std::uint32_t>(s.origin.size()));
+  pk.pack_str_body(s.origin.data(), static_cast<std::uint32_t>(s.origin.size()));
+}
+
+std::optional<stamp> get_stamp(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 2
+      || o.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER
+      || o.via.array.ptr[1].type != msgpack::type::STR)
+    return std::nullopt;
+  const auto& f = o.via.array.ptr;
+  return stamp{store::hlc_timestamp::from_packed(f[0].via.u64),
+               std::string(f[1].via.str.ptr, f[1].via.str.size)};
+}
+
+std::string encode_state(const row_state& s) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(4);
+  store::append_row(buf, s.values);
+  pk.pack_array(static_cast<std::uint32_t>(s.columns.size()));
+  for (const auto& c : s.columns)
+    put_stamp(pk, c);
+  put_stamp(pk, s.inserted);
+  put_stamp(pk, s.deleted);
+  return {buf.data(), buf.size()};
+}
+
+store::result<row_state> decode_state(const std::string& raw, const std::string& name) {
+  auto bad = [&] {
+    return status::corruption("the peer merge state '" + store::to_hex(name)
+                              + "' cannot be read; restore the node's data directory from a "
+                                "backup or resync it from a peer");
+  };
+  try {
+    auto handle = msgpack::unpack(raw.data(), raw.size());
+    const auto& o = handle.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 4
+        || o.via.array.ptr[1].type != msgpack::type::ARRAY)
+      return bad();
+    row_state s;
+    auto values = store::read_row(o.via.array.ptr[0], name);
+    if (!values)
+      return bad();
+    s.values = std::move(values).value();
+    const auto& cols = o.via.array.ptr[1].via.array;
+    for (std::uint32_t i = 0; i < cols.size; ++i) {
+      auto st = get_stamp(cols.ptr[i]);
+      if (!st)
+        return bad();
+      s.columns.push_back(std::move(*st));
+    }
+    auto ins = get_stamp(o.via.array.ptr[2]);
+    auto del = get_stamp(o.via.array.ptr[3]);
+    if (!ins || !del || s.columns.size() != s.values.size())
+      return bad();
+    s.inserted = std::move(*ins);
+    s.deleted = std::move(*del);
+    return s;
+  } catch (const std::exception&) {
+    return bad();
+  }
+}
+
+// A log entry is the change as one delta frame of one change: the wire
+// codec, checked on the way back in.
+std::string encode_entry(const wire::change& c) {
+  return wire::encode(wire::delta{1, {c}});
+}
+
+store::result<wire::change> decode_entry(const std::string& raw, const wire::limits& lim) {
+  auto m = wire::decode(raw, lim);
+  if (!m || !std::holds_alternative<wire::delta>(m.value()))
+    return status::corruption("a peer log entry cannot be read ("
+                              + (m ? std::string("not a delta") : m.error().message)
+                              + "); restore the node's data directory from a backup");
+  return std::get<wire::delta>(std::move(m).value()).changes.front();
+}
+
+std::string encode_vv(const wire::watermark& vv) {
+  return wire::encode(wire::sync_complete{vv});
+}
+
+store::result<wire::watermark> decode_vv(const std::string& raw, const wire::limits& lim) {
+  auto m = wire::decode(raw, lim);
+  if (!m || !std::holds_alternative<wire::sync_complete>(m.value()))
+    return status::corruption("the peer version vector cannot be read; restore the node's "
+                              "data directory from a backup");
+  return std::get<wire::sync_complete>(std::move(m).value()).through;
+}
+
+bool holds(const wire::watermark& vv, const std::string& origin, store::hlc_timestamp hlc) {
+  auto it = vv.find(origin);
+  return it != vv.end() && hlc <= it->second;
+}
+
+void raise(wire::watermark& vv, const std::string& origin, store::hlc_timestamp hlc) {
+  auto& at = vv[origin];
+  at = std::max(at, hlc);
+}
+
+bool sends(wire::link_mode m) { return m != wire::link_mode::pull; }
+bool takes(wire::link_mode m) { return m != wire::link_mode::push; }
+
+} // namespace
+
+const char* to_string(link_state s) noexcept {
+  switch (s) {
+    case link_state::down: return "down";
+    case link_state::connecting: return "connecting";
+    case link_state::syncing: return "syncing";
+    case link_state::live: return "live";
+  }
+  return "unknown";
+}
+
+struct replicator::link {
+  link_config cfg;
+  link_state state = link_state::down;
+  std::uint64_t session = 0;  // bumped at every connect and end; stale timers compare it
+  bool reconnect_pending = false;
+  std::uint32_t reconnect_attempt = 0;
+  // Per session:
+  bool hello_seen = false;        // the peer's hello arrived
+  bool sync_started = false;      // the peer answered our sync_request
+  bool peer_wants = false;        // the peer asked for this node's changes
+  bool paused = false;            // the peer asked to pause
+  wire::watermark peer_vv;        // what the peer holds, as it told us
+  std::uint64_t scan_pos = 1;     // next own log entry to consider sending
+  std::uint64_t next_delta_id = 1;
+  std::map<std::uint64_t, std::vector<wire::change>> unacked;
+  std::uint64_t oldest_unacked_sent_ms = 0;
+  std::uint64_t expected_id = 1;  // next delta id to take from the peer
+  std::uint64_t last_heard_ms = 0;
+  std::uint64_t last_sent_ms = 0;
+  link_stats stats;
+};
+
+replicator::replicator(store::store& db, messaging::transport& net,
+                       messaging::scheduler& clock, replicator_config cfg)
+    : db_(db), net_(net), clock_(clock), cfg_(std::move(cfg)),
+      alive_(std::make_shared<bool>(true)) {
+  for (const auto& t : cfg_.tables)
+    tables_.emplace(t.table, t);
+  for (const auto& l : cfg_.links) {
+    auto lk = std::make_unique<link>();
+    lk->cfg = l;
+    links_.emplace(l.peer, std::move(lk));
+  }
+}
+
+replicator::~replicator() {
+  *alive_ = false;
+  net_.set_handler({});
+}
+
+const std::string& replicator::node_id() const { return db_.node_id(); }
+
+store::status replicator::start() {
+  for (const auto& [name, s] : tables_) {
+    auto have = db_.table(name);
+    if (!have)
+      return have.error();
+    if (!*have) {
+      if (auto st = db_.create_table(s); !st)
+        return st;
+    } else if (!(**have == s)) {
+      return status::invalid_argument("table '" + name + "' exists with other columns than the "
+                                      "peer configuration gives; give the table another name or "
+                                      "make the columns agree");
+    }
+  }
+  if (auto raw = db_.ext(vv_name); !raw) {
+    return raw.error();
+  } else if (*raw) {
+    auto vv = decode_vv(**raw, cfg_.limits);
+    if (!vv)
+      return vv.error();
+    vv_ = std::move(vv).value();
+  }
+  // The newest log entry: scan from the end is not offered, so count on.
+  for (std::uint64_t from = 1;;) {
+    auto page = db_.ext_scan(log_prefix, log_name(from), 1024);
+    if (!page)
+      return page.error();
+    if (page->empty())
+      break;
+    log_end_ = from + page->size() - 1;
+    from = log_end_ + 1;
+  }
+  messaging::transport_handler h;
+  std::weak_ptr<bool> alive = alive_;
+  h.connected = [this, alive](const std::string& peer) {
+    if (!alive.expired())
+      on_connected(peer);
+  };
+  h.disconnected = [this, alive](const std::string& peer, const std::string& reason) {
+    if (!alive.expired())
+      on_disconnected(peer, reason);
+  };
+  h.received = [this, alive](const std::string& peer, std::string frame) {
+    if (!alive.expired())
+      on_received(peer, std::move(frame));
+  };
+  net_.set_handler(std::move(h));
+  for (auto& [peer, l] : links_)
+    if (l->cfg.connects) {
+      l->state = link_state::connecting;
+      l->last_heard_ms = clock_.now_ms();
+      net_.connect(peer);
+      schedule_heartbeat(*l, l->session);
+    }
+  return status::ok();
+}
+
+replicator::link* replicator::find_link(const std::string& peer) {
+  auto it = links_.find(peer);
+  return it == links_.end() ? nullptr : it->second.get();
+}
+
+const store::schema* replicator::schema_of(const std::string& table) const {
+  auto it = tables_.find(table);
+  return it == tables_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> replicator::offered(const link& l) const {
+  std::vector<std::string> out;
+  for (const auto& [name, s] : tables_)
+    if (carries(l, name))
+      out.push_back(name);
+  return out;
+}
+
+bool replicator::carries(const link& l, const std::string& table) const {
+  if (!schema_of(table))
+    return false;
+  return l.cfg.tables.empty()
+         || std::find(l.cfg.tables.begin(), l.cfg.tables.end(), table) != l.cfg.tables.end();
+}
+
+std::map<std::string, link_stats> replicator::stats() const {
+  std::map<std::string, link_stats> out;
+  for (const auto& [peer, l] : links_) {
+    auto s = l->stats;
+    s.state = l->state;
+    s.unacked = l->unacked.size();
+    out.emplace(peer, s);
+  }
+  return out;
+}
+
+store::result<std::optional<row_state>> replicator::state_of(const std::string& table,
+                                                             const store::row& key) const {
+  auto name = state_name(table, key);
+  auto raw = db_.ext(name);
+  if (!raw)
+    return raw.error();
+  if (!*raw)
+    return std::optional<row_state>{};
+  auto s = decode_state(**raw, name);
+  if (!s)
+    return s.error();
+  return std::optional<row_state>{std::move(s).value()};
+}
+
+// --- applying ----------------------------------------------------------------
+
+store::status replicator::apply(const std::vector<wire::change>& changes) {
+  if (changes.empty())
+    return status::ok();
+  store::batch b;
+  std::map<std::string, std::optional<row_state>> states;  // by state name
+  auto vv = vv_;
+  auto end = log_end_;
+  for (const auto& c : changes) {
+    const auto* s = schema_of(c.table);
+    std::vector<std::uint32_t> key_columns(s->primary_key.begin(), s->primary_key.end());
+    auto name = state_name(c.table, c.key);
+    auto it = states.find(name);
+    if (it == states.end()) {
+      auto loaded = state_of(c.table, c.key);
+      if (!loaded)
+        return loaded.error();
+      it = states.emplace(name, std::move(loaded).value()).first;
+    }
+    auto& state = it->second;
+    const bool was_visible = state && state->visible();
+    const auto before = was_visible ? state->values : store::row{};
+    merge(state, c, s->columns.size(), key_columns);
+    const bool visible = state->visible();
+    store::change row_change;
+    row_change.table = c.table;
+    row_change.hlc = c.hlc;
+    row_change.origin = c.origin;
+    if (visible && (!was_visible || !(before == state->values))) {
+      row_change.op = change_op::insert;
+      row_change.new_row = state->values;
+      b.changes.push_back(std::move(row_change));
+    } else if (!visible && was_visible) {
+      row_change.op = change_op::remove;
+      row_change.key = c.key;
+      b.changes.push_back(std::move(row_change));
+    }
+    b.ext.emplace_back(log_name(++end), encode_entry(c));
+    raise(vv, c.origin, c.hlc);
+  }
+  for (const auto& [name, state] : states)
+    b.ext.emplace_back(name, encode_state(*state));
+  b.ext.emplace_back(vv_name, encode_vv(vv));
+  auto applied = db_.apply(b);
+  if (!applied)
+    return applied.error();
+  vv_ = std::move(vv);
+  log_end_ = end;
+  return status::ok();
+}
+
+store::result<store::hlc_timestamp> replicator::write(const std::string& table,
+                                                      const std::vector<store::row>& upserts,
+                                                      const std::vector<store::row>& removes) {
+  const auto* s = schema_of(table);
+  if (!s)
+    return status::invalid_argument("no peer table is named '" + table
+                                    + "'; the node's config lists the peer tables");
+  std::vector<wire::change> changes;
+  for (const auto& r : upserts) {
+    if (auto st = s->check_row(r); !st)
+      return st;
+    wire::change c;
+    c.hlc = db_.clock().now();
+    c.origin = node_id();
+    c.table = table;
+    c.op = change_op::insert;
+    c.key = s->key_of(r);
+    c.new_row = r;
+    // The columns it sets: what differs from the row as this node shows it.
+    auto current = state_of(table, c.key);
+    if (!current)
+      return current.error();
+    if (*current && (*current)->visible()) {
+      for (std::uint32_t i = 0; i < r.size(); ++i)
+        if (!((**current).values[i] == r[i]))
+          c.columns.push_back(i);
+      if (c.columns.size() == r.size())
+        c.columns.clear();  // every column: listed as none
+    }
+    changes.push_back(std::move(c));
+  }
+  for (const auto& k : removes) {
+    if (auto st = s->check_key(k); !st)
+      return st;
+    wire::change c;
+    c.hlc = db_.clock().now();
+    c.origin = node_id();
+    c.table = table;
+    c.op = change_op::remove;
+    c.key = k;
+    changes.push_back(std::move(c));
+  }
+  if (changes.empty())
+    return status::invalid_argument("a write needs at least one upsert or remove");
+  if (auto st = apply(changes); !st)
+    return st;
+  pump_all();
+  return changes.back().hlc;
+}
+
+// --- links -------------------------------------------------------------------
+
+void replicator::send(link& l, const wire::message& m) {
+  l.last_sent_ms = clock_.now_ms();
+  (void) net_.send(l.cfg.peer, wire::encode(m));
+}
+
+void replicator::on_connected(const std::string& peer) {
+  auto* l = find_link(peer);
+  if (!l) {
+    // Not a configured link: this node does not talk to it.
+    net_.disconnect(peer);
+    return;
+  }
+  ++l->session;
+  l->state = link_state::syncing;
+  l->reconnect_pending = false;
+  l->reconnect_attempt = 0;
+  l->hello_seen = false;
+  l->sync_started = false;
+  l->peer_wants = false;
+  l->paused = false;
+  l->peer_vv.clear();
+  l->scan_pos = 1;
+  l->next_delta_id = 1;
+  l->unacked.clear();
+  l->expected_id = 1;
+  l->last_heard_ms = clock_.now_ms();
+  send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l)});
+  schedule_heartbeat(*l, l->session);
+}
+
+void replicator::on_disconnected(const std::string& peer, const std::string& reason) {
+  if (auto* l = find_link(peer))
+    end_link(*l, reason);
+}
+
+void replicator::end_link(link& l, const std::string& reason) {
+  if (l.state != link_state::down) {
+    ++l.session;
+    l.state = link_state::down;
+    l.stats.last_refusal = reason.empty() ? l.stats.last_refusal : reason;
+    l.unacked.clear();
+    net_.disconnect(l.cfg.peer);
+  }
+  schedule_reconnect(l);
+}
+
+void replicator::schedule_reconnect(link& l) {
+  if (!l.cfg.connects || l.reconnect_pending)
+    return;
+  l.reconnect_pending = true;
+  auto cap = cfg_.reconnect_max_ms;
+  auto delay = cfg_.reconnect_initial_ms << std::min<std::uint32_t>(l.reconnect_attempt, 20);
+  delay = std::min(delay, cap);
+  // Jitter from the seed, the link and the attempt: replays exactly.
+  std::mt19937_64 rng(cfg_.seed ^ std::hash<std::string>{}(l.cfg.peer) ^ l.reconnect_attempt);
+  delay = delay / 2 + rng() % (delay / 2 + 1);
+  ++l.reconnect_attempt;
+  std::weak_ptr<bool> alive = alive_;
+  clock_.at(clock_.now_ms() + delay, [this, alive, peer = l.cfg.peer] {
+    if (alive.expired())
+      return;
+    auto* l = find_link(peer);
+    if (!l || !l->reconnect_pending)
+      return;
+    l->reconnect_pending = false;
+    if (l->state != link_state::down)
+      return;
+    l->state = link_state::connecting;
+    l->last_heard_ms = clock_.now_ms();
+    net_.connect(peer);
+    // A connect that never completes (the peer gone, a partition) is tried
+    // again after the next delay.
+    schedule_heartbeat(*l, l->session);
+  });
+}
+
+void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
+  std::weak_ptr<bool> alive = alive_;
+  clock_.at(clock_.now_ms() + cfg_.heartbeat_ms, [this, alive, peer = l.cfg.peer, session] {
+    if (alive.expired())
+      return;
+    auto* l = find_link(peer);
+    if (!l || l->session != session)
+      return;
+    const auto now = clock_.now_ms();
+    if (l->state == link_state::connecting) {
+      if (now - l->last_heard_ms >= cfg_.dead_after_ms) {
+        l->state = link_state::down;
+        ++l->session;
+        schedule_reconnect(*l);
+      } else {
+        schedule_heartbeat(*l, session);
+      }
+      return;
+    }
+    if (l->state == link_state::down)
+      return;
+    if (now - l->last_heard_ms >= cfg_.dead_after_ms) {
+      end_link(*l, "no frame from " + peer + " for " + std::to_string(now - l->last_heard_ms)
+                     + " ms; reconnecting");
+      return;
+    }
+    // The handshake is repeated until it is answered: any frame may be lost.
+    if (!l->hello_seen)
+      send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l)});
+    else if (takes(l->cfg.mode) && !l->sync_started)
+      send(*l, wire::sync_request{wire::sync_kind::from_watermark, vv_});
+    else if (now - l->last_sent_ms >= cfg_.heartbeat_ms)
+      send(*l, wire::ping{now});
+    // Unacknowledged deltas are sent again, in order, when overdue.
+    if (!l->unacked.empty() && now - l->oldest_unacked_sent_ms >= cfg_.retransmit_ms) {
+      for (const auto& [id, changes] : l->unacked)
+        send(*l, wire::delta{id, changes});
+      l->oldest_unacked_sent_ms = now;
+    }
+    schedule_heartbeat(*l, session);
+  });
+}
+
+void replicator::pump_all() {
+  for (auto& [peer, l] : links_)
+    pump(*l);
+}
+
+void replicator::pump(link& l) {
+  if (l.state != link_state::live || !l.peer_wants || l.paused)
+    return;
+  while (l.unacked.size() < cfg_.in_flight_max && l.scan_pos <= log_end_) {
+    std::vector<wire::change> out;
+    while (out.size() < cfg_.batch_max && l.scan_pos <= log_end_) {
+      auto page = db_.ext_scan(log_prefix, log_name(l.scan_pos), cfg_.batch_max);
+      if (!page || page->empty())
+        return;  // the store failed; the next write or ack tries again
+      for (const auto& [name, raw] : *page) {
+        ++l.scan_pos;
+        auto c = decode_entry(raw, cfg_.limits);
+        if (!c)
+          continue;
+        if (c->origin == l.cfg.peer || holds(l.peer_vv, c->origin, c->hlc) || !carries(l, c->table))
+          continue;
+        out.push_back(std::move(c).value());
+        if (out.size() >= cfg_.batch_max)
+          break;
+      }
+    }
+    if (out.empty())
+      return;
+    const auto id = l.next_delta_id++;
+    if (l.unacked.empty())
+      l.oldest_unacked_sent_ms = clock_.now_ms();
+    l.stats.sent_changes += out.size();
+    send(l, wire::delta{id, out});
+    l.unacked.emplace(id, std::move(out));
+  }
+}
+
+void replicator::on_received(const std::string& peer, std::string frame) {
+  auto* l = find_link(peer);
+  if (!l || l->state == link_state::down)
+    return;
+  l->last_heard_ms = clock_.now_ms();
+  auto m = wire::decode(frame, cfg_.limits);
+  if (!m) {
+    ++l->stats.frames_refused;
+    l->stats.last_refusal = m.error().message;
+    auto reply = wire::error_for(m.error());
+    send(*l, reply);
+    if (reply.fatal)
+      end_link(*l, m.error().message);
+    return;
+  }
+  handle(*l, std::move(m).value());
+}
+
+void replicator::handle(link& l, wire::message m) {
+  std::visit(
+    [&](auto& msg) {
+      using T = std::decay_t<decltype(msg)>;
+      if constexpr (std::is_same_v<T, wire::hello> || std::is_same_v<T, wire::hello_ack>) {
+        if (msg.node_id != l.cfg.peer) {
+          send(l, wire::error{wire::error_code::not_allowed,
+                              "this link is configured for node '" + l.cfg.peer + "', not '"
+                                + msg.node_id + "'",
+                              true});
+          end_link(l, "the peer said it is '" + msg.node_id + "', not '" + l.cfg.peer + "'");
+          return;
+        }
+        if constexpr (std::is_same_v<T, wire::hello>) {
+          // Answered every time: a repeat means our answer may have been lost.
+          std::vector<std::string> granted;
+          for (const auto& t : msg.tables)
+            if (carries(l, t))
+              granted.push_back(t);
+          send(l, wire::hello_ack{node_id(), l.cfg.mode, granted});
+        }
+        // Either greeting tells this side who is there: the link is up.
+        if (l.hello_seen)
+          return;
+        l.hello_seen = true;
+        l.state = link_state::live;
+        if (takes(l.cfg.mode))
+          send(l, wire::sync_request{wire::sync_kind::from_watermark, vv_});
+      } else if constexpr (std::is_same_v<T, wire::sync_request>) {
+        if (!sends(l.cfg.mode)) {
+          send(l, wire::error{wire::error_code::not_allowed,
+                              "node '" + node_id() + "' only takes changes on this link", false});
+          return;
+        }
+        send(l, wire::sync_start{log_end_});
+        for (const auto& [origin, at] : msg.from)
+          raise(l.peer_vv, origin, at);
+        if (l.peer_wants)
+          return;  // a repeat: already sending from where the first one said
+        l.peer_wants = true;
+        // `none`: live changes only, from the end of the log on.
+        l.scan_pos = msg.kind == wire::sync_kind::none ? log_end_ + 1 : 1;
+        pump(l);
+      } else if constexpr (std::is_same_v<T, wire::sync_start>) {
+        l.sync_started = true;
+      } else if constexpr (std::is_same_v<T, wire::delta>) {
+        on_delta(l, msg);
+      } else if constexpr (std::is_same_v<T, wire::delta_ack>) {
+        for (auto it = l.unacked.begin(); it != l.unacked.end() && it->first <= msg.id;)
+          it = l.unacked.erase(it);
+        l.oldest_unacked_sent_ms = clock_.now_ms();
+        for (const auto& [origin, at] : msg.through)
+          raise(l.peer_vv, origin, at);
+        pump(l);
+      } else if constexpr (std::is_same_v<T, wire::delta_nack>) {
+        ++l.stats.nacks_received;
+        l.stats.last_refusal = msg.message;
+      } else if constexpr (std::is_same_v<T, wire::pause>) {
+        l.paused = true;
+      } else if constexpr (std::is_same_v<T, wire::resume>) {
+        l.paused = false;
+        pump(l);
+      } else if constexpr (std::is_same_v<T, wire::ping>) {
+        send(l, wire::pong{msg.nonce});
+      } else if constexpr (std::is_same_v<T, wire::error>) {
+        l.stats.last_refusal = msg.message;
+        if (msg.fatal)
+          end_link(l, msg.message);
+      }
+      // hello_ack, pong, sync_start/batch/complete: nothing to do (the
+      // initial sync travels as deltas; any frame counts as a heartbeat).
+    },
+    m);
+}
+
+void replicator::on_delta(link& l, const wire::delta& d) {
+  if (d.id < l.expected_id) {
+    // A retransmission of what was applied: acknowledge it again.
+    send(l, wire::delta_ack{d.id, vv_});
+    return;
+  }
+  if (d.id > l.expected_id)
+    return;  // one went missing; the sender goes back to it
+  std::vector<wire::change> accepted;
+  std::size_t refused = 0;
+  wire::nack_reason reason{};
+  std::string why;
+  auto refuse = [&](wire::nack_reason r, std::string sentence) {
+    if (refused++ == 0) {
+      reason = r;
+      why = std::move(sentence);
+    }
+  };
+  auto seen = vv_;
+  for (const auto& c : d.changes) {
+    if (!takes(l.cfg.mode)) {
+      refuse(wire::nack_reason::write_not_allowed,
+             "node '" + node_id() + "' takes no changes from '" + l.cfg.peer
+               + "' on this link (mode push)");
+      continue;
+    }
+    const auto* s = schema_of(c.table);
+    if (!s) {
+      refuse(wire::nack_reason::unknown_table,
+             "node '" + node_id() + "' has no peer table '" + c.table + "'");
+      continue;
+    }
+    if (!carries(l, c.table)) {
+      refuse(wire::nack_reason::table_not_allowed,
+             "the link from '" + l.cfg.peer + "' does not carry table '" + c.table + "'");
+      continue;
+    }
+    if (!l.cfg.trusted_origins.empty() && !l.cfg.trusted_origins.count(c.origin)) {
+      refuse(wire::nack_reason::untrusted_origin,
+             "node '" + node_id() + "' does not take changes made on '" + c.origin
+               + "' over the link from '" + l.cfg.peer + "'");
+      continue;
+    }
+    if (auto st = validate(c, s->columns.size()); !st) {
+      refuse(wire::nack_reason::invalid_change, st.message());
+      continue;
+    }
+    if (c.new_row)
+      if (auto st = s->check_row(*c.new_row); !st) {
+        refuse(wire::nack_reason::invalid_change, st.message());
+        continue;
+      }
+    if (holds(seen, c.origin, c.hlc)) {
+      ++l.stats.duplicate_changes;
+      continue;
+    }
+    raise(seen, c.origin, c.hlc);
+    accepted.push_back(c);
+  }
+  if (auto st = apply(accepted); !st) {
+    send(l, wire::delta_nack{d.id, wire::nack_reason::apply_failed,
+                             "node '" + node_id() + "' could not store the changes: "
+                               + st.message() + "; they are sent again"});
+    return;  // not acknowledged: retransmitted
+  }
+  ++l.expected_id;
+  l.stats.applied_changes += accepted.size();
+  if (refused > 0) {
+    l.stats.nacked += refused;
+    l.stats.last_refusal = why;
+    send(l, wire::delta_nack{d.id, reason,
+                             why + (refused > 1 ? " (and " + std::to_string(refused - 1)
+                                                    + " more refused in this delta)"
+                                                : std::string())});
+  }
+  send(l, wire::delta_ack{d.id, vv_});
+  if (!accepted.empty())
+    pump_all();
+}
+
+store::result<std::string> table_digest(const store::store& db, const std::string& table) {
+  auto rows = db.scan(table);
+  if (!rows)
+    return rows.error();
+  msgpack::sbuffer buf;
+  for (const auto& r : *rows)
+    store::append_row(buf, r);
+  return std::string(buf.data(), buf.size());
+}
+
+} // namespace syncmesh::peer

@@ -1,0 +1,141 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "connectors/peer/merge.hpp"
+#include "messaging/peer_protocol.hpp"
+#include "messaging/scheduler.hpp"
+#include "messaging/transport.hpp"
+#include "store/store.hpp"
+
+namespace syncmesh::peer {
+
+namespace wire = messaging::peer;
+
+/// One link as this node sees it. Everything here is this node's own
+/// policy: nothing the other side says about its rights is trusted.
+struct link_config {
+  std::string peer;  // the other node's id
+  /// What this node does on the link: push (only sends its changes), pull
+  /// (only takes the peer's), bidirectional.
+  wire::link_mode mode = wire::link_mode::bidirectional;
+  bool connects = false;            // this side dials (the client role)
+  std::vector<std::string> tables;  // carried tables; empty: every peer table
+  /// Origins whose changes this node accepts over the link; empty: any.
+  std::set<std::string> trusted_origins;
+};
+
+struct replicator_config {
+  std::vector<store::schema> tables;  // the tables kept in sync with peers
+  std::vector<link_config> links;
+  std::size_t batch_max = 128;         // changes per delta
+  std::size_t in_flight_max = 8;       // unacknowledged deltas per link
+  std::uint64_t retransmit_ms = 400;   // resend unacknowledged deltas after
+  std::uint64_t heartbeat_ms = 200;    // ping an idle link this often
+  std::uint64_t dead_after_ms = 1000;  // silence that ends a link
+  std::uint64_t reconnect_initial_ms = 50;
+  std::uint64_t reconnect_max_ms = 2000;
+  std::uint64_t seed = 1;              // reconnect jitter
+  wire::limits limits;
+};
+
+enum class link_state { down, connecting, syncing, live };
+const char* to_string(link_state s) noexcept;
+
+struct link_stats {
+  link_state state = link_state::down;
+  std::uint64_t sent_changes = 0;
+  std::uint64_t applied_changes = 0;   // received and new here
+  std::uint64_t duplicate_changes = 0; // received, already held
+  std::uint64_t nacked = 0;            // changes this node refused
+  std::uint64_t nacks_received = 0;    // changes the peer refused
+  std::uint64_t frames_refused = 0;    // frames that did not decode
+  std::uint64_t unacked = 0;           // deltas in flight
+  std::string last_refusal;
+};
+
+/// Keeps a node's peer tables in step with its peers: applies local writes
+/// and peers' changes through the merge (merge.hpp) into the store, logs
+/// every change it holds, and sends each link the changes its peer lacks.
+///
+/// Single-threaded: every call, transport callback and scheduler callback
+/// must come from one thread (an actor, or a test's scheduler loop).
+///
+/// What it keeps in the store, in the same batch as the rows
+/// (extension records):
+///   peer/log/<seq:u64be>      every change held, in the order applied
+///   peer/v/<table>\0<key>     a row's merge state (row_state)
+///   peer/vv                   the version vector: newest stamp per origin
+/// Changes of each origin are applied in that origin's order (links deliver
+/// in order and a sender sends its log in order), so a change at or below
+/// the version vector's entry for its origin is one already held.
+class replicator {
+public:
+  replicator(store::store& db, messaging::transport& net, messaging::scheduler& clock,
+             replicator_config cfg);
+  ~replicator();
+  replicator(const replicator&) = delete;
+  replicator& operator=(const replicator&) = delete;
+
+  /// Creates the tables if missing, loads the log position and version
+  /// vector, and dials the links this side connects.
+  store::status start();
+
+  /// A local write: upserts (full rows) and removes (by key) on one table,
+  /// stamped now, merged, applied and logged in one batch, then sent to the
+  /// links. Returns the stamp of the last change.
+  store::result<store::hlc_timestamp> write(const std::string& table,
+                                            const std::vector<store::row>& upserts,
+                                            const std::vector<store::row>& removes);
+
+  /// The version vector: newest stamp held per origin.
+  const wire::watermark& held() const { return vv_; }
+  /// A row's merge state, if the key was ever seen here.
+  store::result<std::optional<row_state>> state_of(const std::string& table,
+                                                   const store::row& key) const;
+  std::map<std::string, link_stats> stats() const;
+  const std::string& node_id() const;
+
+private:
+  struct link;
+  link* find_link(const std::string& peer);
+  void on_connected(const std::string& peer);
+  void on_disconnected(const std::string& peer, const std::string& reason);
+  void on_received(const std::string& peer, std::string frame);
+  void handle(link& l, wire::message m);
+  void send(link& l, const wire::message& m);
+  void end_link(link& l, const std::string& reason);
+  void schedule_reconnect(link& l);
+  void schedule_heartbeat(link& l, std::uint64_t session);
+  void schedule_retransmit(link& l, std::uint64_t session);
+  void pump(link& l);
+  void pump_all();
+  void on_delta(link& l, const wire::delta& d);
+  bool carries(const link& l, const std::string& table) const;
+  std::vector<std::string> offered(const link& l) const;
+  const store::schema* schema_of(const std::string& table) const;
+
+  /// Merges `changes` (already accepted) into the store in one batch.
+  store::status apply(const std::vector<wire::change>& changes);
+
+  store::store& db_;
+  messaging::transport& net_;
+  messaging::scheduler& clock_;
+  replicator_config cfg_;
+  std::map<std::string, store::schema> tables_;
+  std::map<std::string, std::unique_ptr<link>> links_;
+  wire::watermark vv_;
+  std::uint64_t log_end_ = 0;  // seq of the newest log entry; 0: empty
+  std::shared_ptr<bool> alive_;
+};
+
+/// The rows of `table` as bytes, for comparing nodes: equal digests mean
+/// byte-identical tables.
+store::result<std::string> table_digest(const store::store& db, const std::string& table);
+
+} // namespace syncmesh::peer
