@@ -49,6 +49,9 @@ struct view_state {
   std::uint64_t run_pulled = 0;
   std::uint64_t run_pushed = 0;
   nlohmann::json last_run;  // null until a run ended since spawn
+  /// The connector's last report on this view's replication slot
+  /// (wal_status, retained bytes, ...), with when it arrived; null if none.
+  nlohmann::json slot;
 
   static inline const char* name = "view";
 };
@@ -95,6 +98,9 @@ json status_json(view_actor* self) {
     {"runs", st.runs},
     // The last run that ended since the node started: what it moved.
     {"last_run", st.last_run},
+    // What the remote keeps for this view's stream (PostgreSQL: the slot's
+    // wal_status and the WAL bytes it retains), as last reported.
+    {"slot", st.slot},
   };
   if (st.cfg.persistence == "sync") {
     std::uint64_t pending = 0, applied = 0;
@@ -351,7 +357,12 @@ void start_run(view_actor* self) {
             self->state.subscribed = true;
             finish_run(self, {});
           },
-          [self](const caf::error&) { snapshot_and_follow(self); });
+          [self](const caf::error& err) {
+            if (err.category() == error_category()
+                && err.code() == static_cast<std::uint8_t>(errc::slot_invalidated))
+              publish(self, {{"type", "slot:invalidated"}, {"message", describe(err)}});
+            snapshot_and_follow(self);
+          });
       return;
     }
     snapshot_and_follow(self);
@@ -576,6 +587,65 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       self->send(connector, health_atom::value, caf::actor{self});
     },
     [self](bool up, const std::string&) { self->state.remote_up = up; },
+    [self](slot_atom, const std::string& text) {
+      auto& st = self->state;
+      auto report = json::parse(text, nullptr, false);
+      if (report.is_discarded() || !report.is_object())
+        return;
+      report["checked_at"] = now_ms(self);
+      st.slot = report;
+      if (report.value("wal_status", "") != "lost" || !st.job.enabled)
+        return;
+      // The slot cannot serve the stream any more: copy the source again
+      // from a new slot, and say so.
+      publish(self, {{"type", "slot:invalidated"},
+                     {"slot", report.value("slot", "")},
+                     {"message", "replication slot " + report.value("slot", std::string{})
+                                   + " of view " + st.cfg.full_name()
+                                   + " was invalidated (wal_status lost: PostgreSQL removed WAL "
+                                     "the slot still needed, see max_slot_wal_keep_size); the "
+                                     "view copies its source again from a new slot"}});
+      stop_stream(self);
+      st.may_resume = false;
+      if (!st.running)
+        start_run(self);
+    },
+    [self](forget_atom) -> caf::result<std::string> {
+      auto& st = self->state;
+      st.job.enabled = false;
+      ++st.timer_gen;
+      st.job.next_retry_at_ms = 0;
+      stop_stream(self);
+      st.may_resume = false;
+      st.slot = nullptr;
+      auto rp = self->make_response_promise<std::string>();
+      self->request(st.connector, step_timeout, forget_atom::value, st.cfg.source,
+                    st.cfg.full_name())
+        .then(
+          [self, rp](const std::string& dropped) mutable {
+            auto answer = [self, rp, dropped]() mutable {
+              auto out = status_json(self);
+              auto d = json::parse(dropped, nullptr, false);
+              out["dropped"] = d.is_object() && d.contains("dropped") ? d["dropped"]
+                                                                      : json::array();
+              rp.deliver(out.dump());
+            };
+            if (!self->state.running)
+              set_state(self, "idle", answer);
+            else
+              persist_job(self, answer);
+          },
+          [self, rp](const caf::error& err) mutable {
+            // Stopped either way; what stays upstream is named in the error.
+            auto sentence = "view " + self->state.cfg.full_name()
+                            + " is stopped, but its slot and publication could not be dropped: "
+                            + describe(err);
+            persist_job(self, [rp, sentence]() mutable {
+              rp.deliver(make_error(errc::invalid_request, sentence));
+            });
+          });
+      return rp;
+    },
     [self](restart_atom, const caf::actor& store) { self->state.store = store; },
   };
 }

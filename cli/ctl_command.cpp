@@ -118,6 +118,25 @@ void print_status(const json& views) {
               rows);
 }
 
+// One line per view: what was dropped upstream, or why it could not be.
+bool print_forgotten(const json& results) {
+  bool ok = true;
+  for (const auto& r : results) {
+    std::string view = r.value("view", r.value("namespace", "") + "." + r.value("name", ""));
+    if (r.contains("error")) {
+      ok = false;
+      std::cout << view << ": " << r["error"].get<std::string>() << "\n";
+      continue;
+    }
+    std::string dropped;
+    for (const auto& d : r.value("dropped", json::array()))
+      dropped += (dropped.empty() ? "" : ", ") + d.get<std::string>();
+    std::cout << view << ": stopped; "
+              << (dropped.empty() ? "nothing upstream to drop" : "dropped " + dropped) << "\n";
+  }
+  return ok;
+}
+
 bool print_runs(const json& results) {
   bool failed = false;
   std::vector<std::vector<std::string>> rows;
@@ -229,6 +248,9 @@ CLI::App* add_ctl_command(CLI::App& app) {
   stop->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
   auto* resume = ctl->add_subcommand("resume", "Re-enable the selected views and catch up");
   resume->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
+  auto* forget = ctl->add_subcommand(
+    "forget", "Stop the selected views and drop what their remotes keep for them (slot, publication)");
+  forget->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
   auto* query = ctl->add_subcommand("query", "Read a view's rows");
   query->add_option("view", opts.view, "ns.view")->required();
   query->add_option("--limit", opts.limit, "At most this many rows")->check(CLI::PositiveNumber);
@@ -271,7 +293,8 @@ int run_ctl() {
   auto* sub = ctl->get_subcommands().front();
   std::string verb = sub->get_name();
   json args = json::object();
-  if (verb == "status" || verb == "sync" || verb == "stop" || verb == "resume") {
+  if (verb == "status" || verb == "sync" || verb == "stop" || verb == "resume"
+      || verb == "forget") {
     auto sel = actors::selector::parse(opts.selector);
     if (!sel)
       return fail(2, sel.error().message());
@@ -369,6 +392,8 @@ int run_ctl() {
   }
   if (verb == "status" || verb == "stop")
     print_status(result);
+  else if (verb == "forget")
+    return print_forgotten(result) ? 0 : 1;
   else if (verb == "sync" || verb == "resume")
     return print_runs(result) ? 0 : 3;
   else if (verb == "query")
