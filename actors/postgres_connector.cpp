@@ -153,7 +153,9 @@ struct stream_worker {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> acked{0};
   std::thread thread;
-  caf::actor view;   // whom slot health goes to
+  /// Whom slot health goes to. Weak: a strong handle here could make the
+  /// view, and through it this connector, outlive the connector's cleanup.
+  caf::actor_addr view;
   std::string slot;
 
   ~stream_worker() {
@@ -785,12 +787,13 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
       return remote_error(st, stream.error());
     held.stream = std::move(stream).value();
     // A new snapshot needs a new slot: the old one's position belongs to
-    // the copy this one replaces.
+    // the copy this one replaces. The view ended its stream before asking;
+    // WAIT lets that stream's walsender finish letting go of the slot.
     auto exists = held.stream->slot_exists(held.slot);
     if (!exists)
       return remote_error(st, exists.error());
     if (*exists)
-      if (auto s = held.stream->drop_slot(held.slot); !s)
+      if (auto s = held.stream->drop_slot(held.slot, true); !s)
         return remote_error(st, s);
     auto pub = exec_sql(st.conninfo,
                         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = "
@@ -936,11 +939,9 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
   st.ctx = ctx;
   st.cfg = cfg;
   st.conninfo = with_password(cfg);
-  self->attach_functor([self] {
-    // Streams end with the connector; their threads are joined here.
-    self->state.workers.clear();
-    self->state.admin.reset();
-  });
+  // Streams end with the connector: the state's destructor (CAF runs it in
+  // on_exit, before attached functors) joins their threads. An attached
+  // functor must not touch the state: it is gone by then.
   if (cfg.heartbeat_ms > 0)
     self->delayed_send(self, std::chrono::milliseconds(cfg.heartbeat_ms), heartbeat_atom::value);
   return {
@@ -971,7 +972,7 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       }
       auto worker = std::make_unique<stream_worker>();
       worker->acked = from;
-      worker->view = view;
+      worker->view = view.address();
       worker->slot = held.slot;
       auto* w = worker.get();
       st.workers[source] = nullptr;  // ends an older stream of this table first
@@ -993,7 +994,7 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       auto& st = self->state;
       // A slot PostgreSQL invalidated ends its stream too: say that instead.
       for (const auto& [source, w] : st.workers)
-        if (w && w->view == view)
+        if (w && w->view == view.address())
           if (auto health = slot_health(st, {w->slot});
               health && health->count(w->slot) && (*health)[w->slot]["wal_status"] == "lost") {
             self->send(view, slot_atom::value, (*health)[w->slot].dump());
@@ -1033,7 +1034,8 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
           report["wal_status"] = "missing";
         if (!heartbeat_error.empty())
           report["heartbeat_error"] = heartbeat_error;
-        self->send(w->view, slot_atom::value, report.dump());
+        if (auto v = caf::actor_cast<caf::actor>(w->view))
+          self->send(v, slot_atom::value, report.dump());
       }
     },
     [self](forget_atom, const std::string& source,

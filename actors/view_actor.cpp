@@ -159,6 +159,7 @@ json run_result(view_actor* self, std::uint64_t run, const std::string& error) {
 }
 
 void start_run(view_actor* self);
+void stop_stream(view_actor* self);
 
 void finish_run(view_actor* self, const std::string& error) {
   auto& st = self->state;
@@ -323,6 +324,9 @@ void apply_snapshot(view_actor* self, const snapshot& snap) {
 
 void snapshot_and_follow(view_actor* self) {
   auto& st = self->state;
+  // A new snapshot replaces the stream being followed (a PostgreSQL remote
+  // recreates the slot that stream reads); end it first.
+  stop_stream(self);
   self->request(st.connector, snapshot_timeout, snapshot_atom::value, st.cfg.source,
                 st.cfg.full_name(), follows_stream(st.cfg))
     .then([self](const snapshot_ref& snap) { apply_snapshot(self, *snap.ptr); },
