@@ -98,23 +98,41 @@ std::string age(const json& at_ms, bool past = false) {
   return d >= 0 ? "in " + s : s + " ago";
 }
 
+// "reserved, 24 kB retained": a replication slot's wal_status and the WAL
+// it holds back, as the view's last slot report says; "-" without one.
+std::string slot_cell(const json& v) {
+  auto it = v.find("slot");
+  if (it == v.end() || !it->is_object() || !it->contains("wal_status"))
+    return "-";
+  std::string out = cell((*it)["wal_status"]);
+  if (auto b = it->find("retained_bytes"); b != it->end() && b->is_number()) {
+    auto bytes = b->get<std::int64_t>();
+    out += ", " + (bytes < 10 * 1024 ? std::to_string(bytes) + " B"
+                   : bytes < 10 * 1024 * 1024 ? std::to_string(bytes / 1024) + " kB"
+                                              : std::to_string(bytes / (1024 * 1024)) + " MB")
+           + " retained";
+  }
+  return out;
+}
+
 void print_status(const json& views) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& v : views) {
     if (v.contains("error") && !v.contains("persistence")) {
       rows.push_back({cell(v["view"]), "-", "-", "-", cell(v.value("state", json("failed"))),
-                      "-", "-", "-", "-", cell(v["error"])});
+                      "-", "-", "-", "-", "-", cell(v["error"])});
       continue;
     }
     rows.push_back({v["namespace"].get<std::string>() + "." + v["name"].get<std::string>(),
                     cell(v["persistence"]), cell(v["mode"]),
                     v["enabled"].get<bool>() ? "yes" : "no", cell(v["state"]),
                     cell(v["retry_count"]), cell(v["last_seen_commit"]),
-                    age(v["next_retry_at"]), age(v["updated_at"], true), cell(v["last_error"])});
+                    age(v["next_retry_at"]), age(v["updated_at"], true), slot_cell(v),
+                    cell(v["last_error"])});
   }
   print_table(std::cout,
               {"VIEW", "PERSISTENCE", "MODE", "ENABLED", "STATE", "RETRIES", "LAST SEEN",
-               "NEXT RETRY", "UPDATED", "LAST ERROR"},
+               "NEXT RETRY", "UPDATED", "SLOT", "LAST ERROR"},
               rows);
 }
 
