@@ -195,7 +195,11 @@ using pg_actor = caf::stateful_actor<pg_state>;
 store::result<text_rows> admin_query(pg_state& st, const std::string& sql,
                                      const std::vector<std::string>& params = {}) {
   if (!st.admin || PQstatus(st.admin.get()) != CONNECTION_OK) {
-    st.admin.reset(PQconnectdb(st.conninfo.c_str()));
+    // A default connect_timeout, which the remote's own conninfo may
+    // override: an unreachable host must not hold this actor for minutes.
+    const char* keywords[] = {"connect_timeout", "dbname", nullptr};
+    const char* values[] = {"5", st.conninfo.c_str(), nullptr};
+    st.admin.reset(PQconnectdbParams(keywords, values, 1));
     if (PQstatus(st.admin.get()) != CONNECTION_OK) {
       std::string msg = PQerrorMessage(st.admin.get());
       st.admin.reset();

@@ -6,7 +6,8 @@ end
 
 -- A slot may hold back at most 1 MB of WAL beyond the current segment: a
 -- node that is away while the database writes loses its slot.
-local pg = postgres.start{ settings = { max_slot_wal_keep_size = "1MB" } }
+-- A prepared transaction can hold a streaming slot's restart_lsn back.
+local pg = postgres.start{ settings = { max_slot_wal_keep_size = "1MB", max_prepared_transactions = "2" } }
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text);
          INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g;
          CREATE TABLE filler (id bigint, pad text)]])
@@ -80,6 +81,25 @@ step("an invalidated slot re-snapshots by itself and says so", function()
   await(function() return count() == 53 end, 10000, "and streams again")
 end)
 
+step("a slot invalidated while it streams re-snapshots too", function()
+  local before = #events_of("slot:invalidated")
+  -- An open (prepared) transaction keeps the slot's restart_lsn where it
+  -- began, however far the stream confirms; enough WAL then costs the slot.
+  pg:sql("BEGIN; INSERT INTO filler VALUES (0, 'held'); PREPARE TRANSACTION 'hold'")
+  await(function()
+    pg:sql("INSERT INTO filler SELECT g, repeat('x', 1000) FROM generate_series(1, 3000) g")
+    pg:sql("SELECT pg_switch_wal()")
+    pg:sql("CHECKPOINT")
+    return #events_of("slot:invalidated") > before
+  end, 30000, "the streaming view published slot:invalidated")
+  pg:sql("COMMIT PREPARED 'hold'")
+  await(function() local v = view(); return v.state == "running" and v.streaming and v.slot ~= nil
+                                              and v.slot.wal_status == "reserved" end, 20000,
+        "and follows a new, healthy slot")
+  pg:sql("INSERT INTO items VALUES (60, 'after the second invalidation')")
+  await(function() return count() == 54 end, 10000, "with every row of the source")
+end)
+
 step("forget drops the slot and the publication", function()
   local r = n:forget("pg.live")[1]
   check(r.enabled == false, "forget stops the view")
@@ -95,8 +115,8 @@ step("forget drops the slot and the publication", function()
   n:resume("pg.live")
   await(function() local v = view(); return v.state == "running" and v.streaming end, 20000,
         "resume starts afresh with a new slot")
-  pg:sql("INSERT INTO items VALUES (54, 'after forget')")
-  await(function() return count() == 54 end, 10000, "and follows the stream again")
+  pg:sql("INSERT INTO items VALUES (61, 'after forget')")
+  await(function() return count() == 55 end, 10000, "and follows the stream again")
   n:shutdown()
 end)
 
