@@ -1001,7 +1001,7 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
         if (w && w->view == view.address())
           if (auto health = slot_health(st, {w->slot});
               health && health->count(w->slot) && (*health)[w->slot]["wal_status"] == "lost") {
-            self->send(view, slot_atom::value, (*health)[w->slot].dump());
+            self->send(view, slot_atom::value, (*health)[w->slot].dump());  // the view's own
             return;
           }
       self->send(view, down_atom::value, st.cfg.name,
@@ -1011,35 +1011,54 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       auto& st = self->state;
       self->delayed_send(self, std::chrono::milliseconds(st.cfg.heartbeat_ms),
                          heartbeat_atom::value);
-      std::vector<std::string> slots;
+      // Every view of this remote that follows a stream has a slot, whether
+      // it streams now or not: a stopped view's slot holds WAL back too.
+      std::map<std::string, std::string> slot_of;  // view -> slot
+      for (const auto& v : st.ctx->config.views)
+        if (v.remote == st.cfg.name && v.query.empty()
+            && (v.persistence == "realtime" || v.persistence == "sync"))
+          slot_of[v.full_name()] = replication_name(st.ctx->config.node_id, v.full_name());
+      if (slot_of.empty())
+        return;
+      std::string heartbeat_error;
+      bool streaming = false;
       for (const auto& [source, w] : st.workers)
-        if (w)
-          slots.push_back(w->slot);
-      if (slots.empty())
-        return;  // nothing follows this remote: no slot to keep moving
+        streaming = streaming || w != nullptr;
       // A non-transactional message is WAL of its own: the walsenders of
       // this database decode it, so every slot's confirmed LSN can move
-      // past it even when the published tables are quiet.
-      std::string heartbeat_error;
-      if (auto hb = admin_query(st, "SELECT pg_catalog.pg_logical_emit_message(false, "
-                                    "'syncmesh', '')");
-          !hb)
-        heartbeat_error = "the heartbeat failed: " + hb.error().message();
+      // past it even when the published tables are quiet. Without a stream
+      // nothing would confirm it, so it is written only while one runs.
+      if (streaming)
+        if (auto hb = admin_query(st, "SELECT pg_catalog.pg_logical_emit_message(false, "
+                                      "'syncmesh', '')");
+            !hb)
+          heartbeat_error = "the heartbeat failed: " + hb.error().message();
+      std::vector<std::string> slots;
+      for (const auto& [view, slot] : slot_of)
+        slots.push_back(slot);
       auto health = slot_health(st, slots);
-      for (const auto& [source, w] : st.workers) {
-        if (!w)
-          continue;
-        nlohmann::json report = {{"slot", w->slot}};
+      for (const auto& [view, slot] : slot_of) {
+        nlohmann::json report = {{"slot", slot}};
         if (!health)
           report["error"] = "cannot read pg_replication_slots: " + health.error().message();
-        else if (auto it = health->find(w->slot); it != health->end())
+        else if (auto it = health->find(slot); it != health->end())
           report = it->second;
         else
           report["wal_status"] = "missing";
+        report["view"] = view;
         if (!heartbeat_error.empty())
           report["heartbeat_error"] = heartbeat_error;
-        if (auto v = caf::actor_cast<caf::actor>(w->view))
-          self->send(v, slot_atom::value, report.dump());
+        // The view that streams is known; the others are among the
+        // watchers, and each view takes only the report naming it.
+        caf::actor to;
+        for (const auto& [source, w] : st.workers)
+          if (w && w->slot == slot)
+            to = caf::actor_cast<caf::actor>(w->view);
+        if (to)
+          self->send(to, slot_atom::value, report.dump());
+        else
+          for (const auto& watcher : st.watchers)
+            self->send(watcher, slot_atom::value, report.dump());
       }
     },
     [self](forget_atom, const std::string& source,

@@ -52,6 +52,9 @@ struct view_state {
   /// The connector's last report on this view's replication slot
   /// (wal_status, retained bytes, ...), with when it arrived; null if none.
   nlohmann::json slot;
+  /// slot:invalidated was published for the current slot; a new snapshot
+  /// (a new slot) clears it.
+  bool slot_lost_said = false;
 
   static inline const char* name = "view";
 };
@@ -313,6 +316,7 @@ void apply_snapshot(view_actor* self, const snapshot& snap) {
         auto& st = self->state;
         st.shape = shape;
         st.position = position;
+        st.slot_lost_said = false;  // a followed view's snapshot came with a new slot
         st.run_pulled += rows;
         if (follows_stream(st.cfg) && st.job.enabled)
           subscribe(self);
@@ -363,8 +367,10 @@ void start_run(view_actor* self) {
           },
           [self](const caf::error& err) {
             if (err.category() == error_category()
-                && err.code() == static_cast<std::uint8_t>(errc::slot_invalidated))
+                && err.code() == static_cast<std::uint8_t>(errc::slot_invalidated)) {
+              self->state.slot_lost_said = true;
               publish(self, {{"type", "slot:invalidated"}, {"message", describe(err)}});
+            }
             snapshot_and_follow(self);
           });
       return;
@@ -594,12 +600,17 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](slot_atom, const std::string& text) {
       auto& st = self->state;
       auto report = json::parse(text, nullptr, false);
-      if (report.is_discarded() || !report.is_object())
-        return;
+      if (report.is_discarded() || !report.is_object()
+          || report.value("view", st.cfg.full_name()) != st.cfg.full_name())
+        return;  // not about this view's slot
       report["checked_at"] = now_ms(self);
       st.slot = report;
-      if (report.value("wal_status", "") != "lost" || !st.job.enabled)
+      // Said once per slot: until a new snapshot replaces the slot, later
+      // reports still say lost. A stopped view only shows it (resume
+      // copies afresh anyway).
+      if (report.value("wal_status", "") != "lost" || !st.job.enabled || st.slot_lost_said)
         return;
+      st.slot_lost_said = true;
       // The slot cannot serve the stream any more: copy the source again
       // from a new slot, and say so.
       publish(self, {{"type", "slot:invalidated"},

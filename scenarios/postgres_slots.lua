@@ -58,6 +58,14 @@ step("heartbeats move an idle slot and status shows its health", function()
 end)
 
 step("an invalidated slot re-snapshots by itself and says so", function()
+  n:stop("pg.live")
+  pg:sql("INSERT INTO filler SELECT g, repeat('x', 1000) FROM generate_series(1, 100) g")
+  await(function() local v = view(); return v.slot ~= nil and v.slot.retained_bytes ~= nil
+                                              and v.slot.retained_bytes > 100000 end, 10000,
+        "a stopped view's status shows the WAL its slot retains growing")
+  n:resume("pg.live")
+  await(function() local v = view(); return v.state == "running" and v.streaming end, 20000,
+        "resumed")
   n:shutdown()
   pg:sql("INSERT INTO items VALUES (52, 'while the node was away')")
   -- Write and switch WAL segments until a checkpoint invalidates the slot.
@@ -110,6 +118,9 @@ step("forget drops the slot and the publication", function()
   check(slot_value(slot, "1") == nil, "the slot is gone upstream")
   check_equal(pg:sql("SELECT count(*) FROM pg_publication WHERE pubname = '" .. slot .. "'").rows[1][1], "0",
               "the publication is gone upstream")
+  -- A stopped view's slot keeps WAL too; status still reports it.
+  await(function() local v = view(); return v.slot ~= nil and v.slot.wal_status == "missing" end, 10000,
+        "after forget, status says the view's slot is missing upstream")
   local again = n:forget("pg.live")[1]
   check(#(again.dropped or {}) == 0, "forgetting again drops nothing")
   n:resume("pg.live")
