@@ -168,6 +168,7 @@ void finish_run(view_actor* self, const std::string& error) {
   auto& st = self->state;
   st.running = false;
   if (error.empty()) {
+    st.remote_up = true;  // a run that succeeded reached its remote
     st.job.retry_count = 0;
     st.job.last_error.clear();
     st.job.next_retry_at_ms = 0;
