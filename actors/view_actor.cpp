@@ -602,21 +602,25 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       auto& st = self->state;
       auto report = json::parse(text, nullptr, false);
       if (report.is_discarded() || !report.is_object()
-          || report.value("view", st.cfg.full_name()) != st.cfg.full_name())
+          || (report.contains("view") && report["view"] != st.cfg.full_name()))
         return;  // not about this view's slot
       report["checked_at"] = now_ms(self);
       st.slot = report;
       // Said once per slot: until a new snapshot replaces the slot, later
       // reports still say lost. A stopped view only shows it (resume
       // copies afresh anyway).
-      if (report.value("wal_status", "") != "lost" || !st.job.enabled || st.slot_lost_said)
+      const bool lost = report.contains("wal_status") && report["wal_status"] == "lost";
+      if (!lost || !st.job.enabled || st.slot_lost_said)
         return;
       st.slot_lost_said = true;
       // The slot cannot serve the stream any more: copy the source again
       // from a new slot, and say so.
+      const std::string slot = report.contains("slot") && report["slot"].is_string()
+                                 ? report["slot"].get<std::string>()
+                                 : std::string("?");
       publish(self, {{"type", "slot:invalidated"},
-                     {"slot", report.value("slot", "")},
-                     {"message", "replication slot " + report.value("slot", std::string{})
+                     {"slot", slot},
+                     {"message", "replication slot " + slot
                                    + " of view " + st.cfg.full_name()
                                    + " was invalidated (wal_status lost: PostgreSQL removed WAL "
                                      "the slot still needed, see max_slot_wal_keep_size); the "
