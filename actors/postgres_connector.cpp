@@ -796,9 +796,17 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
     auto exists = held.stream->slot_exists(held.slot);
     if (!exists)
       return remote_error(st, exists.error());
-    if (*exists)
+    if (*exists) {
+      // PostgreSQL ends a slot's walsender before it marks the slot lost, so
+      // a stream can end without its slot looking invalidated yet: the
+      // next snapshot is where the view learns it.
+      if (auto health = slot_health(st, {held.slot});
+          health && health->count(held.slot) && (*health)[held.slot]["wal_status"] == "lost")
+        if (auto v = caf::actor_cast<caf::actor>(self->current_sender()))
+          self->send(v, slot_atom::value, (*health)[held.slot].dump());
       if (auto s = held.stream->drop_slot(held.slot, true); !s)
         return remote_error(st, s);
+    }
     auto pub = exec_sql(st.conninfo,
                         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = "
                           + quote_literal(held.publication) + ") THEN CREATE PUBLICATION "
