@@ -402,10 +402,10 @@ int run_ctl() {
 
   if (opts.json_out) {
     std::cout << result.dump(2) << "\n";
-    if (verb == "sync" || verb == "resume")
+    if (verb == "sync" || verb == "resume" || verb == "forget")
       for (const auto& r : result)
         if (r.contains("error"))
-          return 3;
+          return verb == "forget" ? 1 : 3;
     return 0;
   }
   if (verb == "status" || verb == "stop")
