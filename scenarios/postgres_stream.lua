@@ -75,6 +75,9 @@ step("filters apply to the stream", function()
   check(r.note == "now cheap" and r.kind == "a" and r.price == "3.00", "with the whole new row", r.note)
   pg:sql("UPDATE goods SET kind = 'b' WHERE id = 1")
   await(function() return row_of("cheap", 1) ~= nil end, 10000, "a change of another filtered column brings a row in too")
+  pg:sql("UPDATE goods SET id = 30 WHERE id = 6")
+  await(function() return row_of("cheap", 30) ~= nil end, 10000, "an UPDATE of the key brings the row in under its new key")
+  check(row_of("cheap", 6) == nil, "and removes it under the old one")
   pg:sql("DELETE FROM goods WHERE id IN (4, 22)")
   await(function() return row_of("cheap", 4) == nil end, 10000, "a DELETE of a held row removes it")
   check(view("cheap").state == "running", "a DELETE of a row the view does not hold is harmless")
@@ -105,4 +108,19 @@ step("unchanged TOAST values and REPLICA IDENTITY", function()
   pg:sql("UPDATE goods SET price = price + 100 WHERE id = 16")
   await(function() return row_of("cheap", 16) == nil end, 10000, "it leaves the filter again")
   check_equal(ids("cheap"), source_ids(selected), "the view holds exactly the source's selected rows")
+end)
+
+step("a filter the stream cannot evaluate is a sentence", function()
+  pg:sql("CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz)")
+  local cfg = config()
+  cfg.views[2] = { namespace = "pg", name = "recent", persistence = "realtime", remote = "pg",
+                   source = "public.events", filters = { { column = "at", op = ">", value = "2024-01-01" } } }
+  n:shutdown()
+  local m = node.start("pgstream2", cfg)
+  local r = m:sync("pg.recent")[1]
+  check(r.state == "failed" and string.find(r.error or "", "make the view materialized", 1, true) ~= nil,
+        "a realtime filter on a timestamptz column fails the view and says what to do", r.error)
+  await(function() local v = m:status("pg.cheap")[1]; return v.state == "running" and v.streaming end, 20000,
+        "the node's other views keep streaming")
+  check(m:running(), "the node keeps running")
 end)
