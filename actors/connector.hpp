@@ -20,10 +20,17 @@
 //   (push_atom, table, changes_ref, actor) -> uint64 position | error
 //       applies local writes at the remote; the change stream does not echo
 //       them back to `actor`
+//   (forget_atom, table, string view)      -> string (JSON)
+//       ends the view's stream and drops what the remote keeps for it (a
+//       PostgreSQL slot and publication); the JSON lists what was dropped
 //   (health_atom)                          -> (bool up, string reason)
 //   (health_atom, actor watcher)           -> (bool up, string reason)
 //       and from then on `watcher` receives (up_atom, remote) and
 //       (down_atom, remote, reason) on every change
+//
+// A connector may send a view (slot_atom, string JSON): the health of the
+// view's replication slot (wal_status, retained bytes); "wal_status" =
+// "lost" means the slot was invalidated and the view must snapshot again.
 //
 // A connector that loses its remote reports down and reconnects on its own
 // with capped exponential backoff (delayed messages, never sleeps).

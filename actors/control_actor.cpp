@@ -17,7 +17,7 @@ constexpr auto quick_timeout = std::chrono::seconds(10);
 constexpr auto run_timeout = std::chrono::minutes(5);
 
 constexpr const char* verbs =
-  "hello, status, sync, stop, resume, query, exec, remote, topology, children";
+  "hello, status, sync, stop, resume, forget, query, exec, remote, topology, children";
 
 struct control_state {
   node_context_ptr ctx;
@@ -189,10 +189,13 @@ void dispatch(control_actor* self, std::uint64_t token, const std::string& verb,
     hello["protocol"] = "syncmesh-control/1";
     return answer(self, token, hello);
   }
-  if (verb == "status" || verb == "sync" || verb == "stop" || verb == "resume") {
+  if (verb == "status" || verb == "sync" || verb == "stop" || verb == "resume"
+      || verb == "forget") {
     auto sel = selector_arg(args, error);
     if (!error.empty())
       return refuse(self, token, error);
+    if (verb == "forget")
+      return ask(self, token, run_timeout, forget_atom::value, sel);
     if (verb == "status")
       return ask(self, token, quick_timeout, status_atom::value, sel);
     if (verb == "stop")

@@ -17,6 +17,7 @@ enum class errc : std::uint8_t {
   stopped,           // the view is stopped; resume it first
   read_only,         // the view takes no local writes
   escalated,         // a child crashed too often and was given up on
+  slot_invalidated,  // the view's replication slot lost WAL it needed; take a new snapshot
 };
 
 /// The CAF error category of errc.

@@ -260,6 +260,11 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
     [self](unsubscribe_atom, const std::string& table, const caf::actor& sub) {
       self->state.subscribers[table].erase(sub);
     },
+    [self](forget_atom, const std::string&, const std::string&) {
+      // A memory remote keeps nothing per view.
+      return nlohmann::json{{"remote", self->state.cfg.name}, {"dropped", nlohmann::json::array()}}
+        .dump();
+    },
     [self](push_atom, const std::string& table, const changes_ref& cs,
            const caf::actor& origin) -> caf::result<std::uint64_t> {
       if (!cs.ptr || cs.ptr->table != table)

@@ -94,6 +94,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, stream_lost_atom, "streamlost")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, stats_atom, "stats")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, deliver_atom, "deliver")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, slot_atom, "slot")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, heartbeat_atom, "heartbeat")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, forget_atom, "forget")
   // Store actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
   // Supervisor.

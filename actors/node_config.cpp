@@ -543,8 +543,10 @@ void read_postgres_remote(table_reader& r, remote_config& out) {
   auto* pf = r.string("password_file", password_file);
   auto* pe = r.string("password_env", password_env);
   r.boolean("temporary_slots", out.temporary_slots);
+  auto* hb = r.integer("heartbeat_ms", out.heartbeat_ms, 0);
   if (out.kind != "postgres") {
     for (const toml::node* n : {static_cast<const toml::node*>(conninfo),
+                                static_cast<const toml::node*>(hb),
                                 static_cast<const toml::node*>(h), static_cast<const toml::node*>(p),
                                 static_cast<const toml::node*>(d), static_cast<const toml::node*>(u),
                                 static_cast<const toml::node*>(pw),
@@ -733,10 +735,16 @@ status read_view(const source_doc& doc, const toml::table& t,
                                            + "' is a sync view of a PostgreSQL remote; writing "
                                              "back to PostgreSQL arrives with the write path — "
                                              "use \"realtime\" or \"materialized\" for now");
-      if (query && out.key.empty())
-        r.fail_at(*query, "view '" + out.full_name()
-                            + "' reads a query, which has no primary key of its own; name the "
-                              "columns that identify its rows with key = [\"id\"]");
+      // A query without a key is refused when the view runs, in its status,
+      // so that the rest of the node keeps running.
+      if (query && out.persistence == "realtime")
+        r.fail_at(*t.get("persistence"),
+                  "view '" + out.full_name()
+                    + "' reads a query and is realtime; the change stream says which table "
+                      "rows changed, not how a query's result changes (joins, aggregates), so "
+                      "query views are materialized: use persistence = \"materialized\" and "
+                      "sync it when needed, or a realtime view of a table with columns and "
+                      "filters");
       if (!query && !out.key.empty())
         r.fail_at(*key, "'key' is only for query views; a table's key comes from its catalog");
       if (query && (!out.filters.empty() || !out.columns.empty()))

@@ -53,6 +53,12 @@ struct remote_config {
   /// Replication slots are TEMPORARY (dropped with the connection) instead of
   /// persistent.
   bool temporary_slots = false;
+  /// Every this many milliseconds, while a view follows the remote's stream,
+  /// the connector writes a heartbeat into the WAL
+  /// (pg_logical_emit_message) so the slots' confirmed position moves on an
+  /// idle database, and reports each slot's wal_status and retained bytes to
+  /// its view. 0 = neither.
+  std::uint32_t heartbeat_ms = 10'000;
 
   int line = 0;  // where it is declared in the config file
 };

@@ -1,8 +1,10 @@
 #include "actors/postgres_connector.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cctype>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -14,6 +16,8 @@
 #include "actors/messages.hpp"
 #include "connectors/postgres/pgoutput.hpp"
 #include "connectors/postgres/replication_stream.hpp"
+#include "connectors/postgres/row_filter.hpp"
+#include "store/key_codec.hpp"
 
 namespace syncmesh::actors {
 
@@ -133,6 +137,8 @@ struct stream_shape {
   std::uint32_t relation_oid = 0;
   std::string schema_name;
   std::string table_name;
+  /// The view's filters, evaluated on every inserted and updated row.
+  pg::row_filter filter;
 };
 
 struct held_slot {
@@ -147,6 +153,10 @@ struct stream_worker {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> acked{0};
   std::thread thread;
+  /// Whom slot health goes to. Weak: a strong handle here could make the
+  /// view, and through it this connector, outlive the connector's cleanup.
+  caf::actor_addr view;
+  std::string slot;
 
   ~stream_worker() {
     stop = true;
@@ -154,6 +164,16 @@ struct stream_worker {
       thread.join();
   }
 };
+
+struct pg_conn_deleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct pg_result_deleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using pg_conn_ptr = std::unique_ptr<PGconn, pg_conn_deleter>;
+using pg_result_ptr = std::unique_ptr<PGresult, pg_result_deleter>;
+using text_rows = std::vector<std::vector<std::optional<std::string>>>;
 
 struct pg_state {
   // Streams end with the connector: their threads are joined before any
@@ -164,6 +184,9 @@ struct pg_state {
   node_context_ptr ctx;
   remote_config cfg;
   std::string conninfo;
+  /// A normal connection for heartbeats, slot health and drops; opened
+  /// when needed, closed after a failure.
+  pg_conn_ptr admin;
   std::map<caf::actor_addr, held_slot> held;  // by the view that took the snapshot
   std::map<std::string, std::unique_ptr<stream_worker>> workers;  // by source table
   std::set<caf::actor> watchers;
@@ -173,12 +196,104 @@ struct pg_state {
 
 using pg_actor = caf::stateful_actor<pg_state>;
 
+// Runs `sql` with text parameters on the admin connection.
+store::result<text_rows> admin_query(pg_state& st, const std::string& sql,
+                                     const std::vector<std::string>& params = {}) {
+  if (!st.admin || PQstatus(st.admin.get()) != CONNECTION_OK) {
+    // A default connect_timeout, which the remote's own conninfo may
+    // override: an unreachable host must not hold this actor for minutes.
+    const char* keywords[] = {"connect_timeout", "dbname", nullptr};
+    const char* values[] = {"5", st.conninfo.c_str(), nullptr};
+    st.admin.reset(PQconnectdbParams(keywords, values, 1));
+    if (PQstatus(st.admin.get()) != CONNECTION_OK) {
+      std::string msg = PQerrorMessage(st.admin.get());
+      st.admin.reset();
+      return store::status::io_error("cannot connect to PostgreSQL: " + msg);
+    }
+  }
+  std::vector<const char*> values;
+  for (const auto& p : params)
+    values.push_back(p.c_str());
+  pg_result_ptr res(PQexecParams(st.admin.get(), sql.c_str(), static_cast<int>(values.size()),
+                                 nullptr, values.data(), nullptr, nullptr, 0));
+  auto code = PQresultStatus(res.get());
+  if (code != PGRES_COMMAND_OK && code != PGRES_TUPLES_OK) {
+    std::string msg = res ? PQresultErrorMessage(res.get()) : PQerrorMessage(st.admin.get());
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
+      msg.pop_back();
+    if (PQstatus(st.admin.get()) != CONNECTION_OK) {
+      st.admin.reset();
+      return store::status::io_error("lost the connection to PostgreSQL: " + msg);
+    }
+    return store::status::invalid_argument(msg);
+  }
+  text_rows rows;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    rows.emplace_back();
+    for (int c = 0; c < PQnfields(res.get()); ++c)
+      rows.back().push_back(PQgetisnull(res.get(), r, c)
+                              ? std::nullopt
+                              : std::optional<std::string>(PQgetvalue(res.get(), r, c)));
+  }
+  return rows;
+}
+
+/// What pg_replication_slots says of `slots`, one JSON object per slot
+/// found: slot, wal_status, retained_bytes (WAL kept for it), confirmed_flush_lsn.
+store::result<std::map<std::string, nlohmann::json>>
+slot_health(pg_state& st, const std::vector<std::string>& slots) {
+  std::string names = "{";
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    names += (i == 0 ? "\"" : ",\"") + slots[i] + "\"";
+  names += "}";
+  auto rows = admin_query(
+    st,
+    "SELECT slot_name::text, wal_status, (pg_catalog.pg_current_wal_lsn() - restart_lsn)::bigint,"
+    " confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots"
+    " WHERE slot_name = ANY($1::text[])",
+    {names});
+  if (!rows)
+    return rows.error();
+  std::map<std::string, nlohmann::json> out;
+  for (const auto& r : *rows) {
+    auto text = [](const std::optional<std::string>& v) {
+      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+    };
+    out[*r[0]] = {{"slot", *r[0]},
+                  {"wal_status", text(r[1])},
+                  {"retained_bytes", r[2] ? nlohmann::json(std::stoll(*r[2])) : nlohmann::json(nullptr)},
+                  {"confirmed_flush_lsn", text(r[3])}};
+  }
+  return out;
+}
+
+std::string invalidated_sentence(const std::string& slot, const std::string& view) {
+  return "replication slot " + slot + " of view " + view
+         + " was invalidated (wal_status lost: PostgreSQL removed WAL the slot still needed, "
+           "see max_slot_wal_keep_size); the view copies its source again from a new slot";
+}
+
 caf::error remote_error(const pg_state& st, const store::status& s) {
   return make_error(s.code() == store::errc::io_error ? errc::remote_down : errc::invalid_request,
                     "remote '" + st.cfg.name + "': " + s.message());
 }
 
-// Converts one transaction's changes on the followed relation.
+// A local value as PostgreSQL's text output, for filters that read a column
+// the stream left out (unchanged TOAST) but the local row holds.
+std::optional<std::string> text_of(const store::value& v) {
+  switch (v.kind()) {
+    case store::value_kind::boolean: return std::string(v.as_bool() ? "t" : "f");
+    case store::value_kind::integer: return std::to_string(v.as_int());
+    case store::value_kind::text: return v.as_text();
+    case store::value_kind::exact: return v.as_exact().text;
+    default: return std::nullopt;
+  }
+}
+
+// Converts one transaction's changes on the followed relation, keeping only
+// the rows the view's filters select: an insert outside them is dropped, an
+// update that moves a row out of them removes it, one that moves a row into
+// them inserts the whole new row.
 class txn_converter {
 public:
   txn_converter(stream_shape shape, const node_context& ctx)
@@ -200,11 +315,11 @@ public:
         return store::status::ok();
       case pg::message_kind::insert: {
         const auto& ins = std::get<pg::insert_message>(m);
-        return row_change(ins.relation_oid, ins.new_tuple, store::change_op::insert, out);
+        return row_change(ins.relation_oid, nullptr, ins.new_tuple, out);
       }
       case pg::message_kind::update: {
         const auto& up = std::get<pg::update_message>(m);
-        return row_change(up.relation_oid, up.new_tuple, store::change_op::update, out);
+        return row_change(up.relation_oid, &up, up.new_tuple, out);
       }
       case pg::message_kind::delete_: {
         const auto& del = std::get<pg::delete_message>(m);
@@ -218,6 +333,9 @@ public:
             c.table = shape_.local.table;
             c.op = store::change_op::truncate;
             out.changes.push_back(std::move(c));
+            for (auto& [key, entry] : pending_)
+              entry = {std::nullopt, 0};
+            truncated_ = pending_truncate{0};
           }
         return store::status::ok();
       }
@@ -225,12 +343,41 @@ public:
     }
   }
 
+  /// The transaction just converted committed at `end`.
+  void committed(std::uint64_t end) {
+    for (auto& [key, entry] : pending_)
+      if (entry.position == 0)
+        entry.position = end;
+    if (truncated_ && truncated_->position == 0)
+      truncated_->position = end;
+  }
+
+  /// Everything up to `acked` is in the store: read it from there.
+  void forget_durable(std::uint64_t acked) {
+    for (auto it = pending_.begin(); it != pending_.end();)
+      it = it->second.position != 0 && it->second.position <= acked ? pending_.erase(it)
+                                                                   : std::next(it);
+    if (truncated_ && truncated_->position != 0 && truncated_->position <= acked)
+      truncated_.reset();
+  }
+
 private:
+  using values = std::vector<std::optional<store::value>>;
+
+  /// A row this stream sent to the view that may not be in the store yet
+  /// (nullopt: removed), and the commit it belongs to (0: still open).
+  struct pending_row {
+    std::optional<store::row> row;
+    std::uint64_t position = 0;
+  };
+  struct pending_truncate {
+    std::uint64_t position = 0;
+  };
+
   // Local column values from a tuple; unchanged TOASTed columns (absent from
   // the tuple) are left empty for the caller to merge.
-  store::result<std::vector<std::optional<store::value>>>
-  local_values(const pg::relation& rel, const pg::tuple_data& tuple) {
-    std::vector<std::optional<store::value>> out(shape_.local.columns.size());
+  store::result<values> local_values(const pg::relation& rel, const pg::tuple_data& tuple) {
+    values out(shape_.local.columns.size());
     for (std::size_t i = 0; i < rel.columns.size() && i < tuple.size(); ++i) {
       auto idx = shape_.local.column_index(rel.columns[i].name);
       if (!idx)
@@ -250,40 +397,167 @@ private:
     return out;
   }
 
-  store::status row_change(std::uint32_t oid, const pg::tuple_data& tuple, store::change_op op,
-                           change_set& out) {
+  std::optional<store::row> key_of(const values& vals) const {
+    store::row key;
+    for (auto k : shape_.local.primary_key) {
+      if (!vals[k])
+        return std::nullopt;
+      key.push_back(*vals[k]);
+    }
+    return key;
+  }
+
+  // The row the view holds under `key`, counting what this stream sent and
+  // the store has not made durable yet.
+  store::result<std::optional<store::row>> held(const store::row& key) const {
+    if (auto it = pending_.find(store::encode_key(key)); it != pending_.end())
+      return it->second.row;
+    if (truncated_)
+      return std::optional<store::row>{};
+    auto got = ctx_.db->get(shape_.local.table, key);
+    if (!got)
+      return got.error();
+    return *got;
+  }
+
+  void emit_row(store::row r, change_set& out) {
+    pending_[store::encode_key(shape_.local.key_of(r))] = {r, 0};
+    store::change c;
+    c.table = shape_.local.table;
+    c.op = store::change_op::insert;  // the store's insert and update both upsert
+    c.new_row = std::move(r);
+    out.changes.push_back(std::move(c));
+  }
+
+  void emit_remove(store::row key, change_set& out) {
+    pending_[store::encode_key(key)] = {std::nullopt, 0};
+    store::change c;
+    c.table = shape_.local.table;
+    c.op = store::change_op::remove;
+    c.key = std::move(key);
+    out.changes.push_back(std::move(c));
+  }
+
+  std::string source_name() const { return shape_.schema_name + "." + shape_.table_name; }
+
+  store::status whole_row_missing(const std::string& column, const store::row& key) const {
+    return store::status::invalid_argument(
+      "an UPDATE of " + source_name() + " row " + store::to_display(key)
+      + " left TOASTed column '" + column
+      + "' unchanged, so the stream did not send its value, and view " + shape_.local.table
+      + " does not hold the row to take it from (the update moved the row into the view's "
+        "filters); the view copies the table again — ALTER TABLE "
+      + source_name() + " REPLICA IDENTITY FULL makes updates carry whole rows");
+  }
+
+  // An Insert (update == nullptr) or an Update with its new tuple.
+  store::status row_change(std::uint32_t oid, const pg::update_message* update,
+                           const pg::tuple_data& tuple, change_set& out) {
     if (oid != shape_.relation_oid)
       return store::status::ok();
     const auto* rel = relations_.find(oid);
     if (!rel)
       return store::status::corruption("a change arrived before its relation's description");
-    auto vals = local_values(*rel, tuple);
+    // Unchanged TOASTed values are in the old row when the table is
+    // REPLICA IDENTITY FULL (PostgreSQL writes that one inline).
+    pg::tuple_data merged = tuple;
+    const pg::tuple_data* old_full =
+      update && update->old_kind == pg::old_tuple_kind::full ? &update->old_tuple : nullptr;
+    if (old_full)
+      for (std::size_t i = 0; i < merged.size() && i < old_full->size(); ++i)
+        if (merged[i].kind == pg::column_kind::unchanged_toast
+            && (*old_full)[i].kind != pg::column_kind::unchanged_toast)
+          merged[i] = (*old_full)[i];
+    auto vals = local_values(*rel, merged);
     if (!vals)
       return vals.error();
+    std::optional<store::row> old_key;
+    if (update && update->old_kind != pg::old_tuple_kind::none) {
+      auto old_vals = local_values(*rel, update->old_tuple);
+      if (!old_vals)
+        return old_vals.error();
+      old_key = key_of(*old_vals);
+    }
+    auto key = key_of(*vals);
+    if (!key)
+      key = old_key;  // a key column left unchanged and TOASTed
+    if (!key)
+      return store::status::corruption("a change to " + source_name()
+                                       + " lacks its key columns");
+    // The key changed: the row under the old key is gone.
+    if (old_key && *old_key != *key)
+      emit_remove(*old_key, out);
+
+    std::optional<std::optional<store::row>> local;  // looked up once, when needed
+    auto local_row = [&]() -> store::result<std::optional<store::row>> {
+      if (!local) {
+        auto got = held(*key);
+        if (!got)
+          return got.error();
+        local = *got;
+      }
+      return *local;
+    };
+
+    auto verdict = pg::filter_verdict::match;
+    if (!shape_.filter.empty()) {
+      auto v = shape_.filter.evaluate(*rel, merged);
+      if (!v)
+        return v.error();
+      verdict = *v;
+      if (verdict == pg::filter_verdict::unknown) {
+        // A filter column was left unchanged: take it from the local row.
+        auto got = local_row();
+        if (!got)
+          return got.error();
+        if (*got)
+          for (std::size_t i = 0; i < merged.size() && i < rel->columns.size(); ++i) {
+            auto idx = shape_.local.column_index(rel->columns[i].name);
+            if (merged[i].kind != pg::column_kind::unchanged_toast || !idx)
+              continue;
+            const auto& held_value = (**got)[*idx];
+            if (held_value.is_null())
+              merged[i] = {pg::column_kind::null, {}};
+            else if (auto text = text_of(held_value))
+              merged[i] = {pg::column_kind::text, *text};
+          }
+        auto again = shape_.filter.evaluate(*rel, merged);
+        if (!again)
+          return again.error();
+        verdict = *again;
+      }
+    }
+    switch (verdict) {
+      case pg::filter_verdict::no_match:
+        // Outside the filters: an insert is not for this view; an update
+        // takes the row out of it (harmless if it was not held).
+        if (update)
+          emit_remove(*key, out);
+        return store::status::ok();
+      case pg::filter_verdict::unknown:
+        for (std::size_t i = 0; i < merged.size() && i < rel->columns.size(); ++i)
+          if (merged[i].kind == pg::column_kind::unchanged_toast)
+            return whole_row_missing(rel->columns[i].name, *key);
+        return store::status::invalid_argument("a filter of view " + shape_.local.table
+                                               + " names a column " + source_name()
+                                               + " no longer has; fix the view's filters");
+      case pg::filter_verdict::match: break;
+    }
     store::row r(vals->size());
-    std::optional<store::row> old;
     for (std::size_t i = 0; i < r.size(); ++i) {
       if ((*vals)[i]) {
         r[i] = *(*vals)[i];
         continue;
       }
       // Unchanged TOAST: the value is whatever the local row holds.
-      if (!old) {
-        store::row key;
-        for (auto k : shape_.local.primary_key)
-          key.push_back((*vals)[k] ? *(*vals)[k] : store::value::null());
-        auto got = ctx_.db->get(shape_.local.table, key);
-        if (got && *got)
-          old = **got;
-      }
-      if (old && i < old->size())
-        r[i] = (*old)[i];
+      auto got = local_row();
+      if (!got)
+        return got.error();
+      if (!*got || i >= (*got)->size())
+        return whole_row_missing(shape_.local.columns[i].name, *key);
+      r[i] = (**got)[i];
     }
-    store::change c;
-    c.table = shape_.local.table;
-    c.op = op;
-    c.new_row = std::move(r);
-    out.changes.push_back(std::move(c));
+    emit_row(std::move(r), out);
     return store::status::ok();
   }
 
@@ -296,16 +570,12 @@ private:
     auto vals = local_values(*rel, tuple);
     if (!vals)
       return vals.error();
-    store::change c;
-    c.table = shape_.local.table;
-    c.op = store::change_op::remove;
-    for (auto k : shape_.local.primary_key) {
+    for (auto k : shape_.local.primary_key)
       if (!(*vals)[k])
         return store::status::corruption("a delete lacks key column '"
                                          + shape_.local.columns[k].name + "'");
-      c.key.push_back(*(*vals)[k]);
-    }
-    out.changes.push_back(std::move(c));
+    // A row the view does not hold (outside its filters) is removed harmlessly.
+    emit_remove(*key_of(*vals), out);
     return store::status::ok();
   }
 
@@ -313,6 +583,8 @@ private:
   const node_context& ctx_;
   pg::relation_cache relations_;
   pg::type_names types_;
+  std::map<std::string, pending_row> pending_;  // by encoded key
+  std::optional<pending_truncate> truncated_;
 };
 
 // The stream thread of one followed view: reads until stopped or lost.
@@ -343,8 +615,16 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
       auto msg = pg::decode(x->payload);
       if (!msg)
         return lost(msg.error().message());
+      if (pg::kind_of(*msg) == pg::message_kind::message
+          && !std::get<pg::logical_message>(*msg).transactional) {
+        // A heartbeat (or another non-transactional message): nothing for
+        // the view, but the slot may move past it.
+        idle_end = std::max(idle_end, x->end.value);
+        continue;
+      }
       if (pg::kind_of(*msg) == pg::message_kind::commit) {
         auto end = std::get<pg::commit_message>(*msg).end_lsn;
+        conv.committed(end);
         if (cs->changes.empty()) {
           idle_end = end;
         } else {
@@ -362,11 +642,133 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
     // Confirm only what the view made durable; transactions with nothing
     // for this view count once everything sent before them is durable.
     auto acked = worker->acked.load();
+    conv.forget_durable(acked);
     auto target = acked >= last_sent ? std::max(acked, idle_end) : acked;
     if (target > stream->confirmed().value)
       if (auto st = stream->confirm(pg::lsn{target}); !st)
         return lost(st.message());
   }
+}
+
+// CREATE PUBLICATION's privilege errors as sentences that say what to grant.
+store::status publication_refused(pg_state& st, const store::status& s, const std::string& pub,
+                                  const std::string& schema, const std::string& table) {
+  const auto& msg = s.message();
+  bool no_create = msg.find("permission denied for database") != std::string::npos;
+  bool not_owner = msg.find("must be owner of") != std::string::npos;
+  if (!no_create && !not_owner)
+    return s;
+  std::string user = "the role", database = "the database";
+  if (auto who = admin_query(st, "SELECT current_user::text, current_database()::text");
+      who && !who->empty()) {
+    user = *(*who)[0][0];
+    database = *(*who)[0][1];
+  }
+  const std::string qualified = quote_ident(schema) + "." + quote_ident(table);
+  if (no_create)
+    return store::status::invalid_argument(
+      "role " + user + " may not create publication " + pub + " on database " + database
+      + " (it lacks CREATE on the database); GRANT CREATE ON DATABASE " + quote_ident(database)
+      + " TO " + quote_ident(user) + ", or have a superuser run CREATE PUBLICATION "
+      + quote_ident(pub) + " FOR TABLE " + qualified + " beforehand");
+  return store::status::invalid_argument(
+    "role " + user + " may not publish " + schema + "." + table + " in publication " + pub
+    + " (only the table's owner may); ALTER TABLE " + qualified + " OWNER TO "
+    + quote_ident(user) + ", or have the owner run CREATE PUBLICATION " + quote_ident(pub)
+    + " FOR TABLE " + qualified + " beforehand");
+}
+
+const view_config* view_named(const pg_state& st, const std::string& view) {
+  for (const auto& v : st.ctx->config.views)
+    if (v.full_name() == view)
+      return &v;
+  return nullptr;
+}
+
+std::vector<pg::column_filter> filters_of(const view_config& vc) {
+  std::vector<pg::column_filter> where;
+  for (const auto& f : vc.filters) {
+    pg::column_filter cf;
+    cf.column = f.column;
+    cf.values = f.values;
+    cf.op = f.op == "<"    ? pg::filter_op::lt
+            : f.op == "<=" ? pg::filter_op::le
+            : f.op == ">"  ? pg::filter_op::gt
+            : f.op == ">=" ? pg::filter_op::ge
+            : f.op == "in" ? pg::filter_op::in
+                           : pg::filter_op::eq;
+    where.push_back(std::move(cf));
+  }
+  return where;
+}
+
+// A view of a query: COPY (query) TO STDOUT, keyed by the view's `key`.
+caf::result<snapshot_ref> take_query_snapshot(pg_actor* self, const view_config& vc, bool follow) {
+  auto& st = self->state;
+  const auto view = vc.full_name();
+  if (follow)
+    return make_error(errc::invalid_request,
+                      "view " + view + " reads a query, and a query's result cannot be followed "
+                                       "on the change stream; make it materialized");
+  auto refused = [&](const store::status& s) -> caf::error {
+    if (s.code() == store::errc::invalid_argument)
+      return make_error(errc::invalid_request, "view " + view + ": " + s.message());
+    return remote_error(st, s);
+  };
+  auto reader = pg::snapshot_reader::connect(st.conninfo);
+  if (!reader)
+    return remote_error(st, reader.error());
+  auto info = (*reader)->describe_query(vc.query, vc.key);
+  if (!info)
+    return refused(info.error());
+  if (auto s = (*reader)->copy_query(vc.query, *info); !s)
+    return refused(s);
+  auto snap = std::make_shared<snapshot>();
+  snap->shape.table = view;
+  for (const auto& c : info->columns)
+    snap->shape.columns.push_back(column_for(c));
+  for (const auto& k : info->primary_key) {
+    auto idx = *snap->shape.column_index(k);
+    snap->shape.columns[idx].nullable = false;
+    snap->shape.primary_key.push_back(idx);
+  }
+  pg::type_names names;
+  std::set<std::string> keys;  // a key must identify one row
+  while (true) {
+    auto chunk = (*reader)->next_rows(snapshot_chunk_rows);
+    if (!chunk)
+      return refused(chunk.error());
+    if (!*chunk)
+      break;
+    for (const auto& text_row : **chunk) {
+      store::row r;
+      for (std::size_t i = 0; i < info->columns.size() && i < text_row.size(); ++i) {
+        if (!text_row[i]) {
+          r.push_back(store::value::null());
+          continue;
+        }
+        auto v = value_for(snap->shape.columns[i], info->columns[i].type_oid, *text_row[i], names);
+        if (!v)
+          return make_error(errc::invalid_request, v.error().message());
+        r.push_back(std::move(v).value());
+      }
+      auto key = snap->shape.key_of(r);
+      for (std::size_t k = 0; k < key.size(); ++k)
+        if (key[k].is_null())
+          return make_error(errc::invalid_request,
+                            "view " + view + ": the query returned a row whose key column '"
+                              + info->primary_key[k]
+                              + "' is NULL; a key must identify every row — filter NULLs out "
+                                "in the query or name other key columns");
+      if (!keys.insert(store::encode_key(key)).second)
+        return make_error(errc::invalid_request,
+                          "view " + view + ": the query returned two rows with key "
+                            + store::to_display(key) + "; name key columns that identify its "
+                                                       "rows, or make them unique in the query");
+      snap->rows.push_back(std::move(r));
+    }
+  }
+  return snapshot_ref{std::move(snap)};
 }
 
 caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& source,
@@ -380,9 +782,7 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
     return make_error(errc::invalid_request, "no view '" + view + "' reads remote '"
                                                + st.cfg.name + "'");
   if (!vc->query.empty())
-    return make_error(errc::invalid_request,
-                      "view " + view + " reads a query; query views of PostgreSQL are not "
-                                       "supported yet — read a table with columns and filters");
+    return take_query_snapshot(self, *vc, follow);
   auto [schema_name, table_name] = split_source(source);
   auto reader = pg::snapshot_reader::connect(st.conninfo);
   if (!reader)
@@ -396,13 +796,22 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
       return remote_error(st, stream.error());
     held.stream = std::move(stream).value();
     // A new snapshot needs a new slot: the old one's position belongs to
-    // the copy this one replaces.
+    // the copy this one replaces. The view ended its stream before asking;
+    // WAIT lets that stream's walsender finish letting go of the slot.
     auto exists = held.stream->slot_exists(held.slot);
     if (!exists)
       return remote_error(st, exists.error());
-    if (*exists)
-      if (auto s = held.stream->drop_slot(held.slot); !s)
+    if (*exists) {
+      // PostgreSQL ends a slot's walsender before it marks the slot lost, so
+      // a stream can end without its slot looking invalidated yet: the
+      // next snapshot is where the view learns it.
+      if (auto health = slot_health(st, {held.slot});
+          health && health->count(held.slot) && (*health)[held.slot]["wal_status"] == "lost")
+        if (auto v = caf::actor_cast<caf::actor>(self->current_sender()))
+          self->send(v, slot_atom::value, (*health)[held.slot].dump());
+      if (auto s = held.stream->drop_slot(held.slot, true); !s)
         return remote_error(st, s);
+    }
     auto pub = exec_sql(st.conninfo,
                         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = "
                           + quote_literal(held.publication) + ") THEN CREATE PUBLICATION "
@@ -410,7 +819,8 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
                           + quote_ident(schema_name) + "." + quote_ident(table_name)
                           + "; END IF; END $$");
     if (!pub)
-      return remote_error(st, pub);
+      return remote_error(st, publication_refused(st, pub, held.publication, schema_name,
+                                                  table_name));
   }
   auto slot = follow ? held.stream->create_slot(held.slot, st.cfg.temporary_slots)
                      : store::result<pg::slot_info>(pg::slot_info{});
@@ -424,18 +834,15 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
   auto info = (*reader)->describe(schema_name, table_name);
   if (!info)
     return remote_error(st, info.error());
-  std::vector<pg::column_filter> where;
-  for (const auto& f : vc->filters) {
-    pg::column_filter cf;
-    cf.column = f.column;
-    cf.values = f.values;
-    cf.op = f.op == "<"    ? pg::filter_op::lt
-            : f.op == "<=" ? pg::filter_op::le
-            : f.op == ">"  ? pg::filter_op::gt
-            : f.op == ">=" ? pg::filter_op::ge
-            : f.op == "in" ? pg::filter_op::in
-                           : pg::filter_op::eq;
-    where.push_back(std::move(cf));
+  auto where = filters_of(*vc);
+  // A followed view keeps applying its filters to the stream; what the
+  // stream cannot evaluate is refused before anything is copied.
+  pg::row_filter stream_filter;
+  if (follow) {
+    auto compiled = pg::row_filter::compile(where, *info);
+    if (!compiled)
+      return make_error(errc::invalid_request, "view " + view + ": " + compiled.error().message());
+    stream_filter = std::move(compiled).value();
   }
   if (auto s = (*reader)->copy(*info, vc->columns, where); !s)
     return remote_error(st, s);
@@ -443,6 +850,7 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
   auto snap = std::make_shared<snapshot>();
   stream_shape shape;
   shape.relation_oid = info->oid;
+  shape.filter = std::move(stream_filter);
   shape.schema_name = schema_name;
   shape.table_name = table_name;
   snap->shape.table = source;
@@ -501,7 +909,7 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
 // A replication connection on the existing slot of `view`, for a view whose
 // local copy is durable at a position on that slot.
 store::result<held_slot> resume_slot(pg_actor* self, const std::string& source,
-                                     const std::string& view) {
+                                     const std::string& view, bool& invalidated) {
   auto& st = self->state;
   held_slot held;
   held.slot = replication_name(st.ctx->config.node_id, view);
@@ -517,11 +925,29 @@ store::result<held_slot> resume_slot(pg_actor* self, const std::string& source,
     return exists.error();
   if (!*exists)
     return store::status::not_found("slot " + held.slot + " is gone; a new snapshot is needed");
+  if (auto health = slot_health(st, {held.slot});
+      health && health->count(held.slot) && (*health)[held.slot]["wal_status"] == "lost") {
+    invalidated = true;
+    return store::status::not_found(invalidated_sentence(held.slot, view));
+  }
   held.stream = std::move(stream).value();
   auto [schema_name, table_name] = split_source(source);
   held.shape.local = **local;
   held.shape.schema_name = schema_name;
   held.shape.table_name = table_name;
+  if (const auto* vc = view_named(st, view); vc && !vc->filters.empty()) {
+    // The filters' column types (and collations) come from the catalog.
+    auto reader = pg::snapshot_reader::connect(st.conninfo);
+    if (!reader)
+      return reader.error();
+    auto info = (*reader)->describe(schema_name, table_name);
+    if (!info)
+      return info.error();
+    auto compiled = pg::row_filter::compile(filters_of(*vc), *info);
+    if (!compiled)
+      return compiled.error();
+    held.shape.filter = std::move(compiled).value();
+  }
   return held;
 }
 
@@ -530,6 +956,8 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
   st.ctx = ctx;
   st.cfg = cfg;
   st.conninfo = with_password(cfg);
+  if (cfg.heartbeat_ms > 0)
+    self->delayed_send(self, std::chrono::milliseconds(cfg.heartbeat_ms), heartbeat_atom::value);
   return {
     [self](snapshot_atom, const std::string& source, const std::string& view,
            bool follow) -> caf::result<snapshot_ref> {
@@ -544,15 +972,22 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
         st.held.erase(it);
       } else {
         // Resuming after a restart: the slot and the local copy survived.
-        auto resumed = resume_slot(self, source, view_name);
+        bool invalidated = false;
+        auto resumed = resume_slot(self, source, view_name, invalidated);
         if (!resumed)
-          return remote_error(st, resumed.error());
+          return invalidated ? make_error(errc::slot_invalidated, resumed.error().message())
+                             : remote_error(st, resumed.error());
         held = std::move(resumed).value();
       }
-      if (auto s = held.stream->start(held.slot, pg::lsn{from}, {held.publication}); !s)
+      if (auto s = held.stream->start(held.slot, pg::lsn{from}, {held.publication}); !s) {
+        if (s.message().find("was invalidated") != std::string::npos)
+          return make_error(errc::slot_invalidated, invalidated_sentence(held.slot, view_name));
         return remote_error(st, s);
+      }
       auto worker = std::make_unique<stream_worker>();
       worker->acked = from;
+      worker->view = view.address();
+      worker->slot = held.slot;
       auto* w = worker.get();
       st.workers[source] = nullptr;  // ends an older stream of this table first
       worker->thread = std::thread(run_stream, std::move(held.stream), std::move(held.shape),
@@ -570,8 +1005,104 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
         it->second->acked = position;
     },
     [self](stream_lost_atom, const caf::actor& view, const std::string& why) {
-      self->send(view, down_atom::value, self->state.cfg.name,
-                 "the change stream of remote '" + self->state.cfg.name + "' was lost: " + why);
+      auto& st = self->state;
+      // A slot PostgreSQL invalidated ends its stream too: say that instead.
+      for (const auto& [source, w] : st.workers)
+        if (w && w->view == view.address())
+          if (auto health = slot_health(st, {w->slot});
+              health && health->count(w->slot) && (*health)[w->slot]["wal_status"] == "lost") {
+            self->send(view, slot_atom::value, (*health)[w->slot].dump());  // the view's own
+            return;
+          }
+      self->send(view, down_atom::value, st.cfg.name,
+                 "the change stream of remote '" + st.cfg.name + "' was lost: " + why);
+    },
+    [self](heartbeat_atom) {
+      auto& st = self->state;
+      self->delayed_send(self, std::chrono::milliseconds(st.cfg.heartbeat_ms),
+                         heartbeat_atom::value);
+      // Every view of this remote that follows a stream has a slot, whether
+      // it streams now or not: a stopped view's slot holds WAL back too.
+      std::map<std::string, std::string> slot_of;  // view -> slot
+      for (const auto& v : st.ctx->config.views)
+        if (v.remote == st.cfg.name && v.query.empty()
+            && (v.persistence == "realtime" || v.persistence == "sync"))
+          slot_of[v.full_name()] = replication_name(st.ctx->config.node_id, v.full_name());
+      if (slot_of.empty())
+        return;
+      std::string heartbeat_error;
+      bool streaming = false;
+      for (const auto& [source, w] : st.workers)
+        streaming = streaming || w != nullptr;
+      // A non-transactional message is WAL of its own: the walsenders of
+      // this database decode it, so every slot's confirmed LSN can move
+      // past it even when the published tables are quiet. Without a stream
+      // nothing would confirm it, so it is written only while one runs.
+      if (streaming)
+        if (auto hb = admin_query(st, "SELECT pg_catalog.pg_logical_emit_message(false, "
+                                      "'syncmesh', '')");
+            !hb)
+          heartbeat_error = "the heartbeat failed: " + hb.error().message();
+      std::vector<std::string> slots;
+      for (const auto& [view, slot] : slot_of)
+        slots.push_back(slot);
+      auto health = slot_health(st, slots);
+      for (const auto& [view, slot] : slot_of) {
+        nlohmann::json report = {{"slot", slot}};
+        if (!health)
+          report["error"] = "cannot read pg_replication_slots: " + health.error().message();
+        else if (auto it = health->find(slot); it != health->end())
+          report = it->second;
+        else
+          report["wal_status"] = "missing";
+        report["view"] = view;
+        if (!heartbeat_error.empty())
+          report["heartbeat_error"] = heartbeat_error;
+        // The view that streams is known; the others are among the
+        // watchers, and each view takes only the report naming it.
+        caf::actor to;
+        for (const auto& [source, w] : st.workers)
+          if (w && w->slot == slot)
+            to = caf::actor_cast<caf::actor>(w->view);
+        if (to)
+          self->send(to, slot_atom::value, report.dump());
+        else
+          for (const auto& watcher : st.watchers)
+            self->send(watcher, slot_atom::value, report.dump());
+      }
+    },
+    [self](forget_atom, const std::string& source,
+           const std::string& view_name) -> caf::result<std::string> {
+      auto& st = self->state;
+      const auto name = replication_name(st.ctx->config.node_id, view_name);
+      // The stream and any held replication connection let go of the slot first.
+      if (auto it = st.workers.find(source); it != st.workers.end() && it->second
+                                             && it->second->slot == name)
+        st.workers.erase(it);
+      for (auto it = st.held.begin(); it != st.held.end();)
+        it = it->second.slot == name ? st.held.erase(it) : std::next(it);
+      nlohmann::json dropped = nlohmann::json::array();
+      auto stream = pg::replication_stream::connect(st.conninfo);
+      if (!stream)
+        return remote_error(st, stream.error());
+      auto exists = (*stream)->slot_exists(name);
+      if (!exists)
+        return remote_error(st, exists.error());
+      if (*exists) {
+        if (auto s = (*stream)->drop_slot(name, true); !s && s.code() != store::errc::not_found)
+          return remote_error(st, s);
+        dropped.push_back("replication slot " + name);
+      }
+      auto pub = admin_query(st, "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
+                             {name});
+      if (!pub)
+        return remote_error(st, pub.error());
+      if (!pub->empty()) {
+        if (auto d = admin_query(st, "DROP PUBLICATION IF EXISTS " + quote_ident(name)); !d)
+          return remote_error(st, d.error());
+        dropped.push_back("publication " + name);
+      }
+      return nlohmann::json{{"remote", st.cfg.name}, {"dropped", dropped}}.dump();
     },
     [self](push_atom, const std::string&, const changes_ref&,
            const caf::actor&) -> caf::result<std::uint64_t> {

@@ -16,8 +16,15 @@ namespace syncmesh::actors {
 /// gap or duplicate. Each followed view's stream is read by its own thread,
 /// which turns every upstream transaction into one change set (position =
 /// the commit's end LSN) and confirms to PostgreSQL only what the view has
-/// acknowledged as durable. A lost stream is reported to its view as
-/// `down`; the view retries on its own timer.
+/// acknowledged as durable; a realtime view's filters are applied to every
+/// row on that thread. A lost stream is reported to its view as `down`
+/// (or, when PostgreSQL invalidated the slot, as a slot report saying
+/// wal_status lost); the view retries on its own timer.
+///
+/// Every `heartbeat_ms` the connector writes a heartbeat into the WAL while
+/// a stream runs and sends each realtime view of the remote a report on its
+/// slot (connector.hpp). A view of a query is copied with COPY (query) and
+/// never followed. `forget` drops a view's slot and publication.
 ///
 /// Runs detached: libpq calls block this actor's own thread, never a CAF
 /// worker.

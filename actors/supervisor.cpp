@@ -333,6 +333,9 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
     [self](stop_atom, const std::string& sel) {
       return fan_out(self, sel, stop_atom::value, quick_timeout);
     },
+    [self](forget_atom, const std::string& sel) {
+      return fan_out(self, sel, forget_atom::value, run_timeout);
+    },
     [self](status_atom, const std::string& sel) {
       return fan_out(self, sel, status_atom::value, quick_timeout);
     },

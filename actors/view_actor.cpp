@@ -54,6 +54,12 @@ struct view_state {
   // and kept current by exec and push.
   std::uint64_t outbox_pending = 0;
   std::uint64_t outbox_applied = 0;
+  /// The connector's last report on this view's replication slot
+  /// (wal_status, retained bytes, ...), with when it arrived; null if none.
+  nlohmann::json slot;
+  /// slot:invalidated was published for the current slot; a new snapshot
+  /// (a new slot) clears it.
+  bool slot_lost_said = false;
 
   static inline const char* name = "view";
 };
@@ -100,6 +106,9 @@ json status_json(view_actor* self) {
     {"runs", st.runs},
     // The last run that ended since the node started: what it moved.
     {"last_run", st.last_run},
+    // What the remote keeps for this view's stream (PostgreSQL: the slot's
+    // wal_status and the WAL bytes it retains), as last reported.
+    {"slot", st.slot},
   };
   if (st.cfg.persistence == "sync")
     out["outbox"] = {{"pending", st.outbox_pending}, {"applied", st.outbox_applied}};
@@ -160,11 +169,13 @@ json run_result(view_actor* self, std::uint64_t run, const std::string& error) {
 }
 
 void start_run(view_actor* self);
+void stop_stream(view_actor* self);
 
 void finish_run(view_actor* self, const std::string& error) {
   auto& st = self->state;
   st.running = false;
   if (error.empty()) {
+    st.remote_up = true;  // a run that succeeded reached its remote
     st.job.retry_count = 0;
     st.job.last_error.clear();
     st.job.next_retry_at_ms = 0;
@@ -316,6 +327,7 @@ void apply_snapshot(view_actor* self, const snapshot& snap) {
         auto& st = self->state;
         st.shape = shape;
         st.position = position;
+        st.slot_lost_said = false;  // a followed view's snapshot came with a new slot
         st.run_pulled += rows;
         refresh_status(self);
         if (follows_stream(st.cfg) && st.job.enabled)
@@ -328,6 +340,9 @@ void apply_snapshot(view_actor* self, const snapshot& snap) {
 
 void snapshot_and_follow(view_actor* self) {
   auto& st = self->state;
+  // A new snapshot replaces the stream being followed (a PostgreSQL remote
+  // recreates the slot that stream reads); end it first.
+  stop_stream(self);
   self->request(st.connector, snapshot_timeout, snapshot_atom::value, st.cfg.source,
                 st.cfg.full_name(), follows_stream(st.cfg))
     .then([self](const snapshot_ref& snap) { apply_snapshot(self, *snap.ptr); },
@@ -362,7 +377,14 @@ void start_run(view_actor* self) {
             self->state.subscribed = true;
             finish_run(self, {});  // refreshes the status
           },
-          [self](const caf::error&) { snapshot_and_follow(self); });
+          [self](const caf::error& err) {
+            if (err.category() == error_category()
+                && err.code() == static_cast<std::uint8_t>(errc::slot_invalidated)) {
+              self->state.slot_lost_said = true;
+              publish(self, {{"type", "slot:invalidated"}, {"message", describe(err)}});
+            }
+            snapshot_and_follow(self);
+          });
       return;
     }
     snapshot_and_follow(self);
@@ -600,6 +622,75 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](bool up, const std::string&) {
       self->state.remote_up = up;
       refresh_status(self);
+    },
+    [self](slot_atom, const std::string& text) {
+      auto& st = self->state;
+      auto report = json::parse(text, nullptr, false);
+      if (report.is_discarded() || !report.is_object()
+          || (report.contains("view") && report["view"] != st.cfg.full_name()))
+        return;  // not about this view's slot
+      report["checked_at"] = now_ms(self);
+      st.slot = report;
+      refresh_status(self);
+      // Said once per slot: until a new snapshot replaces the slot, later
+      // reports still say lost. A stopped view only shows it (resume
+      // copies afresh anyway).
+      const bool lost = report.contains("wal_status") && report["wal_status"] == "lost";
+      if (!lost || !st.job.enabled || st.slot_lost_said)
+        return;
+      st.slot_lost_said = true;
+      // The slot cannot serve the stream any more: copy the source again
+      // from a new slot, and say so.
+      const std::string slot = report.contains("slot") && report["slot"].is_string()
+                                 ? report["slot"].get<std::string>()
+                                 : std::string("?");
+      publish(self, {{"type", "slot:invalidated"},
+                     {"slot", slot},
+                     {"message", "replication slot " + slot
+                                   + " of view " + st.cfg.full_name()
+                                   + " was invalidated (wal_status lost: PostgreSQL removed WAL "
+                                     "the slot still needed, see max_slot_wal_keep_size); the "
+                                     "view copies its source again from a new slot"}});
+      stop_stream(self);
+      st.may_resume = false;
+      if (!st.running)
+        start_run(self);
+    },
+    [self](forget_atom) -> caf::result<std::string> {
+      auto& st = self->state;
+      st.job.enabled = false;
+      ++st.timer_gen;
+      st.job.next_retry_at_ms = 0;
+      stop_stream(self);
+      st.may_resume = false;
+      st.slot = nullptr;
+      auto rp = self->make_response_promise<std::string>();
+      self->request(st.connector, step_timeout, forget_atom::value, st.cfg.source,
+                    st.cfg.full_name())
+        .then(
+          [self, rp](const std::string& dropped) mutable {
+            auto answer = [self, rp, dropped]() mutable {
+              auto out = status_json(self);
+              auto d = json::parse(dropped, nullptr, false);
+              out["dropped"] = d.is_object() && d.contains("dropped") ? d["dropped"]
+                                                                      : json::array();
+              rp.deliver(out.dump());
+            };
+            if (!self->state.running)
+              set_state(self, "idle", answer);
+            else
+              persist_job(self, answer);
+          },
+          [self, rp](const caf::error& err) mutable {
+            // Stopped either way; what stays upstream is named in the error.
+            auto sentence = "view " + self->state.cfg.full_name()
+                            + " is stopped, but its slot and publication could not be dropped: "
+                            + describe(err);
+            persist_job(self, [rp, sentence]() mutable {
+              rp.deliver(make_error(errc::invalid_request, sentence));
+            });
+          });
+      return rp;
     },
     [self](restart_atom, const caf::actor& store) { self->state.store = store; },
   };

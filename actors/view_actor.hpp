@@ -20,6 +20,13 @@ namespace syncmesh::actors {
 ///   (stop_atom)                 -> string (JSON status)
 ///       Disables the job: ends its change stream, drops its retry timer; a
 ///       later sync does not restart it.
+///   (forget_atom)               -> string (JSON status with "dropped")
+///       Stops the job as stop does and has the connector drop what the
+///       remote keeps for the view (PostgreSQL: its slot and publication);
+///       "dropped" names each. The local copy stays; resume starts afresh.
+///   (slot_atom, string json)    -> void: the connector's report on the
+///       view's replication slot, shown in status as "slot"; wal_status
+///       "lost" makes the view publish slot:invalidated and copy again
 ///   (resume_atom)               -> string (JSON run result)
 ///       Re-enables the job and runs it (catching up on what was missed).
 ///   (status_atom)               -> string (JSON status record)

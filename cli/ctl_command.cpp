@@ -98,24 +98,61 @@ std::string age(const json& at_ms, bool past = false) {
   return d >= 0 ? "in " + s : s + " ago";
 }
 
+// "reserved, 24 kB retained": a replication slot's wal_status and the WAL
+// it holds back, as the view's last slot report says; "-" without one.
+std::string slot_cell(const json& v) {
+  auto it = v.find("slot");
+  if (it == v.end() || !it->is_object() || !it->contains("wal_status"))
+    return "-";
+  std::string out = cell((*it)["wal_status"]);
+  if (auto b = it->find("retained_bytes"); b != it->end() && b->is_number()) {
+    auto bytes = b->get<std::int64_t>();
+    out += ", " + (bytes < 10 * 1024 ? std::to_string(bytes) + " B"
+                   : bytes < 10 * 1024 * 1024 ? std::to_string(bytes / 1024) + " kB"
+                                              : std::to_string(bytes / (1024 * 1024)) + " MB")
+           + " retained";
+  }
+  return out;
+}
+
 void print_status(const json& views) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& v : views) {
     if (v.contains("error") && !v.contains("persistence")) {
       rows.push_back({cell(v["view"]), "-", "-", "-", cell(v.value("state", json("failed"))),
-                      "-", "-", "-", "-", cell(v["error"])});
+                      "-", "-", "-", "-", "-", cell(v["error"])});
       continue;
     }
     rows.push_back({v["namespace"].get<std::string>() + "." + v["name"].get<std::string>(),
                     cell(v["persistence"]), cell(v["mode"]),
                     v["enabled"].get<bool>() ? "yes" : "no", cell(v["state"]),
                     cell(v["retry_count"]), cell(v["last_seen_commit"]),
-                    age(v["next_retry_at"]), age(v["updated_at"], true), cell(v["last_error"])});
+                    age(v["next_retry_at"]), age(v["updated_at"], true), slot_cell(v),
+                    cell(v["last_error"])});
   }
   print_table(std::cout,
               {"VIEW", "PERSISTENCE", "MODE", "ENABLED", "STATE", "RETRIES", "LAST SEEN",
-               "NEXT RETRY", "UPDATED", "LAST ERROR"},
+               "NEXT RETRY", "UPDATED", "SLOT", "LAST ERROR"},
               rows);
+}
+
+// One line per view: what was dropped upstream, or why it could not be.
+bool print_forgotten(const json& results) {
+  bool ok = true;
+  for (const auto& r : results) {
+    std::string view = r.value("view", r.value("namespace", "") + "." + r.value("name", ""));
+    if (r.contains("error")) {
+      ok = false;
+      std::cout << view << ": " << r["error"].get<std::string>() << "\n";
+      continue;
+    }
+    std::string dropped;
+    for (const auto& d : r.value("dropped", json::array()))
+      dropped += (dropped.empty() ? "" : ", ") + d.get<std::string>();
+    std::cout << view << ": stopped; "
+              << (dropped.empty() ? "nothing upstream to drop" : "dropped " + dropped) << "\n";
+  }
+  return ok;
 }
 
 bool print_runs(const json& results) {
@@ -229,6 +266,9 @@ CLI::App* add_ctl_command(CLI::App& app) {
   stop->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
   auto* resume = ctl->add_subcommand("resume", "Re-enable the selected views and catch up");
   resume->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
+  auto* forget = ctl->add_subcommand(
+    "forget", "Stop the selected views and drop what their remotes keep for them (slot, publication)");
+  forget->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
   auto* query = ctl->add_subcommand("query", "Read a view's rows");
   query->add_option("view", opts.view, "ns.view")->required();
   query->add_option("--limit", opts.limit, "At most this many rows")->check(CLI::PositiveNumber);
@@ -271,7 +311,8 @@ int run_ctl() {
   auto* sub = ctl->get_subcommands().front();
   std::string verb = sub->get_name();
   json args = json::object();
-  if (verb == "status" || verb == "sync" || verb == "stop" || verb == "resume") {
+  if (verb == "status" || verb == "sync" || verb == "stop" || verb == "resume"
+      || verb == "forget") {
     auto sel = actors::selector::parse(opts.selector);
     if (!sel)
       return fail(2, sel.error().message());
@@ -361,14 +402,16 @@ int run_ctl() {
 
   if (opts.json_out) {
     std::cout << result.dump(2) << "\n";
-    if (verb == "sync" || verb == "resume")
+    if (verb == "sync" || verb == "resume" || verb == "forget")
       for (const auto& r : result)
         if (r.contains("error"))
-          return 3;
+          return verb == "forget" ? 1 : 3;
     return 0;
   }
   if (verb == "status" || verb == "stop")
     print_status(result);
+  else if (verb == "forget")
+    return print_forgotten(result) ? 0 : 1;
   else if (verb == "sync" || verb == "resume")
     return print_runs(result) ? 0 : 3;
   else if (verb == "query")

@@ -201,6 +201,10 @@ int node_sync(lua_State* L) {
   auto& n = check_node(L);
   return push_result(L, call_node(L, n, "sync", {{"selector", selector_arg(L, 2)}}));
 }
+int node_forget(lua_State* L) {
+  auto& n = check_node(L);
+  return push_result(L, call_node(L, n, "forget", {{"selector", selector_arg(L, 2)}}));
+}
 int node_stop_views(lua_State* L) {
   auto& n = check_node(L);
   return push_result(L, call_node(L, n, "stop", {{"selector", selector_arg(L, 2)}}));
@@ -711,7 +715,7 @@ void register_type(lua_State* L, const char* name, const luaL_Reg* methods) {
 void register_api(lua_State* L) {
   static const luaL_Reg node_methods[] = {
     {"status", node_status},   {"sync", node_sync},
-    {"stop", node_stop_views}, {"resume", node_resume},
+    {"stop", node_stop_views}, {"resume", node_resume}, {"forget", node_forget},
     {"query", node_query},     {"rows", node_rows},
     {"exec", node_exec},       {"exec_remote", node_exec_remote},
     {"sync_concurrently", node_sync_concurrently},

@@ -432,12 +432,12 @@ result<bool> replication_stream::slot_exists(const std::string& name) {
   return PQntuples(r.get()) > 0;
 }
 
-status replication_stream::drop_slot(const std::string& name) {
+status replication_stream::drop_slot(const std::string& name, bool wait) {
   if (streaming_ || ended_)
     return refuse_after_start("drop_slot()");
   if (auto st = check_slot_name(name); !st)
     return st;
-  const std::string sql = "DROP_REPLICATION_SLOT " + name;
+  const std::string sql = "DROP_REPLICATION_SLOT " + name + (wait ? " WAIT" : "");
   pg_result_ptr r(PQexec(conn_, sql.c_str()));
   if (r != nullptr && PQresultStatus(r.get()) == PGRES_COMMAND_OK)
     return status::ok();
@@ -481,6 +481,14 @@ status replication_stream::start(const std::string& slot, lsn from,
                                + endpoint(conn_)
                                + "; create it with create_slot() (a temporary slot goes away with "
                                  "the connection that made it)");
+    const std::string said = lower(field(r.get(), PG_DIAG_MESSAGE_PRIMARY) + " "
+                                   + field(r.get(), PG_DIAG_MESSAGE_DETAIL));
+    if (contains(said, "invalidated") || contains(said, "can no longer get changes"))
+      return status::not_found("replication slot " + slot + " on " + endpoint(conn_)
+                               + " was invalidated ("
+                               + field(r.get(), PG_DIAG_MESSAGE_DETAIL)
+                               + "): PostgreSQL removed WAL it still needed; drop it and "
+                                 "create it again with a new snapshot");
     if (state == "55006")
       return status::invalid_argument("replication slot " + slot + " is in use on "
                                       + endpoint(conn_) + " ("
@@ -771,8 +779,13 @@ result<table_info> snapshot_reader::describe(const std::string& schema, const st
   pg_result_ptr columns(PQexecParams(
     conn_,
     "SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod),"
-    " a.atttypmod, a.attnotnull, a.attgenerated <> ''"
+    " a.atttypmod, a.attnotnull, a.attgenerated <> '',"
+    " CASE WHEN a.attcollation = 0 THEN ''"
+    "      WHEN co.collname = 'default' THEN (SELECT d.datcollate FROM pg_catalog.pg_database d"
+    "                                          WHERE d.datname = pg_catalog.current_database())"
+    "      ELSE COALESCE(co.collcollate, co.collname) END"
     " FROM pg_catalog.pg_attribute a"
+    " LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation"
     " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped"
     " ORDER BY a.attnum",
     1, nullptr, oid_param, nullptr, nullptr, 0));
@@ -788,6 +801,7 @@ result<table_info> snapshot_reader::describe(const std::string& schema, const st
                                                             nullptr, 10));
     c.not_null = PQgetvalue(columns.get(), i, 4)[0] == 't';
     c.generated = PQgetvalue(columns.get(), i, 5)[0] == 't';
+    c.collation = PQgetvalue(columns.get(), i, 6);
     info.columns.push_back(std::move(c));
   }
 
@@ -904,6 +918,102 @@ status snapshot_reader::copy(const table_info& table, const std::vector<std::str
     return started.error();
   state_ = copy_state::copying;
   copy_columns_ = selected.size();
+  return status::ok();
+}
+
+namespace {
+
+// A query as the body of COPY ( ... ): without trailing blanks and semicolons.
+std::string query_body(const std::string& query) {
+  std::string q = query;
+  while (!q.empty() && (std::isspace(static_cast<unsigned char>(q.back())) || q.back() == ';'))
+    q.pop_back();
+  return q;
+}
+
+} // namespace
+
+result<table_info> snapshot_reader::describe_query(const std::string& query,
+                                                   const std::vector<std::string>& key) {
+  if (state_ == copy_state::copying)
+    return status::invalid_argument("describe_query() while a COPY is being read; read it to the "
+                                    "end first");
+  if (key.empty())
+    return status::invalid_argument(
+      "a query has no primary key of its own; name the columns of its result that identify "
+      "its rows with key = [\"id\"]");
+  const std::string body = query_body(query);
+  if (body.empty())
+    return status::invalid_argument("the query is empty; write the SELECT whose rows the view holds");
+  // Whatever the query does, it reads: a writing query fails instead.
+  if (auto ro = exec(conn_, "SET default_transaction_read_only = on", PGRES_COMMAND_OK,
+                     "making the connection read only");
+      !ro)
+    return ro.error();
+  pg_result_ptr prepared(PQprepare(conn_, "", body.c_str(), 0, nullptr));
+  if (prepared == nullptr || PQresultStatus(prepared.get()) != PGRES_COMMAND_OK)
+    return command_error(conn_, prepared.get(), "preparing the view's query");
+  pg_result_ptr described(PQdescribePrepared(conn_, ""));
+  if (described == nullptr || PQresultStatus(described.get()) != PGRES_COMMAND_OK)
+    return command_error(conn_, described.get(), "describing the view's query");
+  table_info info;
+  info.name = "query";
+  const int n = PQnfields(described.get());
+  if (n == 0)
+    return status::invalid_argument("the query returns no columns; a view's query must be a "
+                                    "SELECT (or VALUES, TABLE) that returns rows");
+  std::string oids = "{";
+  for (int i = 0; i < n; ++i) {
+    column_info c;
+    c.name = PQfname(described.get(), i);
+    c.type_oid = static_cast<std::uint32_t>(PQftype(described.get(), i));
+    c.type_modifier = PQfmod(described.get(), i);
+    if (info.find(c.name) != nullptr)
+      return status::invalid_argument("the query returns two columns named '" + c.name
+                                      + "'; give each result column its own name with AS");
+    oids += (i == 0 ? "" : ",") + std::to_string(c.type_oid);
+    info.columns.push_back(std::move(c));
+  }
+  oids += "}";
+  // Type names for types without a built-in mapping, as format_type prints them.
+  const char* params[] = {oids.c_str()};
+  pg_result_ptr names(PQexecParams(
+    conn_, "SELECT t.oid, pg_catalog.format_type(t.oid, NULL) FROM pg_catalog.pg_type t"
+           " WHERE t.oid = ANY($1::oid[])",
+    1, nullptr, params, nullptr, nullptr, 0));
+  if (names == nullptr || PQresultStatus(names.get()) != PGRES_TUPLES_OK)
+    return command_error(conn_, names.get(), "naming the types of the query's columns");
+  for (int r = 0; r < PQntuples(names.get()); ++r) {
+    auto oid = static_cast<std::uint32_t>(std::strtoul(PQgetvalue(names.get(), r, 0), nullptr, 10));
+    for (auto& c : info.columns)
+      if (c.type_oid == oid)
+        c.type_name = PQgetvalue(names.get(), r, 1);
+  }
+  for (const auto& k : key) {
+    if (info.find(k) == nullptr) {
+      std::string known;
+      for (const auto& c : info.columns)
+        known += (known.empty() ? "" : ", ") + c.name;
+      return status::invalid_argument("key column '" + k
+                                      + "' is not among the query's result columns (" + known
+                                      + "); name result columns in key, or select '" + k
+                                      + "' in the query");
+    }
+    info.primary_key.push_back(k);
+  }
+  return info;
+}
+
+status snapshot_reader::copy_query(const std::string& query, const table_info& info) {
+  if (state_ == copy_state::copying)
+    return status::invalid_argument("copy_query() while another COPY is being read; read it to "
+                                    "the end with next_rows() first");
+  auto started = exec(conn_, "COPY (" + query_body(query) + ") TO STDOUT", PGRES_COPY_OUT,
+                      "copying the view's query");
+  if (!started)
+    return started.error();
+  state_ = copy_state::copying;
+  copy_columns_ = info.columns.size();
   return status::ok();
 }
 

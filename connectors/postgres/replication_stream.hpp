@@ -127,10 +127,11 @@ public:
   /// one stays valid.
   store::result<bool> slot_exists(const std::string& name);
 
-  /// DROP_REPLICATION_SLOT name. not_found when there is no such slot,
-  /// invalid_argument when another connection is streaming it or after
-  /// start() on this one.
-  store::status drop_slot(const std::string& name);
+  /// DROP_REPLICATION_SLOT name [WAIT]. not_found when there is no such
+  /// slot, invalid_argument when another connection is streaming it (unless
+  /// `wait`: then it blocks until that connection lets go) or after start()
+  /// on this one.
+  store::status drop_slot(const std::string& name, bool wait = false);
 
   /// START_REPLICATION SLOT slot LOGICAL from (proto_version '1',
   /// publication_names '...', messages 'true'|'false') and enters COPY BOTH.
@@ -214,6 +215,9 @@ struct column_info {
   /// GENERATED ALWAYS AS (...) STORED; pgoutput (PostgreSQL 15) does not send
   /// these columns, the snapshot does.
   bool generated = false;
+  /// The collation its comparisons use ("C", "POSIX", "en_US.UTF-8", the
+  /// database's for the default one); empty for types without one.
+  std::string collation;
 };
 
 /// A table as the catalog describes it.
@@ -286,6 +290,21 @@ public:
   /// until it returns nullopt before the next copy().
   store::status copy(const table_info& table, const std::vector<std::string>& columns = {},
                      const std::vector<column_filter>& where = {});
+
+  /// The result columns of `query`, a single SELECT, VALUES or TABLE
+  /// statement, without running it (PostgreSQL parses and plans it). From
+  /// then on this connection is read only: a query that would write fails.
+  /// The returned table_info names no table (oid 0, schema "", name "query");
+  /// its primary_key is `key`. invalid_argument, as a sentence, when `key`
+  /// is empty (name the columns that identify the rows), a key column is
+  /// not among the result's columns (naming both), two result columns share
+  /// a name, or PostgreSQL refuses the query (its own sentence).
+  store::result<table_info> describe_query(const std::string& query,
+                                           const std::vector<std::string>& key);
+
+  /// Starts COPY (query) TO STDOUT; read its rows with next_rows(). `info`
+  /// is what describe_query() returned for the same query.
+  store::status copy_query(const std::string& query, const table_info& info);
 
   /// Up to `max_rows` rows (at least one unless the COPY is done), and fewer
   /// once the chunk holds `max_bytes` bytes of COPY text; nullopt when the

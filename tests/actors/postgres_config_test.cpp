@@ -62,14 +62,33 @@ BOOST_AUTO_TEST_CASE(the_password_can_come_from_the_environment) {
   BOOST_TEST(file.find("cannot read the password file") != std::string::npos, file);
 }
 
-BOOST_AUTO_TEST_CASE(a_query_view_must_name_its_key) {
-  auto e = error_of(config("", "query = \"SELECT id, title FROM items\""));
-  BOOST_TEST(e.find("name the columns that identify its rows") != std::string::npos, e);
-  BOOST_TEST(e.rfind("node.toml:", 0) == 0u, e);
-  auto ok = parse_node_config(config("", "query = \"SELECT id, title FROM items\"\nkey = [\"id\"]"),
+BOOST_AUTO_TEST_CASE(a_query_view_is_materialized_and_its_key_is_checked_when_it_runs) {
+  auto materialized = [](const std::string& view) {
+    auto text = config("", view);
+    auto at = text.find("\"realtime\"");
+    return text.replace(at, 10, "\"materialized\"");
+  };
+  auto ok = parse_node_config(materialized("query = \"SELECT id, title FROM items\"\nkey = [\"id\"]"),
                               "node.toml");
   BOOST_REQUIRE_MESSAGE(ok.is_ok(), ok.error().message());
   BOOST_TEST(ok->views[0].key == (std::vector<std::string>{"id"}), boost::test_tools::per_element());
+  // Without a key the node starts; the view's run says what to add.
+  auto keyless = parse_node_config(materialized("query = \"SELECT id, title FROM items\""),
+                                   "node.toml");
+  BOOST_TEST(keyless.is_ok());
+  auto e = error_of(config("", "query = \"SELECT id, title FROM items\"\nkey = [\"id\"]"));
+  BOOST_TEST(e.find("query views are materialized") != std::string::npos, e);
+  BOOST_TEST(e.rfind("node.toml:", 0) == 0u, e);
+}
+
+BOOST_AUTO_TEST_CASE(a_postgres_remote_takes_a_heartbeat_interval) {
+  auto r = parse_node_config(config("heartbeat_ms = 250", "source = \"items\""), "node.toml");
+  BOOST_REQUIRE_MESSAGE(r.is_ok(), r.error().message());
+  BOOST_TEST(r->remotes[0].heartbeat_ms == 250u);
+  auto d = parse_node_config(config("", "source = \"items\""), "node.toml");
+  BOOST_TEST(d->remotes[0].heartbeat_ms == 10000u);
+  auto neg = error_of(config("heartbeat_ms = -1", "source = \"items\""));
+  BOOST_TEST(neg.find("at least 0") != std::string::npos, neg);
 }
 
 BOOST_AUTO_TEST_CASE(postgres_only_settings_are_refused_elsewhere) {

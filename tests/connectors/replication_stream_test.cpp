@@ -24,6 +24,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "connectors/postgres/replication_stream.hpp"
+#include "connectors/postgres/row_filter.hpp"
 #include "scenarios/postgres_server.hpp"
 
 namespace syncmesh::connectors::postgres {
@@ -581,6 +582,112 @@ BOOST_AUTO_TEST_CASE(filters_are_quoted_and_an_unknown_column_is_refused_before_
   BOOST_TEST((wrong_type.code() == errc::invalid_argument));
   BOOST_TEST(mentions(wrong_type, "invalid input syntax for type integer"), wrong_type.message());
   BOOST_TEST(reader->commit().is_ok(), "commit() ends even an aborted transaction");
+}
+
+BOOST_AUTO_TEST_CASE(the_stream_filter_keeps_exactly_the_rows_the_snapshot_where_keeps) {
+  // Awkward values of every filterable type, NULLs included; the C
+  // collation comes from the throwaway server's initdb --locale=C.
+  ran("CREATE TABLE mixed (id integer PRIMARY KEY, n bigint, x numeric, f float8, b boolean,"
+      " t text, c char(4), u uuid);"
+      "INSERT INTO mixed VALUES"
+      " (1, -5, -1.50, -0.5, true, 'apple', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),"
+      " (2, 0, 0, 0, false, 'Apple', 'ab  ', '00000000-0000-0000-0000-000000000000'),"
+      " (3, 5, 10.000, 'NaN', NULL, 'banana', NULL, NULL),"
+      " (4, NULL, 'NaN', 'Infinity', true, '', 'zz', 'ffffffff-ffff-ffff-ffff-ffffffffffff'),"
+      " (5, 9223372036854775807, 9.99, '-Infinity', false, 'b', 'b', NULL),"
+      " (6, 10, 1e-20, 1e300, true, NULL, 'ab c', NULL),"
+      " (7, -9223372036854775808, 100, 2.5, NULL, 'apples', '', NULL)");
+  auto reader = reader_for();
+  auto info = reader->describe("public", "mixed");
+  BOOST_REQUIRE_MESSAGE(info.is_ok(), info.error().to_string());
+  BOOST_TEST(info->find("t")->collation == "C");
+  BOOST_TEST(info->find("n")->collation == "");
+  relation rel;
+  rel.oid = info->oid;
+  rel.namespace_name = "public";
+  rel.name = "mixed";
+  for (const auto& c : info->columns) {
+    relation_column rc;
+    rc.name = c.name;
+    rc.type_oid = c.type_oid;
+    rel.columns.push_back(rc);
+  }
+  const std::vector<std::vector<column_filter>> cases = {
+    {{"n", filter_op::lt, {"6"}}},
+    {{"n", filter_op::ge, {"-9223372036854775808"}}},
+    {{"x", filter_op::lt, {"10"}}},
+    {{"x", filter_op::ge, {"10"}}},
+    {{"x", filter_op::eq, {"1e1"}}},
+    {{"x", filter_op::gt, {"0"}}},
+    {{"f", filter_op::gt, {"1e299"}}},
+    {{"f", filter_op::le, {"0"}}},
+    {{"b", filter_op::eq, {"true"}}},
+    {{"b", filter_op::lt, {"yes"}}},
+    {{"t", filter_op::lt, {"apple"}}},
+    {{"t", filter_op::ge, {"apple"}}},
+    {{"t", filter_op::in, {"apple", "", "b"}}},
+    {{"c", filter_op::eq, {"ab"}}},
+    {{"c", filter_op::gt, {"ab"}}},
+    {{"u", filter_op::eq, {"{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}"}}},
+    {{"u", filter_op::gt, {"00000000-0000-0000-0000-000000000001"}}},
+    {{"n", filter_op::gt, {"-6"}}, {"t", filter_op::in, {"apple", "Apple", "banana"}}},
+  };
+  for (const auto& where : cases) {
+    BOOST_REQUIRE(reader->copy(*info, {"id"}, where).is_ok());
+    const auto in_postgres = ids_of(read_all(*reader, 100));
+    auto f = row_filter::compile(where, *info);
+    BOOST_REQUIRE_MESSAGE(f.is_ok(), f.error().to_string());
+    BOOST_REQUIRE(reader->copy(*info).is_ok());
+    std::set<std::string> here;
+    for (const auto& row : read_all(*reader, 100)) {
+      tuple_data tuple;
+      for (const auto& v : row)
+        tuple.push_back(v ? tuple_column{column_kind::text, *v} : tuple_column{column_kind::null, {}});
+      auto verdict = f->evaluate(rel, tuple);
+      BOOST_REQUIRE_MESSAGE(verdict.is_ok(), verdict.error().to_string());
+      if (*verdict == filter_verdict::match)
+        here.insert(*row[0]);
+    }
+    std::string shown;
+    for (const auto& c : where)
+      shown += c.column + " op " + std::to_string(static_cast<int>(c.op)) + " " + c.values[0] + "; ";
+    BOOST_TEST(here == in_postgres, shown);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_query_is_described_before_it_runs_and_its_key_checked) {
+  ran("CREATE TABLE sales (id bigint PRIMARY KEY, region text, amount numeric(8,2));"
+      "INSERT INTO sales SELECT g, 'r' || (g % 3), g FROM generate_series(1, 30) g");
+  auto reader = reader_for();
+  const std::string query =
+    "SELECT region, count(*) AS n, sum(amount) AS total FROM sales GROUP BY region;  ";
+  auto info = reader->describe_query(query, {"region"});
+  BOOST_REQUIRE_MESSAGE(info.is_ok(), info.error().to_string());
+  BOOST_REQUIRE(info->columns.size() == 3u);
+  BOOST_TEST(info->columns[0].name == "region");
+  BOOST_TEST(info->columns[1].type_oid == 20u);
+  BOOST_TEST(info->columns[2].type_name == "numeric");
+  BOOST_TEST((info->primary_key == std::vector<std::string>{"region"}));
+  BOOST_REQUIRE(reader->copy_query(query, *info).is_ok());
+  BOOST_TEST((ids_of(read_all(*reader, 2)) == std::set<std::string>{"r0", "r1", "r2"}));
+
+  auto keyless = reader->describe_query(query, {});
+  BOOST_TEST(mentions(keyless.error(), "name the columns of its result"), keyless.error().message());
+  auto wrong_key = reader->describe_query(query, {"id"});
+  BOOST_TEST(mentions(wrong_key.error(),
+                      "key column 'id' is not among the query's result columns (region, n, total)"),
+             wrong_key.error().message());
+  auto twice = reader->describe_query("SELECT id, id FROM sales", {"id"});
+  BOOST_TEST(mentions(twice.error(), "two columns named 'id'"), twice.error().message());
+  auto broken = reader->describe_query("SELECT nope FROM sales", {"nope"});
+  BOOST_TEST(mentions(broken.error(), "column \"nope\" does not exist"), broken.error().message());
+  // The connection only reads: a query that writes fails and writes nothing.
+  const std::string writes = "INSERT INTO sales VALUES (99, 'x', 1) RETURNING id";
+  auto described = reader->describe_query(writes, {"id"});
+  BOOST_REQUIRE(described.is_ok());
+  auto refused = reader->copy_query(writes, *described);
+  BOOST_TEST(mentions(refused, "read-only transaction"), refused.message());
+  BOOST_TEST(ran("SELECT count(*) FROM sales WHERE id = 99").rows.at(0).at(0).value_or("") == "0");
 }
 
 BOOST_AUTO_TEST_CASE(an_unreachable_port_is_an_io_error_naming_host_and_port) {

@@ -347,6 +347,26 @@ BOOST_FIXTURE_TEST_CASE(a_write_to_the_sync_view_lands_locally_and_reaches_the_r
   BOOST_TEST(contains(read_only.err, "materialized"), read_only);
 }
 
+BOOST_FIXTURE_TEST_CASE(forget_stops_a_view_and_says_what_it_dropped_upstream, running_node) {
+  // A memory remote keeps nothing per view, so there is nothing to drop.
+  auto text = n().ctl({"forget", "shop.live"});
+  BOOST_REQUIRE_MESSAGE(text.exit_code == 0, text);
+  BOOST_TEST(contains(text.out, "shop.live: stopped; nothing upstream to drop"), text);
+  auto json_out = n().ctl({"--json", "forget", "shop.live"});
+  BOOST_REQUIRE_MESSAGE(json_out.exit_code == 0, json_out);
+  auto record = view_record(json_out.out_json(), "shop.live");
+  BOOST_TEST(record.value("enabled", true) == false, json_out);
+  BOOST_TEST(record["dropped"].empty(), json_out);
+  BOOST_TEST(field(n().status(), "shop.live", "enabled") == "false");
+  auto no_selector = n().ctl({"forget"});
+  // Forgetting every view by accident takes an explicit '*'.
+  BOOST_TEST(no_selector.exit_code != 0, no_selector);
+  BOOST_TEST(contains(no_selector.err, "selector is required"), no_selector);
+  auto resumed = n().ctl({"--json", "resume", "shop.live"});
+  BOOST_TEST(resumed.exit_code == 0, resumed);
+  BOOST_TEST(field(n().status(), "shop.live", "enabled") == "true");
+}
+
 BOOST_FIXTURE_TEST_CASE(a_stopped_view_skips_plain_syncs_and_resume_catches_up_on_remote_writes,
                         running_node) {
   auto stop = n().ctl({"--json", "stop", "shop.live"});
