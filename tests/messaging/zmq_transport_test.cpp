@@ -15,6 +15,7 @@
 
 #include "messaging/curve_keys.hpp"
 #include "messaging/zmq_transport.hpp"
+#include "scenarios/fault_proxy.hpp"
 
 using namespace syncmesh::messaging;
 namespace fs = std::filesystem;
@@ -262,6 +263,36 @@ BOOST_AUTO_TEST_CASE(the_client_links_again_when_a_server_comes_back_on_the_same
   BOOST_TEST_REQUIRE(a.seen.wait([](recorder& r) { return r.connected.size() == 2; }));
   BOOST_TEST_REQUIRE(a.t->send("b", "again"));
   BOOST_TEST_REQUIRE(b2.seen.wait([](recorder& r) { return r.frames.size() == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(heartbeats_report_a_silent_partition_and_the_link_returns_after_heal) {
+  auto bo = options("b", "tcp://127.0.0.1:0");
+  bo.heartbeat_interval = milliseconds(100);
+  bo.heartbeat_timeout = milliseconds(500);
+  node b(bo);
+  const std::string ep = b.t->bound_endpoint();
+  const auto port = static_cast<std::uint16_t>(std::stoi(ep.substr(ep.rfind(':') + 1)));
+  auto proxy = syncmesh::scenarios::fault_proxy::start("127.0.0.1", port, 1);
+  BOOST_TEST_REQUIRE(proxy.is_ok(), proxy.error().to_string());
+  auto ao = options("a");
+  ao.heartbeat_interval = milliseconds(100);
+  ao.heartbeat_timeout = milliseconds(500);
+  node a(ao);
+  BOOST_TEST_REQUIRE(
+      a.t->add_peer("b", {"tcp://127.0.0.1:" + std::to_string((*proxy)->port()), ""}).is_ok());
+  a.t->connect("b");
+  BOOST_TEST_REQUIRE(a.seen.wait([](recorder& r) { return r.connected.size() == 1; }));
+  BOOST_TEST_REQUIRE(b.seen.wait([](recorder& r) { return r.connected.size() == 1; }));
+
+  // The TCP connections stay open; only heartbeats can tell the peer is gone.
+  (*proxy)->partition();
+  BOOST_TEST_REQUIRE(a.seen.wait([](recorder& r) { return r.disconnected.size() == 1; }));
+  BOOST_TEST_REQUIRE(b.seen.wait([](recorder& r) { return r.disconnected.size() == 1; }));
+  (*proxy)->heal();
+  BOOST_TEST_REQUIRE(a.seen.wait([](recorder& r) { return r.connected.size() == 2; }));
+  BOOST_TEST_REQUIRE(b.seen.wait([](recorder& r) { return r.connected.size() == 2; }));
+  BOOST_TEST_REQUIRE(a.t->send("b", "after the partition"));
+  BOOST_TEST_REQUIRE(b.seen.wait([](recorder& r) { return !r.frames.empty(); }));
 }
 
 BOOST_AUTO_TEST_CASE(disconnect_closes_the_link_on_both_sides) {
