@@ -822,7 +822,13 @@ store::result<std::unique_ptr<zmq_transport>> zmq_transport::start(
   }
 
   static std::atomic<std::uint64_t> instances{0};
-  auto st = std::make_unique<impl>(std::move(options));
+  std::unique_ptr<impl> st;
+  try {
+    st = std::make_unique<impl>(std::move(options));
+  } catch (const zmq::error_t& e) {
+    return status::io_error(std::string("cannot create the transport's ZeroMQ context: ") +
+                            e.what());
+  }
   st->instance = instances.fetch_add(1);
   const std::string& endpoint = st->opts.bind_endpoint;
   try {
