@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/ctl_command.hpp"
+#include "cli/keygen_command.hpp"
 #include "cli/node_command.hpp"
 #include "cli/scenario_command.hpp"
 #include "cli/store_demo.hpp"
@@ -29,6 +30,14 @@ int main(int argc, char** argv) {
   auto* node_cmd = app.add_subcommand("node", "Run a node from a TOML config until SIGINT/SIGTERM");
   node_cmd->add_option("--config", config_path, "The node's config file")->required();
 
+  syncmesh::cli::keygen_options keygen;
+  auto* keygen_cmd = app.add_subcommand(
+    "keygen", "Write a CURVE key pair for peer links: PATH (secret, mode 0600) and PATH.pub");
+  keygen_cmd->add_option("--out", keygen.out, "The secret key file; the public key goes to PATH.pub")
+    ->capture_default_str();
+  keygen_cmd->add_flag("--force", keygen.force, "Replace existing key files");
+  keygen_cmd->add_flag("--json", keygen.json, "Print one JSON object instead of prose");
+
   auto* ctl_cmd = syncmesh::cli::add_ctl_command(app);
   auto* scenario_cmd = syncmesh::cli::add_scenario_command(app);
 
@@ -37,6 +46,8 @@ int main(int argc, char** argv) {
     return syncmesh::cli::run_store_demo(demo);
   if (node_cmd->parsed())
     return syncmesh::cli::run_node(config_path);
+  if (keygen_cmd->parsed())
+    return syncmesh::cli::run_keygen(keygen);
   if (ctl_cmd->parsed())
     return syncmesh::cli::run_ctl();
   if (scenario_cmd->parsed())

@@ -18,6 +18,11 @@ struct transport_handler;
 class memory_network;
 struct link_faults;
 struct network_counters;
+struct curve_key_pair;
+struct zmq_transport_options;
+struct zmq_peer_address;
+struct zmq_transport_counters;
+class zmq_transport;
 
 namespace peer {
 struct limits;

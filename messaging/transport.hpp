@@ -42,8 +42,9 @@ public:
   /// see `disconnected`.
   virtual void disconnect(const std::string& peer) = 0;
 
-  /// Queues `frame` for `peer`. False when there is no link to `peer` (the
-  /// frame is dropped); true means queued, not delivered.
+  /// Queues `frame` for `peer`. False when there is no link to `peer` or
+  /// the transport bounds frames and `frame` is over its bound (the frame is
+  /// dropped); true means queued, not delivered.
   [[nodiscard]] virtual bool send(const std::string& peer, std::string frame) = 0;
 };
 
