@@ -21,8 +21,6 @@ namespace pg = syncmesh::connectors::postgres;
 
 namespace {
 
-/// Rows one snapshot chunk holds while it is converted.
-constexpr std::size_t snapshot_chunk_rows = 10'000;
 /// How long the stream thread waits on its socket before looking at its
 /// stop flag and its confirmations again.
 constexpr int stream_poll_ms = 200;
@@ -155,10 +153,32 @@ struct stream_worker {
   }
 };
 
+/// A snapshot being read for a view, one piece per snapshot_next request:
+/// the COPY stays open between pieces, so only one piece of rows is ever
+/// converted and held here.
+struct open_snapshot {
+  std::unique_ptr<pg::snapshot_reader> reader;
+  bool follow = false;
+  held_slot held;        // follow: the slot the COPY's snapshot belongs to
+  caf::actor_addr view;  // the view that asked; the held slot goes to it
+  std::shared_ptr<const snapshot> first;  // shape, position, estimate
+  std::vector<std::uint32_t> oids;        // source column types, per local column
+  pg::type_names names;
+};
+
+/// Pieces read at once but delivered later (remote_config::snapshot_delay_ms).
+struct delayed_piece {
+  caf::response_promise rp;
+  snapshot_ref piece;
+};
+
 struct pg_state {
   node_context_ptr ctx;
   remote_config cfg;
   std::string conninfo;
+  std::map<std::string, open_snapshot> snapshots;  // by view name
+  std::map<std::uint64_t, delayed_piece> delayed;  // by id
+  std::uint64_t next_delayed = 0;
   std::map<caf::actor_addr, held_slot> held;  // by the view that took the snapshot
   std::map<std::string, std::unique_ptr<stream_worker>> workers;  // by source table
   std::set<caf::actor> watchers;
@@ -364,6 +384,52 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
   }
 }
 
+// The planner's estimate of the rows the snapshot's SELECT returns (cheap:
+// nothing runs; before the table's first ANALYZE it is a guess from its size
+// on disk); 0 when it cannot be had. On its own short connection: an error
+// here must not abort the snapshot's transaction.
+std::uint64_t estimate_rows(const std::string& conninfo, const std::string& schema_name,
+                            const std::string& table_name,
+                            const std::vector<pg::column_filter>& where) {
+  std::string sql = "EXPLAIN (FORMAT JSON) SELECT 1 FROM " + quote_ident(schema_name) + "."
+                    + quote_ident(table_name);
+  for (std::size_t i = 0; i < where.size(); ++i) {
+    const auto& f = where[i];
+    if (f.values.empty())
+      return 0;
+    sql += (i == 0 ? " WHERE " : " AND ") + quote_ident(f.column);
+    switch (f.op) {
+      case pg::filter_op::eq: sql += " = "; break;
+      case pg::filter_op::lt: sql += " < "; break;
+      case pg::filter_op::le: sql += " <= "; break;
+      case pg::filter_op::gt: sql += " > "; break;
+      case pg::filter_op::ge: sql += " >= "; break;
+      case pg::filter_op::in: sql += " IN ("; break;
+    }
+    for (std::size_t k = 0; k < f.values.size(); ++k)
+      sql += (k == 0 ? "" : ", ") + quote_literal(f.values[k]);
+    if (f.op == pg::filter_op::in)
+      sql += ")";
+  }
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  std::uint64_t rows = 0;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* res = PQexec(conn, sql.c_str());
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+      auto plan = nlohmann::json::parse(PQgetvalue(res, 0, 0), nullptr, false);
+      if (plan.is_array() && !plan.empty() && plan[0].contains("Plan")
+          && plan[0]["Plan"].contains("Plan Rows") && plan[0]["Plan"]["Plan Rows"].is_number())
+        rows = static_cast<std::uint64_t>(plan[0]["Plan"]["Plan Rows"].get<double>());
+    }
+    PQclear(res);
+  }
+  PQfinish(conn);
+  return rows;
+}
+
+// Opens a snapshot of `source` for `view`: the slot (when the view will
+// follow), the COPY, the shape and an estimate. Answers with the first
+// piece's header; the rows follow through next_piece().
 caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& source,
                                         const std::string& view, bool follow) {
   auto& st = self->state;
@@ -379,6 +445,7 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
                       "view " + view + " reads a query; query views of PostgreSQL are not "
                                        "supported yet — read a table with columns and filters");
   auto [schema_name, table_name] = split_source(source);
+  st.snapshots.erase(view);  // an unfinished earlier snapshot of the view
   auto reader = pg::snapshot_reader::connect(st.conninfo);
   if (!reader)
     return remote_error(st, reader.error());
@@ -459,38 +526,89 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
     snap->shape.columns[*idx].nullable = false;
     snap->shape.primary_key.push_back(*idx);
   }
-  pg::type_names names;
-  while (true) {
-    auto chunk = (*reader)->next_rows(snapshot_chunk_rows);
-    if (!chunk)
-      return remote_error(st, chunk.error());
-    if (!*chunk)
-      break;
-    for (const auto& text_row : **chunk) {
-      store::row r;
-      for (std::size_t i = 0; i < selected.size() && i < text_row.size(); ++i) {
-        if (!text_row[i]) {
-          r.push_back(store::value::null());
-          continue;
-        }
-        auto v = value_for(snap->shape.columns[i], selected[i]->type_oid, *text_row[i], names);
-        if (!v)
-          return make_error(errc::invalid_request, v.error().message());
-        r.push_back(std::move(v).value());
-      }
-      snap->rows.push_back(std::move(r));
-    }
-  }
-  (void) (*reader)->commit();
   snap->position = follow ? slot->consistent_point.value : 0;
+  snap->rows_estimated = estimate_rows(st.conninfo, schema_name, table_name, where);
+  snap->more = true;
+  open_snapshot open;
+  open.reader = std::move(reader).value();
+  open.follow = follow;
+  open.view = self->current_sender() ? caf::actor_cast<caf::actor_addr>(self->current_sender())
+                                     : caf::actor_addr{};
+  open.oids = shape.oids;
   if (follow) {
     shape.local = snap->shape;
     shape.local.table = view;
     held.shape = std::move(shape);
-    st.held[self->current_sender() ? caf::actor_cast<caf::actor_addr>(self->current_sender())
-                                   : caf::actor_addr{}] = std::move(held);
+    open.held = std::move(held);
   }
+  open.first = snap;
+  st.snapshots[view] = std::move(open);
   return snapshot_ref{std::move(snap)};
+}
+
+// The next piece of the open snapshot of `view`: up to snapshot_batch_rows
+// rows (and snapshot_batch_bytes of COPY text), converted; `more` unset once
+// the COPY is done, when a following view's slot is handed to it.
+store::result<std::shared_ptr<snapshot>> read_piece(pg_actor* self, const std::string& view) {
+  auto& st = self->state;
+  auto it = st.snapshots.find(view);
+  if (it == st.snapshots.end())
+    return store::status::not_found("no snapshot of view " + view + " is being read from remote '"
+                                    + st.cfg.name + "' (it failed or was replaced); take a "
+                                    "new snapshot");
+  auto& open = it->second;
+  auto piece = std::make_shared<snapshot>(*open.first);  // the header; rows are empty
+  auto chunk = open.reader->next_rows(st.cfg.snapshot_batch_rows, st.cfg.snapshot_batch_bytes);
+  if (!chunk) {
+    st.snapshots.erase(it);
+    return chunk.error();
+  }
+  if (!*chunk) {
+    (void) open.reader->commit();
+    piece->more = false;
+    if (open.follow)
+      st.held[open.view] = std::move(open.held);
+    st.snapshots.erase(it);
+    return piece;
+  }
+  const auto& columns = piece->shape.columns;
+  piece->rows.reserve((*chunk)->size());
+  for (const auto& text_row : **chunk) {
+    store::row r;
+    r.reserve(columns.size());
+    for (std::size_t i = 0; i < columns.size() && i < text_row.size(); ++i) {
+      if (!text_row[i]) {
+        r.emplace_back();
+        continue;
+      }
+      auto v = value_for(columns[i], open.oids[i], *text_row[i], open.names);
+      if (!v) {
+        st.snapshots.erase(it);
+        return store::status::invalid_argument(v.error().message());
+      }
+      r.push_back(std::move(v).value());
+    }
+    piece->rows.push_back(std::move(r));
+  }
+  piece->more = true;
+  return piece;
+}
+
+caf::result<snapshot_ref> next_piece(pg_actor* self, const std::string& view) {
+  auto& st = self->state;
+  auto piece = read_piece(self, view);
+  if (!piece)
+    return piece.error().code() == store::errc::not_found
+             ? make_error(errc::invalid_request, piece.error().message())
+             : remote_error(st, piece.error());
+  if (st.cfg.snapshot_delay_ms == 0)
+    return snapshot_ref{std::move(piece).value()};
+  auto rp = self->make_response_promise<snapshot_ref>();
+  auto id = ++st.next_delayed;
+  st.delayed.emplace(id, delayed_piece{rp, snapshot_ref{std::move(piece).value()}});
+  self->delayed_send(self, std::chrono::milliseconds(st.cfg.snapshot_delay_ms),
+                     deliver_atom::value, id);
+  return rp;
 }
 
 // A replication connection on the existing slot of `view`, for a view whose
@@ -533,6 +651,19 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
     [self](snapshot_atom, const std::string& source, const std::string& view,
            bool follow) -> caf::result<snapshot_ref> {
       return take_snapshot(self, source, view, follow);
+    },
+    [self](snapshot_next_atom, const std::string& view) -> caf::result<snapshot_ref> {
+      return next_piece(self, view);
+    },
+    [self](snapshot_cancel_atom, const std::string& view) {
+      self->state.snapshots.erase(view);
+    },
+    [self](deliver_atom, std::uint64_t id) {
+      auto it = self->state.delayed.find(id);
+      if (it == self->state.delayed.end())
+        return;
+      it->second.rp.deliver(it->second.piece);
+      self->state.delayed.erase(it);
     },
     [self](subscribe_atom, const std::string& source, const std::string& view_name,
            const caf::actor& view, std::uint64_t from) -> caf::result<std::uint64_t> {

@@ -154,7 +154,7 @@ std::optional<row> get_opt_row(const msgpack::object& o, const char* name) {
 
 change_op get_op(const msgpack::object& o) {
   auto v = get_u64(o, "op");
-  if (v < 1 || v > 4)
+  if (v < 1 || v > 5)
     throw decode_error("field 'op' has unknown operation " + std::to_string(v));
   return static_cast<change_op>(v);
 }
