@@ -121,6 +121,23 @@ store::result<store::value> value_for(const store::column& col, std::uint32_t oi
   return v;
 }
 
+// The kind of value a column's COPY text becomes without any conversion
+// (pg::to_value keeps the text of these types verbatim), or nullopt.
+std::optional<store::value_kind> text_kept_as_is(const store::column& col, std::uint32_t oid) {
+  switch (oid) {
+    case 25: case 1043: case 1042: case 19: case 2950:  // text, varchar, bpchar, name, uuid
+      if (col.kind == store::value_kind::text)
+        return store::value_kind::text;
+      break;
+    case 1700: case 1114: case 1184: case 1082: case 1083:  // numeric, timestamp(tz), date, time
+      if (col.kind == store::value_kind::exact)
+        return store::value_kind::exact;
+      break;
+    default: break;
+  }
+  return std::nullopt;
+}
+
 /// What a followed view reads: the local shape and, per local column, the
 /// source column's type.
 struct stream_shape {
@@ -573,12 +590,20 @@ store::result<std::shared_ptr<snapshot>> read_piece(pg_actor* self, const std::s
   }
   const auto& columns = piece->shape.columns;
   piece->rows.reserve((*chunk)->size());
-  for (const auto& text_row : **chunk) {
+  for (auto& text_row : **chunk) {
     store::row r;
     r.reserve(columns.size());
     for (std::size_t i = 0; i < columns.size() && i < text_row.size(); ++i) {
       if (!text_row[i]) {
         r.emplace_back();
+        continue;
+      }
+      // Text and exact values keep PostgreSQL's text as it is: take it
+      // instead of copying it (value_for would make the same value).
+      if (auto kind = text_kept_as_is(columns[i], open.oids[i])) {
+        r.push_back(*kind == store::value_kind::text
+                      ? store::value::text(std::move(*text_row[i]))
+                      : store::value::exact(columns[i].type_name, std::move(*text_row[i])));
         continue;
       }
       auto v = value_for(columns[i], open.oids[i], *text_row[i], open.names);

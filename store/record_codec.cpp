@@ -198,7 +198,8 @@ result<T> open_envelope(std::string_view bytes, char tag, const char* what,
 } // namespace
 
 std::string encode_row(const row& r) {
-  msgpack::sbuffer buf;
+  // Rows are small; msgpack's default first allocation is 8 KiB.
+  msgpack::sbuffer buf(256);
   packer pk(buf);
   pack_row(pk, r);
   return seal(tag_row, buf);

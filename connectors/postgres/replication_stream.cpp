@@ -965,6 +965,8 @@ result<copy_row> parse_copy_text_row(std::string_view line) {
     const std::string_view raw = line.substr(field_start, end - field_start);
     if (raw == "\\N") {
       row.emplace_back(std::nullopt);
+    } else if (raw.find('\\') == std::string_view::npos) {
+      row.emplace_back(std::string(raw));  // most fields: nothing to unescape
     } else {
       std::string value;
       value.reserve(raw.size());
