@@ -1,7 +1,9 @@
 #include "actors/postgres_connector.hpp"
 
 #include <atomic>
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 #include <thread>
 
@@ -401,47 +403,70 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
   }
 }
 
-// The planner's estimate of the rows the snapshot's SELECT returns (cheap:
-// nothing runs; before the table's first ANALYZE it is a guess from its size
-// on disk); 0 when it cannot be had. On its own short connection: an error
-// here must not abort the snapshot's transaction.
+// An estimate of the rows the snapshot's SELECT returns, for progress; 0
+// when it cannot be had. Cheap: nothing is scanned. The table's live-tuple
+// count from the statistics system (which, unlike the planner's page-based
+// guess, does not count the dead rows of updates not yet vacuumed), scaled
+// by the planner's selectivity of the view's filters; the planner's figure
+// alone when there is no count. On its own short connection: an error here
+// must not abort the snapshot's transaction.
 std::uint64_t estimate_rows(const std::string& conninfo, const std::string& schema_name,
                             const std::string& table_name,
                             const std::vector<pg::column_filter>& where) {
-  std::string sql = "EXPLAIN (FORMAT JSON) SELECT 1 FROM " + quote_ident(schema_name) + "."
-                    + quote_ident(table_name);
+  const auto table = quote_ident(schema_name) + "." + quote_ident(table_name);
+  std::string filtered;
   for (std::size_t i = 0; i < where.size(); ++i) {
     const auto& f = where[i];
     if (f.values.empty())
       return 0;
-    sql += (i == 0 ? " WHERE " : " AND ") + quote_ident(f.column);
+    filtered += (i == 0 ? " WHERE " : " AND ") + quote_ident(f.column);
     switch (f.op) {
-      case pg::filter_op::eq: sql += " = "; break;
-      case pg::filter_op::lt: sql += " < "; break;
-      case pg::filter_op::le: sql += " <= "; break;
-      case pg::filter_op::gt: sql += " > "; break;
-      case pg::filter_op::ge: sql += " >= "; break;
-      case pg::filter_op::in: sql += " IN ("; break;
+      case pg::filter_op::eq: filtered += " = "; break;
+      case pg::filter_op::lt: filtered += " < "; break;
+      case pg::filter_op::le: filtered += " <= "; break;
+      case pg::filter_op::gt: filtered += " > "; break;
+      case pg::filter_op::ge: filtered += " >= "; break;
+      case pg::filter_op::in: filtered += " IN ("; break;
     }
     for (std::size_t k = 0; k < f.values.size(); ++k)
-      sql += (k == 0 ? "" : ", ") + quote_literal(f.values[k]);
+      filtered += (k == 0 ? "" : ", ") + quote_literal(f.values[k]);
     if (f.op == pg::filter_op::in)
-      sql += ")";
+      filtered += ")";
   }
   PGconn* conn = PQconnectdb(conninfo.c_str());
-  std::uint64_t rows = 0;
-  if (PQstatus(conn) == CONNECTION_OK) {
+  auto number = [&](const std::string& sql, bool explain) -> double {
     PGresult* res = PQexec(conn, sql.c_str());
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-      auto plan = nlohmann::json::parse(PQgetvalue(res, 0, 0), nullptr, false);
-      if (plan.is_array() && !plan.empty() && plan[0].contains("Plan")
-          && plan[0]["Plan"].contains("Plan Rows") && plan[0]["Plan"]["Plan Rows"].is_number())
-        rows = static_cast<std::uint64_t>(plan[0]["Plan"]["Plan Rows"].get<double>());
+    double out = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+        && !PQgetisnull(res, 0, 0)) {
+      if (!explain) {
+        out = std::strtod(PQgetvalue(res, 0, 0), nullptr);
+      } else {
+        auto plan = nlohmann::json::parse(PQgetvalue(res, 0, 0), nullptr, false);
+        if (plan.is_array() && !plan.empty() && plan[0].contains("Plan")
+            && plan[0]["Plan"].contains("Plan Rows") && plan[0]["Plan"]["Plan Rows"].is_number())
+          out = plan[0]["Plan"]["Plan Rows"].get<double>();
+      }
     }
     PQclear(res);
+    return out;
+  };
+  double estimate = 0;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    auto live = number("SELECT n_live_tup FROM pg_stat_all_tables WHERE relid = "
+                         + quote_literal(table) + "::regclass",
+                       false);
+    auto all = number("EXPLAIN (FORMAT JSON) SELECT 1 FROM " + table, true);
+    auto some = filtered.empty() ? all
+                                 : number("EXPLAIN (FORMAT JSON) SELECT 1 FROM " + table + filtered,
+                                          true);
+    if (live > 0 && all > 0 && some >= 0)
+      estimate = live * std::min(1.0, some / all);
+    else if (some > 0)
+      estimate = some;
   }
   PQfinish(conn);
-  return rows;
+  return static_cast<std::uint64_t>(estimate + 0.5);
 }
 
 // Opens a snapshot of `source` for `view`: the slot (when the view will
