@@ -437,6 +437,8 @@ void begin_snapshot(view_actor* self, const snapshot_ref& first) {
   sp.position = first.ptr->position;
   sp.rows_estimated = first.ptr->rows_estimated;
   st.snap = std::move(sp);
+  // Beginning (and abandoning) a staging writes nothing to disk, so it need
+  // not queue behind the store actor's applies; the staged rows do.
   auto generation = st.ctx->db->begin_staging(st.snap->shape);
   if (!generation) {
     fail_snapshot(self, "cannot stage a copy of '" + st.cfg.source

@@ -48,7 +48,14 @@ std::string seal(char tag, const msgpack::sbuffer& payload) {
 
 // --- writing ---------------------------------------------------------------
 
-void pack_value(packer& pk, const value& v) {
+// A msgpack stream that appends to a string.
+struct string_sink {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+
+template <class Packer>
+void pack_value(Packer& pk, const value& v) {
   switch (v.kind()) {
     case value_kind::null: pk.pack_nil(); break;
     case value_kind::boolean: pk.pack(v.as_bool()); break;
@@ -67,7 +74,8 @@ void pack_value(packer& pk, const value& v) {
   }
 }
 
-void pack_row(packer& pk, const row& r) {
+template <class Packer>
+void pack_row(Packer& pk, const row& r) {
   pk.pack_array(static_cast<std::uint32_t>(r.size()));
   for (const auto& v : r)
     pack_value(pk, v);
@@ -198,11 +206,18 @@ result<T> open_envelope(std::string_view bytes, char tag, const char* what,
 } // namespace
 
 std::string encode_row(const row& r) {
-  // Rows are small; msgpack's default first allocation is 8 KiB.
-  msgpack::sbuffer buf(256);
-  packer pk(buf);
+  // The hottest encoding (every row a snapshot stages): packed straight
+  // behind room for the header, so the payload is never copied.
+  std::string out(header_size, '\0');
+  out.reserve(128);
+  string_sink sink{out};
+  msgpack::packer<string_sink> pk(sink);
   pack_row(pk, r);
-  return seal(tag_row, buf);
+  auto crc = crc_of(out.data() + header_size, out.size() - header_size);
+  out[0] = tag_row;
+  for (int i = 0; i < 4; ++i)
+    out[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+  return out;
 }
 
 result<row> decode_row(std::string_view bytes, const std::string& where) {

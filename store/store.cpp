@@ -735,14 +735,19 @@ private:
   }
 
   // Stages one writer's batch into `wb`; on error nothing of it is staged.
-  status stage(group_state& g, writer& w, leveldb::WriteBatch& wb) {
+  // `alone`: the writer is its group's only one, so on error the group
+  // writes nothing and its batch may go into `wb` directly (saving a copy
+  // of every byte; a node's store actor is the only writer, so this is the
+  // usual case).
+  status stage(group_state& g, writer& w, leveldb::WriteBatch& wb, bool alone) {
     const auto& b = *w.b;
     if (auto st = validate(g, b); !st)
       return st;
     group_state local;
     local.next_seq = g.next_seq;
     local.next_outbox_seq = g.next_outbox_seq;
-    leveldb::WriteBatch mine;
+    leveldb::WriteBatch own;
+    leveldb::WriteBatch& mine = alone ? wb : own;
     apply_result res;
 
     for (const auto& s : b.create_tables) {
@@ -869,7 +874,8 @@ private:
       mine.Put(layout::job_key(j.view), encode_job(j));
 
     // The writer's batch is whole: fold it into the group.
-    wb.Append(mine);
+    if (!alone)
+      wb.Append(own);
     for (auto& [key, r] : local.rows)
       g.rows[key] = r;
     for (auto& [name, s] : local.new_tables)
@@ -892,7 +898,7 @@ private:
     leveldb::WriteBatch wb;
     std::vector<writer*> staged;
     for (auto* w : group) {
-      w->st = stage(g, *w, wb);
+      w->st = stage(g, *w, wb, group.size() == 1);
       if (w->st)
         staged.push_back(w);
     }

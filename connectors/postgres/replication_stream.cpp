@@ -956,6 +956,7 @@ result<copy_row> parse_copy_text_row(std::string_view line) {
   if (!line.empty() && line.back() == '\n')
     line.remove_suffix(1);
   copy_row row;
+  row.reserve(1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), '\t')));
   std::size_t i = 0;
   for (;;) {
     const std::size_t field_start = i;
