@@ -89,8 +89,11 @@ public:
   /// Applies `b` atomically: its tables, changes (stamped and appended to the
   /// change log with their old rows), cursors, outbox entries and job states
   /// land in one LevelDB WriteBatch, or none of it does. On success the batch
-  /// is durable per options::durability. Errors: invalid_argument (unknown
-  /// table, row that does not fit the schema; nothing written), clock_skew
+  /// is durable per options::durability (staged rows too, so under fsync a
+  /// swap never makes live rows a power loss could take back). Errors:
+  /// invalid_argument (unknown table, row that does not fit the schema,
+  /// staged rows or a swap naming a generation that is not being staged;
+  /// nothing written), clock_skew
   /// (a change stamped too far in the future; nothing written), io_error
   /// (the disk failed: the batch is not visible, reads still work, and the
   /// store takes no further writes — later applies return `closed` — until
