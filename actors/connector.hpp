@@ -8,6 +8,13 @@
 //       `follow` says the view will subscribe from that position next (a
 //       PostgreSQL connector then takes the snapshot from a new replication
 //       slot named for `view`)
+//       A large snapshot comes in pieces (`more` set): the view then asks
+//   (snapshot_next_atom, string view)     -> snapshot_ref | error
+//       for the next piece, one at a time, so at most a piece or two are in
+//       memory; the last piece has `more` unset, and only then does a
+//       following view's subscribe find its slot ready
+//   (snapshot_cancel_atom, string view)   -> void
+//       abandons the view's unfinished snapshot (a failed run)
 //   (subscribe_atom, table, string view, actor, from) -> uint64 position | error
 //       `actor` receives (changes_atom, changes_ref) for every change after
 //       position `from`, in order, until unsubscribed or the remote goes down;

@@ -73,6 +73,7 @@ void apply_changes(memory_table& t, const std::vector<store::change>& changes) {
         break;
       case store::change_op::remove: t.rows.erase(store::encode_key(c.key)); break;
       case store::change_op::truncate: t.rows.clear(); break;
+      case store::change_op::replace: break;  // written by a store, never pushed
     }
   }
 }

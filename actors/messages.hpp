@@ -23,10 +23,19 @@ namespace syncmesh::actors {
 
 /// A source table's rows at one position of its change stream: applying the
 /// stream from `position` + 1 onwards to these rows loses and repeats nothing.
+///
+/// A large snapshot arrives in pieces: the answer to a snapshot request
+/// carries the shape, the position, an estimate and maybe the first rows;
+/// while `more` is set, (snapshot_next_atom, view) answers with the next
+/// piece (its `rows` and `more`; the other fields repeat the first answer's).
 struct snapshot {
   store::schema shape;
   std::vector<store::row> rows;
   std::uint64_t position = 0;
+  /// Rows the whole snapshot is expected to hold; 0 when unknown. An
+  /// estimate (PostgreSQL: the planner's), not a promise.
+  std::uint64_t rows_estimated = 0;
+  bool more = false;
 };
 
 /// Changes of one source table, in order, ending at `position`.
@@ -80,6 +89,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, retry_atom, "retry")
   // Connector contract.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, snapshot_atom, "snapshot")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, snapshot_next_atom, "snapnext")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, snapshot_cancel_atom, "snapcancel")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, subscribe_atom, "subscribe")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, unsubscribe_atom, "unsubscr")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, push_atom, "push")
@@ -99,6 +110,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, forget_atom, "forget")
   // Store actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, collect_atom, "collect")
   // Supervisor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, restart_atom, "restart")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, children_atom, "children")

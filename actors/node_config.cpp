@@ -604,6 +604,8 @@ status read_remote(const source_doc& doc, const toml::table& t, remote_config& o
   r.boolean("dedupe_mutations", out.dedupe_mutations);
   r.integer("drop_push_acks", out.drop_push_acks, 0);
   r.integer("snapshot_delay_ms", out.snapshot_delay_ms, 0);
+  r.integer("snapshot_batch_rows", out.snapshot_batch_rows, 1);
+  r.integer("snapshot_batch_bytes", out.snapshot_batch_bytes, 1);
   read_postgres_remote(r, out);
   const auto* tables = r.tables("tables", "[[remotes.tables]] sections");
   std::map<std::string, int> table_lines;

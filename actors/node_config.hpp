@@ -41,8 +41,16 @@ struct remote_config {
   /// if the acknowledgement were lost, so the writer retransmits them.
   std::uint32_t drop_push_acks = 0;
   /// A memory remote answers each snapshot this much later (taken at once,
-  /// delivered late), as a remote with a large table would; 0 = at once.
+  /// delivered late), as a remote with a large table would; a postgres
+  /// remote answers each piece of a snapshot this much later (read at once,
+  /// delivered late), as a slow network would; 0 = at once.
   std::uint32_t snapshot_delay_ms = 0;
+  /// A snapshot moves in pieces of at most this many rows: one piece is read
+  /// from the remote (PostgreSQL COPY) and staged into the store as one
+  /// batch, and a view holds at most a few pieces at a time.
+  std::uint32_t snapshot_batch_rows = 4096;
+  /// ... and of at most this many bytes of COPY text (postgres).
+  std::uint32_t snapshot_batch_bytes = 4u << 20;
 
   // kind = "postgres"
   /// libpq conninfo without the password: `conninfo` from the config, or

@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <thread>
@@ -25,8 +27,6 @@ namespace pg = syncmesh::connectors::postgres;
 
 namespace {
 
-/// Rows one snapshot chunk holds while it is converted.
-constexpr std::size_t snapshot_chunk_rows = 10'000;
 /// How long the stream thread waits on its socket before looking at its
 /// stop flag and its confirmations again.
 constexpr int stream_poll_ms = 200;
@@ -127,6 +127,23 @@ store::result<store::value> value_for(const store::column& col, std::uint32_t oi
   return v;
 }
 
+// The kind of value a column's COPY text becomes without any conversion
+// (pg::to_value keeps the text of these types verbatim), or nullopt.
+std::optional<store::value_kind> text_kept_as_is(const store::column& col, std::uint32_t oid) {
+  switch (oid) {
+    case 25: case 1043: case 1042: case 19: case 2950:  // text, varchar, bpchar, name, uuid
+      if (col.kind == store::value_kind::text)
+        return store::value_kind::text;
+      break;
+    case 1700: case 1114: case 1184: case 1082: case 1083:  // numeric, timestamp(tz), date, time
+      if (col.kind == store::value_kind::exact)
+        return store::value_kind::exact;
+      break;
+    default: break;
+  }
+  return std::nullopt;
+}
+
 /// What a followed view reads: the local shape and, per local column, the
 /// source column's type.
 struct stream_shape {
@@ -174,6 +191,24 @@ struct pg_result_deleter {
 using pg_conn_ptr = std::unique_ptr<PGconn, pg_conn_deleter>;
 using pg_result_ptr = std::unique_ptr<PGresult, pg_result_deleter>;
 using text_rows = std::vector<std::vector<std::optional<std::string>>>;
+/// A snapshot being read for a view, one piece per snapshot_next request:
+/// the COPY stays open between pieces, so only one piece of rows is ever
+/// converted and held here.
+struct open_snapshot {
+  std::unique_ptr<pg::snapshot_reader> reader;
+  bool follow = false;
+  held_slot held;        // follow: the slot the COPY's snapshot belongs to
+  caf::actor_addr view;  // the view that asked; the held slot goes to it
+  std::shared_ptr<const snapshot> first;  // shape, position, estimate
+  std::vector<std::uint32_t> oids;        // source column types, per local column
+  pg::type_names names;
+};
+
+/// Pieces read at once but delivered later (remote_config::snapshot_delay_ms).
+struct delayed_piece {
+  caf::response_promise rp;
+  snapshot_ref piece;
+};
 
 struct pg_state {
   // Streams end with the connector: their threads are joined before any
@@ -187,6 +222,9 @@ struct pg_state {
   /// A normal connection for heartbeats, slot health and drops; opened
   /// when needed, closed after a failure.
   pg_conn_ptr admin;
+  std::map<std::string, open_snapshot> snapshots;  // by view name
+  std::map<std::uint64_t, delayed_piece> delayed;  // by id
+  std::uint64_t next_delayed = 0;
   std::map<caf::actor_addr, held_slot> held;  // by the view that took the snapshot
   std::map<std::string, std::unique_ptr<stream_worker>> workers;  // by source table
   std::set<caf::actor> watchers;
@@ -735,7 +773,7 @@ caf::result<snapshot_ref> take_query_snapshot(pg_actor* self, const view_config&
   pg::type_names names;
   std::set<std::string> keys;  // a key must identify one row
   while (true) {
-    auto chunk = (*reader)->next_rows(snapshot_chunk_rows);
+    auto chunk = (*reader)->next_rows(st.cfg.snapshot_batch_rows, st.cfg.snapshot_batch_bytes);
     if (!chunk)
       return refused(chunk.error());
     if (!*chunk)
@@ -771,6 +809,75 @@ caf::result<snapshot_ref> take_query_snapshot(pg_actor* self, const view_config&
   return snapshot_ref{std::move(snap)};
 }
 
+// An estimate of the rows the snapshot's SELECT returns, for progress; 0
+// when it cannot be had. Cheap: nothing is scanned. The table's live-tuple
+// count from the statistics system (which, unlike the planner's page-based
+// guess, does not count the dead rows of updates not yet vacuumed), scaled
+// by the planner's selectivity of the view's filters; the planner's figure
+// alone when there is no count. On its own short connection: an error here
+// must not abort the snapshot's transaction.
+std::uint64_t estimate_rows(const std::string& conninfo, const std::string& schema_name,
+                            const std::string& table_name,
+                            const std::vector<pg::column_filter>& where) {
+  const auto table = quote_ident(schema_name) + "." + quote_ident(table_name);
+  std::string filtered;
+  for (std::size_t i = 0; i < where.size(); ++i) {
+    const auto& f = where[i];
+    if (f.values.empty())
+      return 0;
+    filtered += (i == 0 ? " WHERE " : " AND ") + quote_ident(f.column);
+    switch (f.op) {
+      case pg::filter_op::eq: filtered += " = "; break;
+      case pg::filter_op::lt: filtered += " < "; break;
+      case pg::filter_op::le: filtered += " <= "; break;
+      case pg::filter_op::gt: filtered += " > "; break;
+      case pg::filter_op::ge: filtered += " >= "; break;
+      case pg::filter_op::in: filtered += " IN ("; break;
+    }
+    for (std::size_t k = 0; k < f.values.size(); ++k)
+      filtered += (k == 0 ? "" : ", ") + quote_literal(f.values[k]);
+    if (f.op == pg::filter_op::in)
+      filtered += ")";
+  }
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  auto number = [&](const std::string& sql, bool explain) -> double {
+    PGresult* res = PQexec(conn, sql.c_str());
+    double out = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+        && !PQgetisnull(res, 0, 0)) {
+      if (!explain) {
+        out = std::strtod(PQgetvalue(res, 0, 0), nullptr);
+      } else {
+        auto plan = nlohmann::json::parse(PQgetvalue(res, 0, 0), nullptr, false);
+        if (plan.is_array() && !plan.empty() && plan[0].contains("Plan")
+            && plan[0]["Plan"].contains("Plan Rows") && plan[0]["Plan"]["Plan Rows"].is_number())
+          out = plan[0]["Plan"]["Plan Rows"].get<double>();
+      }
+    }
+    PQclear(res);
+    return out;
+  };
+  double estimate = 0;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    auto live = number("SELECT n_live_tup FROM pg_stat_all_tables WHERE relid = "
+                         + quote_literal(table) + "::regclass",
+                       false);
+    auto all = number("EXPLAIN (FORMAT JSON) SELECT 1 FROM " + table, true);
+    auto some = filtered.empty() ? all
+                                 : number("EXPLAIN (FORMAT JSON) SELECT 1 FROM " + table + filtered,
+                                          true);
+    if (live > 0 && all > 0 && some >= 0)
+      estimate = live * std::min(1.0, some / all);
+    else if (some > 0)
+      estimate = some;
+  }
+  PQfinish(conn);
+  return static_cast<std::uint64_t>(estimate + 0.5);
+}
+
+// Opens a snapshot of `source` for `view`: the slot (when the view will
+// follow), the COPY, the shape and an estimate. Answers with the first
+// piece's header; the rows follow through next_piece().
 caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& source,
                                         const std::string& view, bool follow) {
   auto& st = self->state;
@@ -784,6 +891,7 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
   if (!vc->query.empty())
     return take_query_snapshot(self, *vc, follow);
   auto [schema_name, table_name] = split_source(source);
+  st.snapshots.erase(view);  // an unfinished earlier snapshot of the view
   auto reader = pg::snapshot_reader::connect(st.conninfo);
   if (!reader)
     return remote_error(st, reader.error());
@@ -872,38 +980,97 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
     snap->shape.columns[*idx].nullable = false;
     snap->shape.primary_key.push_back(*idx);
   }
-  pg::type_names names;
-  while (true) {
-    auto chunk = (*reader)->next_rows(snapshot_chunk_rows);
-    if (!chunk)
-      return remote_error(st, chunk.error());
-    if (!*chunk)
-      break;
-    for (const auto& text_row : **chunk) {
-      store::row r;
-      for (std::size_t i = 0; i < selected.size() && i < text_row.size(); ++i) {
-        if (!text_row[i]) {
-          r.push_back(store::value::null());
-          continue;
-        }
-        auto v = value_for(snap->shape.columns[i], selected[i]->type_oid, *text_row[i], names);
-        if (!v)
-          return make_error(errc::invalid_request, v.error().message());
-        r.push_back(std::move(v).value());
-      }
-      snap->rows.push_back(std::move(r));
-    }
-  }
-  (void) (*reader)->commit();
   snap->position = follow ? slot->consistent_point.value : 0;
+  snap->rows_estimated = estimate_rows(st.conninfo, schema_name, table_name, where);
+  snap->more = true;
+  open_snapshot open;
+  open.reader = std::move(reader).value();
+  open.follow = follow;
+  open.view = self->current_sender() ? caf::actor_cast<caf::actor_addr>(self->current_sender())
+                                     : caf::actor_addr{};
+  open.oids = shape.oids;
   if (follow) {
     shape.local = snap->shape;
     shape.local.table = view;
     held.shape = std::move(shape);
-    st.held[self->current_sender() ? caf::actor_cast<caf::actor_addr>(self->current_sender())
-                                   : caf::actor_addr{}] = std::move(held);
+    open.held = std::move(held);
   }
+  open.first = snap;
+  st.snapshots[view] = std::move(open);
   return snapshot_ref{std::move(snap)};
+}
+
+// The next piece of the open snapshot of `view`: up to snapshot_batch_rows
+// rows (and snapshot_batch_bytes of COPY text), converted; `more` unset once
+// the COPY is done, when a following view's slot is handed to it.
+store::result<std::shared_ptr<snapshot>> read_piece(pg_actor* self, const std::string& view) {
+  auto& st = self->state;
+  auto it = st.snapshots.find(view);
+  if (it == st.snapshots.end())
+    return store::status::not_found("no snapshot of view " + view + " is being read from remote '"
+                                    + st.cfg.name + "' (it failed or was replaced); take a "
+                                    "new snapshot");
+  auto& open = it->second;
+  auto piece = std::make_shared<snapshot>(*open.first);  // the header; rows are empty
+  auto chunk = open.reader->next_rows(st.cfg.snapshot_batch_rows, st.cfg.snapshot_batch_bytes);
+  if (!chunk) {
+    st.snapshots.erase(it);
+    return chunk.error();
+  }
+  if (!*chunk) {
+    (void) open.reader->commit();
+    piece->more = false;
+    if (open.follow)
+      st.held[open.view] = std::move(open.held);
+    st.snapshots.erase(it);
+    return piece;
+  }
+  const auto& columns = piece->shape.columns;
+  piece->rows.reserve((*chunk)->size());
+  for (auto& text_row : **chunk) {
+    store::row r;
+    r.reserve(columns.size());
+    for (std::size_t i = 0; i < columns.size() && i < text_row.size(); ++i) {
+      if (!text_row[i]) {
+        r.emplace_back();
+        continue;
+      }
+      // Text and exact values keep PostgreSQL's text as it is: take it
+      // instead of copying it (value_for would make the same value).
+      if (auto kind = text_kept_as_is(columns[i], open.oids[i])) {
+        r.push_back(*kind == store::value_kind::text
+                      ? store::value::text(std::move(*text_row[i]))
+                      : store::value::exact(columns[i].type_name, std::move(*text_row[i])));
+        continue;
+      }
+      auto v = value_for(columns[i], open.oids[i], *text_row[i], open.names);
+      if (!v) {
+        st.snapshots.erase(it);
+        return store::status::invalid_argument(v.error().message());
+      }
+      r.push_back(std::move(v).value());
+    }
+    piece->rows.push_back(std::move(r));
+  }
+  piece->more = true;
+  return piece;
+}
+
+caf::result<snapshot_ref> next_piece(pg_actor* self, const std::string& view) {
+  auto& st = self->state;
+  auto piece = read_piece(self, view);
+  if (!piece)
+    return piece.error().code() == store::errc::not_found
+             ? make_error(errc::invalid_request, piece.error().message())
+             : remote_error(st, piece.error());
+  if (st.cfg.snapshot_delay_ms == 0)
+    return snapshot_ref{std::move(piece).value()};
+  auto rp = self->make_response_promise<snapshot_ref>();
+  auto id = ++st.next_delayed;
+  st.delayed.emplace(id, delayed_piece{rp, snapshot_ref{std::move(piece).value()}});
+  self->delayed_send(self, std::chrono::milliseconds(st.cfg.snapshot_delay_ms),
+                     deliver_atom::value, id);
+  return rp;
 }
 
 // A replication connection on the existing slot of `view`, for a view whose
@@ -962,6 +1129,19 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
     [self](snapshot_atom, const std::string& source, const std::string& view,
            bool follow) -> caf::result<snapshot_ref> {
       return take_snapshot(self, source, view, follow);
+    },
+    [self](snapshot_next_atom, const std::string& view) -> caf::result<snapshot_ref> {
+      return next_piece(self, view);
+    },
+    [self](snapshot_cancel_atom, const std::string& view) {
+      self->state.snapshots.erase(view);
+    },
+    [self](deliver_atom, std::uint64_t id) {
+      auto it = self->state.delayed.find(id);
+      if (it == self->state.delayed.end())
+        return;
+      it->second.rp.deliver(it->second.piece);
+      self->state.delayed.erase(it);
     },
     [self](subscribe_atom, const std::string& source, const std::string& view_name,
            const caf::actor& view, std::uint64_t from) -> caf::result<std::uint64_t> {

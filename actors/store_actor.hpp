@@ -11,6 +11,10 @@ namespace syncmesh::actors {
 ///
 ///   (apply_atom, batch_ref) -> uint64 last_seq | error store_failed
 ///
+/// Between applies it deletes the store's garbage (table copies a swap
+/// retired, stagings a failed run abandoned, and what a crash left behind)
+/// in bounded steps it sends itself, so writers never wait for all of it.
+///
 /// Reads do not go through it: store::store reads are thread-safe and see
 /// every apply this actor has answered. Runs detached (its own thread) when
 /// ctx->detached_io, so an fsync never blocks a CAF worker.

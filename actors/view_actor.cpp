@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -24,6 +25,27 @@ using nlohmann::json;
 constexpr auto step_timeout = std::chrono::seconds(60);
 /// A snapshot copies a whole table; it may take much longer than a step.
 constexpr auto snapshot_timeout = std::chrono::minutes(30);
+/// Staged batches of a snapshot the store may hold unanswered at once. With
+/// the piece the connector is reading and the one arriving, a view holds at
+/// most this many + 2 pieces of rows (remote_config::snapshot_batch_rows
+/// each), whatever the table's size.
+constexpr std::size_t snapshot_batches_in_flight_max = 2;
+
+/// A snapshot being staged into the store: the run's copy of the table,
+/// written in bounded batches into a generation readers do not see, and
+/// swapped in by one batch when the last of them is durable.
+struct snapshot_progress {
+  std::uint64_t id = 0;  // answers for another snapshot are stale
+  store::schema shape;   // the local table's
+  std::uint64_t position = 0;
+  std::uint64_t generation = 0;  // of the staged copy
+  std::uint64_t rows_done = 0;   // staged and acknowledged by the store
+  std::uint64_t rows_estimated = 0;
+  std::deque<std::shared_ptr<const std::vector<store::row>>> waiting;  // not yet sent to the store
+  std::size_t in_flight = 0;  // staged batches the store has not answered
+  bool fetching = false;      // a snapshot_next request is out
+  bool more = false;          // the connector has further pieces
+};
 
 struct view_state {
   node_context_ptr ctx;
@@ -49,6 +71,9 @@ struct view_state {
   bool may_resume = false;
   std::uint64_t run_pulled = 0;
   std::uint64_t run_pushed = 0;
+  std::optional<snapshot_progress> snap;  // while a snapshot is staged
+  std::uint64_t snapshots = 0;            // snapshot ids handed out
+  std::size_t snapshot_batch_rows = 4096;  // from the remote's config
   nlohmann::json last_run;  // null until a run ended since spawn
   // This view's outbox entries by state (sync views), counted once at spawn
   // and kept current by exec and push.
@@ -109,6 +134,11 @@ json status_json(view_actor* self) {
     // What the remote keeps for this view's stream (PostgreSQL: the slot's
     // wal_status and the WAL bytes it retains), as last reported.
     {"slot", st.slot},
+    // While a snapshot is staged: rows copied so far, of about how many.
+    {"progress", st.snap ? json{{"rows_done", st.snap->rows_done},
+                                {"rows_estimated", std::max(st.snap->rows_estimated,
+                                                            st.snap->rows_done)}}
+                         : json(nullptr)},
   };
   if (st.cfg.persistence == "sync")
     out["outbox"] = {{"pending", st.outbox_pending}, {"applied", st.outbox_applied}};
@@ -297,45 +327,152 @@ void subscribe(view_actor* self) {
   refresh_status(self);
 }
 
-void apply_snapshot(view_actor* self, const snapshot& snap) {
+// Ends the staged snapshot as failed: the staged rows become garbage, the
+// connector drops its half-read copy, and the run fails (and retries).
+void fail_snapshot(view_actor* self, const std::string& error) {
   auto& st = self->state;
-  auto shape = snap.shape;
-  shape.table = st.cfg.full_name();
-  auto b = std::make_shared<store::batch>();
-  if (!st.shape || !(*st.shape == shape))
-    b->create_tables.push_back(shape);
-  store::change truncate;
-  truncate.table = shape.table;
-  truncate.op = store::change_op::truncate;
-  b->changes.push_back(truncate);
-  for (const auto& r : snap.rows) {
-    store::change c;
-    c.table = shape.table;
-    c.op = store::change_op::insert;
-    c.new_row = r;
-    b->changes.push_back(std::move(c));
+  if (st.snap) {
+    if (st.snap->generation != 0)
+      st.ctx->db->abort_staging(st.snap->shape.table, st.snap->generation);
+    self->send(st.connector, snapshot_cancel_atom::value, st.cfg.full_name());
+    st.snap.reset();
   }
-  b->cursors.emplace_back("view:" + st.cfg.full_name(), std::to_string(snap.position));
-  st.job.last_seen_commit = std::to_string(snap.position);
+  finish_run(self, error);
+}
+
+// The last staged batch is durable: one batch makes the staged copy live,
+// with the cursor and the job state, so the copy and the position it is
+// current at land together.
+void swap_in(view_actor* self) {
+  auto& st = self->state;
+  auto& sp = *st.snap;
+  auto b = std::make_shared<store::batch>();
+  b->swaps.push_back({sp.shape.table, sp.generation});
+  b->cursors.emplace_back("view:" + st.cfg.full_name(), std::to_string(sp.position));
+  st.job.last_seen_commit = std::to_string(sp.position);
   st.job.updated_at_ms = now_ms(self);
   b->jobs.push_back(st.job);
-  auto rows = snap.rows.size();
-  auto position = snap.position;
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
     .then(
-      [self, shape, rows, position](std::uint64_t) {
+      [self, id = sp.id](std::uint64_t) {
         auto& st = self->state;
-        st.shape = shape;
-        st.position = position;
+        if (!st.snap || st.snap->id != id)
+          return;
+        st.shape = st.snap->shape;
+        st.position = st.snap->position;
         st.slot_lost_said = false;  // a followed view's snapshot came with a new slot
-        st.run_pulled += rows;
+        st.run_pulled += st.snap->rows_done;
+        st.snap.reset();
         refresh_status(self);
         if (follows_stream(st.cfg) && st.job.enabled)
           subscribe(self);
         else
           finish_run(self, {});
       },
-      [self](const caf::error& err) { finish_run(self, describe(err)); });
+      [self, id = sp.id](const caf::error& err) {
+        if (self->state.snap && self->state.snap->id == id)
+          fail_snapshot(self, describe(err));
+      });
+}
+
+void fetch_piece(view_actor* self);
+
+// Moves the snapshot along: stages waiting pieces while the store has room,
+// asks for the next piece when nothing waits, swaps when all is staged.
+void pump(view_actor* self) {
+  auto& st = self->state;
+  auto& sp = *st.snap;
+  while (!sp.waiting.empty() && sp.in_flight < snapshot_batches_in_flight_max) {
+    auto rows = std::move(sp.waiting.front());
+    sp.waiting.pop_front();
+    auto n = rows->size();
+    auto b = std::make_shared<store::batch>();
+    b->stage.push_back({sp.shape.table, sp.generation, std::move(rows)});
+    ++sp.in_flight;
+    self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+      .then(
+        [self, id = sp.id, n](std::uint64_t) {
+          auto& st = self->state;
+          if (!st.snap || st.snap->id != id)
+            return;
+          --st.snap->in_flight;
+          st.snap->rows_done += n;
+          refresh_status(self);  // progress
+          pump(self);
+        },
+        [self, id = sp.id](const caf::error& err) {
+          if (self->state.snap && self->state.snap->id == id)
+            fail_snapshot(self, "could not stage the snapshot of '" + self->state.cfg.source
+                                  + "': " + describe(err));
+        });
+  }
+  if (!sp.more && !sp.fetching && sp.waiting.empty() && sp.in_flight == 0)
+    swap_in(self);
+  else if (sp.more && !sp.fetching && sp.waiting.empty())
+    fetch_piece(self);
+}
+
+// Queues a piece's rows in store batches of at most snapshot_batch_rows,
+// sharing them with the piece when it is small enough (the usual case).
+void take_piece(view_actor* self, const snapshot_ref& piece) {
+  auto& st = self->state;
+  auto& sp = *st.snap;
+  sp.more = piece.ptr->more;
+  const auto& rows = piece.ptr->rows;
+  if (rows.empty())
+    return;
+  if (rows.size() <= st.snapshot_batch_rows) {
+    sp.waiting.emplace_back(piece.ptr, &rows);  // aliases the piece: no copy
+    return;
+  }
+  for (std::size_t i = 0; i < rows.size(); i += st.snapshot_batch_rows) {
+    auto end = std::min(rows.size(), i + st.snapshot_batch_rows);
+    sp.waiting.push_back(std::make_shared<const std::vector<store::row>>(
+      rows.begin() + static_cast<std::ptrdiff_t>(i), rows.begin() + static_cast<std::ptrdiff_t>(end)));
+  }
+}
+
+void fetch_piece(view_actor* self) {
+  auto& st = self->state;
+  st.snap->fetching = true;
+  self->request(st.connector, step_timeout, snapshot_next_atom::value, st.cfg.full_name())
+    .then(
+      [self, id = st.snap->id](const snapshot_ref& piece) {
+        auto& st = self->state;
+        if (!st.snap || st.snap->id != id)
+          return;
+        st.snap->fetching = false;
+        take_piece(self, piece);
+        pump(self);
+      },
+      [self, id = st.snap->id](const caf::error& err) {
+        if (self->state.snap && self->state.snap->id == id)
+          fail_snapshot(self, describe(err));
+      });
+}
+
+// The first answer to a snapshot request: stage the copy it starts.
+void begin_snapshot(view_actor* self, const snapshot_ref& first) {
+  auto& st = self->state;
+  snapshot_progress sp;
+  sp.id = ++st.snapshots;
+  sp.shape = first.ptr->shape;
+  sp.shape.table = st.cfg.full_name();
+  sp.position = first.ptr->position;
+  sp.rows_estimated = first.ptr->rows_estimated;
+  st.snap = std::move(sp);
+  refresh_status(self);
+  // Beginning (and abandoning) a staging writes nothing to disk, so it need
+  // not queue behind the store actor's applies; the staged rows do.
+  auto generation = st.ctx->db->begin_staging(st.snap->shape);
+  if (!generation) {
+    fail_snapshot(self, "cannot stage a copy of '" + st.cfg.source
+                          + "': " + generation.error().to_string());
+    return;
+  }
+  st.snap->generation = *generation;
+  take_piece(self, first);
+  pump(self);
 }
 
 void snapshot_and_follow(view_actor* self) {
@@ -345,7 +482,7 @@ void snapshot_and_follow(view_actor* self) {
   stop_stream(self);
   self->request(st.connector, snapshot_timeout, snapshot_atom::value, st.cfg.source,
                 st.cfg.full_name(), follows_stream(st.cfg))
-    .then([self](const snapshot_ref& snap) { apply_snapshot(self, *snap.ptr); },
+    .then([self](const snapshot_ref& snap) { begin_snapshot(self, snap); },
           [self](const caf::error& err) { finish_run(self, describe(err)); });
 }
 
@@ -521,6 +658,9 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
   st.job.persistence = cfg.persistence;
   st.job.mode = mode_of(cfg);
   st.job.slot_id = cfg.remote + "/" + cfg.source;
+  for (const auto& r : ctx->config.remotes)
+    if (r.name == cfg.remote)
+      st.snapshot_batch_rows = std::max<std::size_t>(r.snapshot_batch_rows, 1);
   st.job.next_retry_at_ms = 0;
   if (auto shape = ctx->db->table(cfg.full_name()); shape && *shape)
     st.shape = **shape;

@@ -29,7 +29,8 @@ namespace syncmesh::actors {
 ///       "lost" makes the view publish slot:invalidated and copy again
 ///   (resume_atom)               -> string (JSON run result)
 ///       Re-enables the job and runs it (catching up on what was missed).
-///   (status_atom)               -> string (JSON status record)
+///   (status_atom)               -> string (JSON status record, with the
+///                                  running snapshot's progress)
 ///   (exec_atom, string json)    -> string (JSON) | error read_only
 ///       Local writes {"upsert": [row...], "delete": [key...]}, for `sync`
 ///       views: applied locally with outbox entries in one store batch and
@@ -38,9 +39,14 @@ namespace syncmesh::actors {
 ///   (restart_atom, actor)       -> void: the store actor restarted
 ///
 /// A run: push pending outbox entries (sync views), take a snapshot, replace
-/// the local copy atomically (one store batch with the job state and the
-/// cursor), then (realtime and sync views) follow the change stream from the
-/// snapshot's position. A failed run retries after a capped exponential
+/// the local copy atomically, then (realtime and sync views) follow the
+/// change stream from the snapshot's position. The snapshot arrives in pieces
+/// (remote_config::snapshot_batch_rows rows each) that are staged into a new
+/// generation of the local table, at most snapshot_batches_in_flight_max
+/// store batches at a time; when the last is durable, one batch swaps the
+/// copy in together with the job state and the cursor. Readers see the old
+/// copy until then. Status carries `progress` {rows_done, rows_estimated}
+/// while a snapshot is staged (null otherwise). A failed run retries after a capped exponential
 /// backoff with jitter; a connector coming back up triggers a run at once.
 caf::actor spawn_view(caf::actor_system& sys, node_context_ptr ctx, view_config cfg,
                       std::uint64_t relation_id, caf::actor connector, caf::actor store);

@@ -17,6 +17,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
+
+#include <unistd.h>
 #include <string>
 
 #include <zmq.hpp>
@@ -42,6 +45,23 @@ double peak_rss_mib(const std::string& pid) {
     if (line.rfind("VmHWM:", 0) == 0)
       return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
   return 0;
+}
+
+// CPU seconds (user + system, all threads) a process has used; 0 if unknown.
+double cpu_seconds(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto close = text.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  // After the command: state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && fields >> field; ++i)
+    if (i == 14 || i == 15)
+      ticks += std::strtod(field.c_str(), nullptr);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 } // namespace
@@ -104,10 +124,12 @@ int main(int argc, char** argv) {
   auto at = text.find("\"pid\": ");
   std::string pid = at == std::string::npos ? "" : text.substr(at + 7, text.find_first_of(",\n}", at + 7) - at - 7);
   double rss_before = peak_rss_mib(pid);
+  double cpu_before = cpu_seconds(pid);
   t0 = clock_type::now();
   auto r = (*node)->call("resume", {{"selector", {{"pg", {"items"}}}}}, std::chrono::minutes(30));
   double sync_s = seconds_since(t0);
   double rss = peak_rss_mib(pid);
+  double cpu = cpu_seconds(pid) - cpu_before;
   if (!r || r->at(0).value("state", "") != "synced") {
     std::cerr << "snapshot_vs_copy: the sync failed: "
               << (r ? r->dump() : r.error().message()) << "\n";
@@ -119,6 +141,8 @@ int main(int argc, char** argv) {
   std::printf("psql COPY ... TO STDOUT > /dev/null   %8.2f s\n", copy_s);
   std::printf("syncmesh materialized sync           %8.2f s   %.2fx COPY (goal <= 1.50x: %s)\n",
               sync_s, sync_s / copy_s, sync_s / copy_s <= 1.5 ? "met" : "missed");
+  std::printf("node CPU during the sync                %8.2f s   (all threads, user + system)\n",
+              cpu);
   std::printf("node peak RSS                        %8.1f MiB (before the sync %.1f; goal < 256: %s)\n",
               rss, rss_before, rss < 256 ? "met" : "missed");
   return 0;

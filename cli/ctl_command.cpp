@@ -6,7 +6,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
@@ -229,6 +232,63 @@ void print_topology(const json& t, const std::string& format) {
                 << (n["running"].get<bool>() ? "" : " [not running]") << "\n";
 }
 
+/// How often `ctl sync` on a terminal asks for the progress of a snapshot.
+constexpr std::chrono::milliseconds progress_poll_interval{250};
+/// Characters of the progress bar itself.
+constexpr std::size_t progress_bar_width = 30;
+
+// One line "ns.view [#####.....] 41% 412000/1000000 rows" for the views whose
+// snapshot is running; empty when none is.
+std::string progress_line(const json& views) {
+  std::uint64_t done = 0, estimated = 0;
+  std::string name;
+  int running = 0;
+  for (const auto& v : views) {
+    if (!v.is_object() || !v.contains("progress") || !v["progress"].is_object())
+      continue;
+    ++running;
+    name = v.value("namespace", "") + "." + v.value("name", "");
+    done += v["progress"].value("rows_done", std::uint64_t{0});
+    estimated += v["progress"].value("rows_estimated", std::uint64_t{0});
+  }
+  if (running == 0)
+    return {};
+  std::string label = running == 1 ? name : std::to_string(running) + " views";
+  if (estimated == 0)
+    return label + " " + std::to_string(done) + " rows";
+  auto filled = static_cast<std::size_t>(progress_bar_width * std::min(done, estimated) / estimated);
+  return label + " [" + std::string(filled, '#') + std::string(progress_bar_width - filled, '.')
+         + "] " + std::to_string(std::min<std::uint64_t>(100, done * 100 / estimated)) + "% "
+         + std::to_string(done) + "/" + std::to_string(estimated) + " rows";
+}
+
+// Runs a sync or resume while drawing a progress bar on stderr (a
+// terminal) from `status` calls on a second connection.
+store::result<messaging::control_reply> call_with_progress(zmq::context_t& zctx,
+                                                           const std::string& endpoint,
+                                                           std::chrono::milliseconds timeout,
+                                                           const std::string& verb,
+                                                           const json& args) {
+  auto run = std::async(std::launch::async, [&] {
+    messaging::control_client client(zctx, endpoint, timeout);
+    return client.call(verb, args);
+  });
+  messaging::control_client watcher(zctx, endpoint, std::chrono::milliseconds(2000));
+  std::size_t drawn = 0;
+  while (run.wait_for(progress_poll_interval) != std::future_status::ready) {
+    auto st = watcher.call("status", json{{"selector", args.value("selector", json("*"))}});
+    if (!st || !st->ok)
+      continue;
+    auto line = progress_line(st->result);
+    std::cerr << "\r" << line << std::string(drawn > line.size() ? drawn - line.size() : 0, ' ')
+              << std::flush;
+    drawn = line.size();
+  }
+  if (drawn > 0)
+    std::cerr << "\r" << std::string(drawn, ' ') << "\r" << std::flush;
+  return run.get();
+}
+
 json parse_rows(const std::string& text, const char* what, std::string& error) {
   if (text.empty())
     return json::array();
@@ -361,7 +421,11 @@ int run_ctl() {
       ? 300'000
       : opts.timeout_ms);
   messaging::control_client client(zctx, endpoint, timeout);
-  auto reply = client.call(verb, args);
+  // A person at a terminal sees a snapshot's progress; scripts do not.
+  bool progress = (verb == "sync" || verb == "resume") && !opts.json_out
+                  && ::isatty(STDERR_FILENO) == 1;
+  auto reply = progress ? call_with_progress(zctx, endpoint, timeout, verb, args)
+                        : client.call(verb, args);
   if (!reply)
     return fail(2, reply.error().message());
   if (!reply->ok)

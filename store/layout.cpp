@@ -43,6 +43,19 @@ std::string row_key(std::string_view table, const row& key) {
   return k;
 }
 
+std::string generation_prefix_of(std::string_view table, std::uint64_t generation) {
+  if (generation == 0)
+    return row_prefix_of(table);
+  std::string k(1, generation_row_prefix);
+  encode_key_part(k, value::text(std::string(table)));
+  encode_u64_be(k, generation);
+  return k;
+}
+
+std::string live_generation_key(std::string_view table) {
+  return with_prefix(live_generation_prefix, table);
+}
+
 std::string prefix_end(std::string prefix) {
   while (!prefix.empty()) {
     auto& last = prefix.back();
@@ -66,6 +79,8 @@ std::string describe_key(std::string_view raw) {
     case job_prefix: return "job state of view '" + std::string(rest) + "'" + hex;
     case cursor_prefix: return "cursor of source '" + std::string(rest) + "'" + hex;
     case ext_prefix: return "extension record '" + std::string(rest) + "'" + hex;
+    case live_generation_prefix:
+      return "live generation of table '" + std::string(rest) + "'" + hex;
     case log_prefix:
       if (rest.size() == 8)
         return "change-log entry " + std::to_string(decode_u64_be(rest)) + hex;
@@ -79,6 +94,18 @@ std::string describe_key(std::string_view raw) {
       auto key = decode_key(rest);
       if (table && table->kind() == value_kind::text && key)
         return "row " + table->as_text() + to_display(*key) + hex;
+      break;
+    }
+    case generation_row_prefix: {
+      auto table = decode_key_part(rest);
+      if (!table || table->kind() != value_kind::text || rest.size() < 8)
+        break;
+      auto generation = decode_u64_be(rest.substr(0, 8));
+      rest.remove_prefix(8);
+      auto key = decode_key(rest);
+      if (key)
+        return "row " + table->as_text() + to_display(*key) + " of generation "
+               + std::to_string(generation) + hex;
       break;
     }
     default: break;

@@ -14,7 +14,12 @@ namespace syncmesh::store::layout {
 ///
 ///   M<name>             meta: format version, node id, last HLC
 ///   S<table>            schema catalog
-///   R<table><pk>        table rows
+///   R<table><pk>        table rows at generation 0 (every table starts there)
+///   G<table><gen:u64be><pk>
+///                       table rows at generation gen >= 1: a staged copy
+///                       being written, the live copy once swapped in, or
+///                       garbage (an abandoned stage, a retired copy)
+///   T<table>            the table's live generation (u64be); absent = 0
 ///   L<seq:u64be>        change log, in apply order
 ///   O<seq:u64be>        outbox, in write order
 ///   J<view>             job state per view
@@ -23,9 +28,21 @@ namespace syncmesh::store::layout {
 ///                       with its data (peer row versions, peer watermarks),
 ///                       named by the connector ("peer/...")
 ///
+/// A table's rows are read only from its live generation. A staged copy is
+/// written in bounded batches into a fresh generation nobody reads, then one
+/// batch writes T<table> (and the schema and a `replace` change-log entry),
+/// which swaps it in; every other generation of the table is garbage,
+/// deleted in bounded steps afterwards or, after a crash, found and deleted
+/// again at the next open.
+///
 /// Bump `format_version` whenever a stored encoding changes; a store refuses
-/// to open data written by a newer version.
-inline constexpr std::uint32_t format_version = 1;
+/// to open data written by a newer version. Format 2 added generations (G, T
+/// and the `replace` change-log operation). A format-1 store opens as it is
+/// (every table at generation 0) and stays format 1, readable by older
+/// builds, until its first swap writes format 2 in the same batch.
+inline constexpr std::uint32_t format_version = 2;
+/// The first format with generations.
+inline constexpr std::uint32_t generations_format_version = 2;
 
 inline constexpr char meta_prefix = 'M';
 inline constexpr char schema_prefix = 'S';
@@ -35,11 +52,17 @@ inline constexpr char outbox_prefix = 'O';
 inline constexpr char job_prefix = 'J';
 inline constexpr char cursor_prefix = 'K';
 inline constexpr char ext_prefix = 'X';
+inline constexpr char generation_row_prefix = 'G';
+inline constexpr char live_generation_prefix = 'T';
 
 std::string meta_key(std::string_view name);
 std::string schema_key(std::string_view table);
 std::string row_prefix_of(std::string_view table);
 std::string row_key(std::string_view table, const row& key);
+/// The prefix of the rows of `table` at `generation`: row_prefix_of(table)
+/// for generation 0, G<table><generation> otherwise.
+std::string generation_prefix_of(std::string_view table, std::uint64_t generation);
+std::string live_generation_key(std::string_view table);
 std::string log_key(std::uint64_t seq);
 std::string outbox_key(std::uint64_t seq);
 std::string job_key(std::string_view view);

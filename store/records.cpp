@@ -8,6 +8,7 @@ const char* to_string(change_op op) noexcept {
     case change_op::update: return "update";
     case change_op::remove: return "delete";
     case change_op::truncate: return "truncate";
+    case change_op::replace: return "replace";
   }
   return "unknown";
 }

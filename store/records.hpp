@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,6 +18,11 @@ enum class change_op : std::uint8_t {
   update = 2,    // full new row for an existing key (upsert if absent)
   remove = 3,    // delete by key; a tombstone in the change log
   truncate = 4,  // delete every row of the table
+  /// The table's rows were replaced wholesale by a staged copy (a snapshot
+  /// swapped in, see batch::swaps). The entry carries neither key nor rows:
+  /// a reader that mirrors the table re-reads it (store::scan) instead of
+  /// replaying one entry per row. Only the store writes it.
+  replace = 5,
 };
 
 const char* to_string(change_op op) noexcept;
@@ -108,9 +114,31 @@ struct job_state {
   }
 };
 
+/// Rows for a staged copy of a table (store::begin_staging): invisible to
+/// readers and absent from the change log until a swap makes the copy live.
+/// A row with the key of an earlier staged row replaces it.
+struct staged_rows {
+  std::string table;
+  std::uint64_t generation = 0;  // from store::begin_staging
+  /// Full rows of the staging's schema; shared with whoever produced them
+  /// (a snapshot piece), so staging never copies them. Null means none.
+  std::shared_ptr<const std::vector<row>> rows;
+};
+
+/// Makes the staged copy `generation` of `table` its live copy, with the
+/// schema it was staged with, in place of whatever the table held.
+struct table_swap {
+  std::string table;
+  std::uint64_t generation = 0;
+};
+
 /// Everything one writer applies atomically: all of it lands, or none.
+/// Within a batch, staged rows come first, then swaps, then changes (which
+/// therefore apply to a copy swapped in by the same batch).
 struct batch {
   std::vector<schema> create_tables;   // new tables (or identical re-creates)
+  std::vector<staged_rows> stage;
+  std::vector<table_swap> swaps;
   std::vector<change> changes;
   /// Source positions (PostgreSQL LSN, peer watermark, ...) by source name.
   std::vector<std::pair<std::string, std::string>> cursors;
@@ -124,8 +152,9 @@ struct batch {
   std::vector<std::pair<std::string, std::optional<std::string>>> ext;
 
   bool empty() const {
-    return create_tables.empty() && changes.empty() && cursors.empty() && outbox_put.empty()
-           && outbox_remove.empty() && jobs.empty() && ext.empty();
+    return create_tables.empty() && stage.empty() && swaps.empty() && changes.empty()
+           && cursors.empty() && outbox_put.empty() && outbox_remove.empty() && jobs.empty()
+           && ext.empty();
   }
 };
 

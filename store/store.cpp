@@ -1,5 +1,6 @@
 #include "store/store.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -103,7 +104,11 @@ public:
                     : from_leveldb(s, "reading the stored clock");
     clock_ = std::make_unique<hybrid_clock>(opts_.clock ? *opts_.clock : system_physical_clock(),
                                             opts_.max_clock_skew_ms, floor);
-    return load_catalog();
+    if (auto st = load_catalog(); !st)
+      return st;
+    if (auto st = load_generations(); !st)
+      return st;
+    return find_garbage();
   }
 
   // --- writes --------------------------------------------------------------
@@ -122,6 +127,8 @@ public:
     std::size_t changes = 0;
     for (auto* x : writers_) {
       auto n = x->b->changes.size() + 1;
+      for (const auto& sr : x->b->stage)
+        n += sr.rows ? sr.rows->size() : 0;
       if (!group.empty() && changes + n > opts_.group_commit_changes_max)
         break;
       group.push_back(x);
@@ -173,27 +180,41 @@ public:
   }
 
   result<std::optional<row>> get(const std::string& tbl, const row& key) const override {
-    auto sch = table(tbl);
-    if (!sch)
-      return sch.error();
-    if (!*sch)
-      return unknown_table(tbl);
-    if (auto st = (*sch)->check_key(key); !st)
-      return st;
-    return read_row(layout::row_key(tbl, key));
+    std::string prefix;
+    snapshot_handle snap{db_.get()};
+    {
+      // The generation and the snapshot are read together, so the rows read
+      // are the ones of the generation that was live at that moment, even if
+      // a swap retires it and its rows are deleted meanwhile.
+      std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+      auto i = catalog_.find(tbl);
+      if (i == catalog_.end())
+        return unknown_table(tbl);
+      if (auto st = i->second.check_key(key); !st)
+        return st;
+      prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
+      snap.take();
+    }
+    leveldb::ReadOptions ro;
+    ro.snapshot = snap.get();
+    return read_row(prefix + encode_key(key), ro);
   }
 
   result<std::vector<row>> scan(const std::string& tbl, const scan_options& so) const override {
-    auto sch = table(tbl);
-    if (!sch)
-      return sch.error();
-    if (!*sch)
-      return unknown_table(tbl);
-    auto prefix = layout::row_prefix_of(tbl);
+    std::string prefix;
+    std::unique_ptr<leveldb::Iterator> it;
+    {
+      // As in get(): the iterator's implicit snapshot is taken together with
+      // the live generation.
+      std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+      if (catalog_.find(tbl) == catalog_.end())
+        return unknown_table(tbl);
+      prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
+      it.reset(db_->NewIterator({}));
+    }
     auto begin = prefix + encode_key(so.from);
     auto end = so.to.empty() ? layout::prefix_end(prefix) : prefix + encode_key(so.to);
     std::vector<row> out;
-    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
     for (it->Seek(begin); it->Valid() && it->key().compare(end) < 0; it->Next()) {
       auto r = decode_row(std::string_view(it->value().data(), it->value().size()),
                           layout::describe_key(it->key().ToString()));
@@ -342,7 +363,100 @@ public:
   hybrid_clock& clock() override { return *clock_; }
   const options& opts() const override { return opts_; }
 
+  // --- staged copies -------------------------------------------------------
+
+  result<std::uint64_t> begin_staging(const schema& shape) override {
+    if (auto st = shape.validate(); !st)
+      return st;
+    std::lock_guard<std::mutex> guard{staging_mu_};
+    auto generation = next_generation_++;
+    if (auto i = staging_.find(shape.table); i != staging_.end())
+      add_garbage(layout::generation_prefix_of(shape.table, i->second.generation));
+    staging_[shape.table] = staged_copy{generation, shape};
+    return generation;
+  }
+
+  void abort_staging(const std::string& tbl, std::uint64_t generation) override {
+    std::lock_guard<std::mutex> guard{staging_mu_};
+    auto i = staging_.find(tbl);
+    if (i == staging_.end() || i->second.generation != generation)
+      return;
+    staging_.erase(i);
+    add_garbage(layout::generation_prefix_of(tbl, generation));
+  }
+
+  result<bool> collect_garbage(std::size_t max_keys) override {
+    std::string prefix;
+    {
+      std::lock_guard<std::mutex> guard{staging_mu_};
+      if (garbage_.empty())
+        return false;
+      prefix = garbage_.front();
+    }
+    // Garbage is never read and its generation never reused, so deleting it
+    // needs neither the writer queue nor a sync.
+    leveldb::WriteBatch wb;
+    std::size_t n = 0;
+    bool range_done = true;
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    auto end = layout::prefix_end(prefix);
+    for (it->Seek(prefix); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      if (n == std::max<std::size_t>(max_keys, 1)) {
+        range_done = false;
+        break;
+      }
+      wb.Delete(it->key());
+      ++n;
+    }
+    if (auto st = from_leveldb(it->status(), "finding garbage to delete"); !st)
+      return st;
+    it.reset();
+    if (n > 0)
+      if (auto st = from_leveldb(db_->Write({}, &wb), "deleting garbage"); !st)
+        return st;
+    std::lock_guard<std::mutex> guard{staging_mu_};
+    if (range_done && !garbage_.empty() && garbage_.front() == prefix)
+      garbage_.pop_front();
+    return !garbage_.empty();
+  }
+
+  bool has_garbage() const override {
+    std::lock_guard<std::mutex> guard{staging_mu_};
+    return !garbage_.empty();
+  }
+
 private:
+  // A LevelDB snapshot released on scope exit.
+  class snapshot_handle {
+  public:
+    explicit snapshot_handle(leveldb::DB* db) : db_(db) {}
+    ~snapshot_handle() {
+      if (snap_)
+        db_->ReleaseSnapshot(snap_);
+    }
+    snapshot_handle(const snapshot_handle&) = delete;
+    snapshot_handle& operator=(const snapshot_handle&) = delete;
+    void take() { snap_ = db_->GetSnapshot(); }
+    const leveldb::Snapshot* get() const { return snap_; }
+
+  private:
+    leveldb::DB* db_;
+    const leveldb::Snapshot* snap_ = nullptr;
+  };
+
+  // A staging begun by begin_staging() and not yet swapped in or abandoned.
+  struct staged_copy {
+    std::uint64_t generation = 0;
+    schema shape;
+  };
+
+  // A swap the leader has staged: `table` moves from `from` to `to`.
+  struct staged_swap {
+    std::string table;
+    std::uint64_t from = 0;
+    std::uint64_t to = 0;
+  };
+
   struct writer {
     explicit writer(const batch* b) : b(b) {}
     const batch* b;
@@ -358,7 +472,14 @@ private:
     // By row key: the staged row (pointing into its writer's batch, which
     // outlives the group), or null for a staged delete.
     std::unordered_map<std::string, const row*> rows;
+    // New tables, and tables whose schema a swap replaces.
     std::map<std::string, schema> new_tables;
+    // Live generations that swaps change, by table.
+    std::map<std::string, std::uint64_t> generations;
+    std::vector<staged_swap> swaps;
+    // Staged generations written to, by table.
+    std::vector<std::pair<std::string, std::uint64_t>> staged;
+    bool format_upgraded = false;
     std::uint64_t next_seq;
     std::uint64_t next_outbox_seq;
   };
@@ -381,9 +502,10 @@ private:
     return from_leveldb(it->status(), "reading the store");
   }
 
-  result<std::optional<row>> read_row(const std::string& key) const {
+  result<std::optional<row>> read_row(const std::string& key,
+                                      const leveldb::ReadOptions& ro = {}) const {
     std::string raw;
-    auto s = db_->Get({}, key, &raw);
+    auto s = db_->Get(ro, key, &raw);
     if (s.IsNotFound())
       return std::optional<row>{};
     if (!s.ok())
@@ -401,6 +523,7 @@ private:
     leveldb::WriteBatch init;
     if (s.IsNotFound()) {
       init.Put(key, std::to_string(layout::format_version));
+      stored_format_ = layout::format_version;
     } else if (!s.ok()) {
       return from_leveldb(s, "reading the store's format version");
     } else {
@@ -414,6 +537,7 @@ private:
         return status::corruption("the format version stored at " + layout::describe_key(key)
                                   + " is not a number; the data directory is damaged");
       }
+      stored_format_ = static_cast<std::uint32_t>(version);
       if (version > layout::format_version)
         return status::format_too_new(
           "the store at '" + opts_.path + "' was written by a newer syncmesh (store format "
@@ -454,11 +578,94 @@ private:
     });
   }
 
+  // The live generation of `tbl`. REQUIRES: catalog_mu_ held.
+  std::uint64_t live_generation(const std::string& tbl) const {
+    auto i = generations_.find(tbl);
+    return i == generations_.end() ? 0 : i->second;
+  }
+
+  status load_generations() {
+    return for_each_in(std::string(1, layout::live_generation_prefix), [&](auto key, auto val) {
+      if (val.size() != 8)
+        return status::corruption("the generation stored at " + layout::describe_key(key)
+                                  + " is not 8 bytes; the data directory is damaged");
+      auto generation = decode_u64_be(val);
+      generations_[key.substr(1)] = generation;
+      next_generation_ = std::max(next_generation_, generation + 1);
+      return status::ok();
+    });
+  }
+
+  // Every generation of a table but its live one is garbage at open: a
+  // staging the crash interrupted, or a retired copy not yet deleted.
+  status find_garbage() {
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    auto end = std::string(1, layout::generation_row_prefix + 1);
+    for (it->Seek(std::string(1, layout::generation_row_prefix));
+         it->Valid() && it->key().compare(end) < 0;) {
+      auto raw = it->key().ToString();
+      std::string_view rest = std::string_view(raw).substr(1);
+      auto tbl = decode_key_part(rest);
+      if (!tbl || tbl->kind() != value_kind::text || rest.size() < 8)
+        return status::corruption("the key " + layout::describe_key(raw)
+                                  + " names no table generation; the data directory is damaged");
+      auto generation = decode_u64_be(rest);
+      next_generation_ = std::max(next_generation_, generation + 1);
+      auto prefix = layout::generation_prefix_of(tbl->as_text(), generation);
+      if (live_generation(tbl->as_text()) != generation)
+        garbage_.push_back(prefix);
+      it->Seek(layout::prefix_end(prefix));
+    }
+    if (auto st = from_leveldb(it->status(), "looking for staged garbage"); !st)
+      return st;
+    for (const auto& [tbl, generation] : generations_) {
+      if (generation == 0)
+        continue;
+      auto prefix = layout::row_prefix_of(tbl);
+      it->Seek(prefix);
+      if (it->Valid() && it->key().starts_with(prefix))
+        garbage_.push_back(prefix);
+    }
+    return from_leveldb(it->status(), "looking for retired rows");
+  }
+
+  // REQUIRES: staging_mu_ held.
+  void add_garbage(std::string prefix) {
+    if (std::find(garbage_.begin(), garbage_.end(), prefix) == garbage_.end())
+      garbage_.push_back(std::move(prefix));
+  }
+
+  // The live generation of `tbl` as the group sees it.
+  std::uint64_t group_generation(const group_state& g, const group_state& local,
+                                 const std::string& tbl) const {
+    if (auto i = local.generations.find(tbl); i != local.generations.end())
+      return i->second;
+    if (auto i = g.generations.find(tbl); i != g.generations.end())
+      return i->second;
+    std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+    return live_generation(tbl);
+  }
+
+  // A copy of the current staging of `tbl` if it is `generation`.
+  result<staged_copy> current_staging(const std::string& tbl, std::uint64_t generation) const {
+    std::lock_guard<std::mutex> guard{staging_mu_};
+    auto i = staging_.find(tbl);
+    if (i == staging_.end() || i->second.generation != generation)
+      return status::invalid_argument(
+        "staged copy " + std::to_string(generation) + " of table '" + tbl
+        + "' is not being staged (it was swapped in, abandoned, or never begun); begin a new "
+          "staging");
+    return i->second;
+  }
+
   // The schema `name` has for this writer, or null. The pointer stays valid
   // while the group is staged: only the leader changes the catalog, and only
   // by adding entries once the group is written.
-  const schema* lookup_table(const group_state& g, const batch& b,
-                             const std::string& name) const {
+  const schema* lookup_table(const group_state& g, const batch& b, const std::string& name,
+                             const group_state* local = nullptr) const {
+    if (local)
+      if (auto i = local->new_tables.find(name); i != local->new_tables.end())
+        return &i->second;
     for (const auto& s : b.create_tables)
       if (s.table == name)
         return &s;
@@ -485,8 +692,21 @@ private:
                                         + "' already exists with a different schema; "
                                           "use a new table name");
     }
+    for (const auto& sr : b.stage)
+      if (auto cur = current_staging(sr.table, sr.generation); !cur)
+        return cur.error();
+    for (const auto& sw : b.swaps)
+      if (auto cur = current_staging(sw.table, sw.generation); !cur)
+        return cur.error();
     for (const auto& c : b.changes) {
-      auto sch = lookup_table(g, b, c.table);
+      // A change to a table this batch swaps in is checked against the
+      // schema the table is staged with.
+      std::optional<staged_copy> swapped;
+      for (const auto& sw : b.swaps)
+        if (sw.table == c.table)
+          if (auto cur = current_staging(sw.table, sw.generation); cur)
+            swapped = std::move(cur).value();
+      auto sch = swapped ? &swapped->shape : lookup_table(g, b, c.table);
       if (!sch)
         return unknown_table(c.table);
       switch (c.op) {
@@ -514,7 +734,8 @@ private:
           break;
         default:
           return status::invalid_argument("a change on table '" + c.table
-                                          + "' has an unknown operation");
+                                          + "' has an operation writers cannot ask for ("
+                                          + to_string(c.op) + ")");
       }
     }
     for (const auto& [source, pos] : b.cursors)
@@ -544,22 +765,74 @@ private:
   }
 
   // Stages one writer's batch into `wb`; on error nothing of it is staged.
-  status stage(group_state& g, writer& w, leveldb::WriteBatch& wb) {
+  // `alone`: the writer is its group's only one, so on error the group
+  // writes nothing and its batch may go into `wb` directly (saving a copy
+  // of every byte; a node's store actor is the only writer, so this is the
+  // usual case).
+  status stage(group_state& g, writer& w, leveldb::WriteBatch& wb, bool alone) {
     const auto& b = *w.b;
     if (auto st = validate(g, b); !st)
       return st;
     group_state local;
     local.next_seq = g.next_seq;
     local.next_outbox_seq = g.next_outbox_seq;
-    leveldb::WriteBatch mine;
+    leveldb::WriteBatch own;
+    leveldb::WriteBatch& mine = alone ? wb : own;
     apply_result res;
 
     for (const auto& s : b.create_tables) {
       mine.Put(layout::schema_key(s.table), encode_schema(s));
       local.new_tables.emplace(s.table, s);
     }
+    // Staged rows: no old row, no change log, into a generation nobody reads.
+    std::string key;
+    for (const auto& sr : b.stage) {
+      auto cur = current_staging(sr.table, sr.generation);
+      if (!cur)
+        return cur.error();
+      auto prefix = layout::generation_prefix_of(sr.table, sr.generation);
+      if (sr.rows)
+        for (const auto& r : *sr.rows) {
+          if (auto st = cur->shape.check_row(r); !st)
+            return st;
+          key = prefix;
+          for (auto k : cur->shape.primary_key)
+            encode_key_part(key, r[k]);
+          mine.Put(key, encode_row(r));
+        }
+      local.staged.emplace_back(sr.table, sr.generation);
+    }
+    for (const auto& sw : b.swaps) {
+      auto cur = current_staging(sw.table, sw.generation);
+      if (!cur)
+        return cur.error();
+      std::string generation;
+      encode_u64_be(generation, sw.generation);
+      mine.Put(layout::live_generation_key(sw.table), generation);
+      mine.Put(layout::schema_key(sw.table), encode_schema(cur->shape));
+      if (stored_format_ < layout::generations_format_version && !g.format_upgraded
+          && !local.format_upgraded) {
+        mine.Put(layout::meta_key("format"), std::to_string(layout::format_version));
+        local.format_upgraded = true;
+      }
+      local.swaps.push_back({sw.table, group_generation(g, local, sw.table), sw.generation});
+      local.generations[sw.table] = sw.generation;
+      local.new_tables.insert_or_assign(sw.table, std::move(cur->shape));
+      change_record rec;
+      rec.seq = local.next_seq++;
+      rec.hlc = clock_->now();
+      rec.origin = node_id_;
+      rec.table = sw.table;
+      rec.op = change_op::replace;
+      mine.Put(layout::log_key(rec.seq), encode_change(rec));
+      if (res.first_seq == 0)
+        res.first_seq = rec.seq;
+      res.last_seq = rec.seq;
+      res.hlc = rec.hlc;
+    }
     for (const auto& c : b.changes) {
-      auto sch = lookup_table(g, b, c.table);
+      auto sch = lookup_table(g, b, c.table, &local);
+      auto row_prefix = layout::generation_prefix_of(c.table, group_generation(g, local, c.table));
       change_record rec;
       rec.seq = local.next_seq++;
       if (c.hlc) {
@@ -575,7 +848,7 @@ private:
       rec.table = c.table;
       rec.op = c.op;
       if (c.op == change_op::truncate) {
-        auto prefix = layout::row_prefix_of(c.table);
+        const auto& prefix = row_prefix;
         auto st = for_each_in(prefix, [&](auto key, auto) {
           mine.Delete(key);
           local.rows[key] = nullptr;
@@ -591,7 +864,7 @@ private:
             }
       } else {
         rec.key = c.new_row ? sch->key_of(*c.new_row) : c.key;
-        auto key = layout::row_key(c.table, rec.key);
+        auto key = row_prefix + encode_key(rec.key);
         auto old = current_row(g, local, key);
         if (!old)
           return old.error();
@@ -637,11 +910,17 @@ private:
       mine.Put(layout::job_key(j.view), encode_job(j));
 
     // The writer's batch is whole: fold it into the group.
-    wb.Append(mine);
+    if (!alone)
+      wb.Append(own);
     for (auto& [key, r] : local.rows)
       g.rows[key] = r;
     for (auto& [name, s] : local.new_tables)
       g.new_tables[name] = std::move(s);
+    for (auto& [name, generation] : local.generations)
+      g.generations[name] = generation;
+    g.swaps.insert(g.swaps.end(), local.swaps.begin(), local.swaps.end());
+    g.staged.insert(g.staged.end(), local.staged.begin(), local.staged.end());
+    g.format_upgraded = g.format_upgraded || local.format_upgraded;
     g.next_seq = local.next_seq;
     g.next_outbox_seq = local.next_outbox_seq;
     w.res = std::move(res);
@@ -655,7 +934,7 @@ private:
     leveldb::WriteBatch wb;
     std::vector<writer*> staged;
     for (auto* w : group) {
-      w->st = stage(g, *w, wb);
+      w->st = stage(g, *w, wb, group.size() == 1);
       if (w->st)
         staged.push_back(w);
     }
@@ -682,10 +961,35 @@ private:
     }
     next_seq_ = g.next_seq;
     next_outbox_seq_ = g.next_outbox_seq;
-    if (!g.new_tables.empty()) {
+    if (g.format_upgraded)
+      stored_format_ = layout::format_version;
+    if (!g.new_tables.empty() || !g.generations.empty()) {
+      // A schema is replaced only by a swap, together with its generation;
+      // readers take both under this lock.
       std::unique_lock<std::shared_mutex> guard{catalog_mu_};
       for (auto& [name, s] : g.new_tables)
-        catalog_.emplace(name, std::move(s));  // never replaces a schema in use
+        catalog_.insert_or_assign(name, std::move(s));
+      for (auto& [name, generation] : g.generations)
+        generations_[name] = generation;
+    }
+    if (!g.swaps.empty() || !g.staged.empty()) {
+      std::lock_guard<std::mutex> guard{staging_mu_};
+      for (const auto& sw : g.swaps) {
+        if (auto i = staging_.find(sw.table); i != staging_.end() && i->second.generation == sw.to)
+          staging_.erase(i);
+        add_garbage(layout::generation_prefix_of(sw.table, sw.from));
+      }
+      // Rows written to a staging abandoned while they were being written
+      // would escape a collection that already ran: collect it again.
+      for (const auto& [name, generation] : g.staged) {
+        auto i = staging_.find(name);
+        bool staging = i != staging_.end() && i->second.generation == generation;
+        bool live = std::any_of(g.swaps.begin(), g.swaps.end(), [&](const staged_swap& sw) {
+          return sw.table == name && sw.to == generation;
+        });
+        if (!staging && !live)
+          add_garbage(layout::generation_prefix_of(name, generation));
+      }
     }
     {
       std::lock_guard<std::mutex> guard{seq_mu_};
@@ -720,8 +1024,16 @@ private:
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_outbox_seq_ = 1;
 
+  std::uint32_t stored_format_ = layout::format_version;  // leader only, after init
+
   mutable std::shared_mutex catalog_mu_;
   std::map<std::string, schema> catalog_;
+  std::map<std::string, std::uint64_t> generations_;  // live generation by table; absent = 0
+
+  mutable std::mutex staging_mu_;  // guards the three below
+  std::map<std::string, staged_copy> staging_;  // by table
+  std::uint64_t next_generation_ = 1;  // generations are never reused
+  std::deque<std::string> garbage_;    // key prefixes to delete, oldest first
 
   std::atomic<std::uint64_t> last_seq_{0};
   mutable std::mutex seq_mu_;

@@ -89,8 +89,11 @@ public:
   /// Applies `b` atomically: its tables, changes (stamped and appended to the
   /// change log with their old rows), cursors, outbox entries and job states
   /// land in one LevelDB WriteBatch, or none of it does. On success the batch
-  /// is durable per options::durability. Errors: invalid_argument (unknown
-  /// table, row that does not fit the schema; nothing written), clock_skew
+  /// is durable per options::durability (staged rows too, so under fsync a
+  /// swap never makes live rows a power loss could take back). Errors:
+  /// invalid_argument (unknown table, row that does not fit the schema,
+  /// staged rows or a swap naming a generation that is not being staged;
+  /// nothing written), clock_skew
   /// (a change stamped too far in the future; nothing written), io_error
   /// (the disk failed: the batch is not visible, reads still work, and the
   /// store takes no further writes — later applies return `closed` — until
@@ -100,6 +103,37 @@ public:
 
   /// Convenience: apply a batch that only creates `s`.
   status create_table(const schema& s);
+
+  // --- staged copies -------------------------------------------------------
+  //
+  // A table is replaced without holding the new copy in memory: begin a
+  // staging, apply its rows in as many batches as suit (batch::stage), and
+  // when the last of them returned, apply a batch with a table_swap. Until
+  // that swap returns, get() and scan() see the old copy; afterwards the new
+  // one, with the schema it was staged with. The swap writes one `replace`
+  // change-log entry instead of one entry per row. A crash before the swap
+  // leaves the old copy intact; the staged rows are garbage then.
+
+  /// Starts a staged copy of `shape.table` (which need not exist yet) and
+  /// returns its generation, for batch::stage and batch::swaps. Writes
+  /// nothing to disk. An earlier staging of the table that was not swapped
+  /// in is abandoned: its rows become garbage and batches still naming it
+  /// are refused. Errors: invalid_argument for an invalid schema.
+  virtual result<std::uint64_t> begin_staging(const schema& shape) = 0;
+
+  /// Abandons the staging `generation` of `table` (a failed run): its rows
+  /// become garbage. Nothing happens if it is not the table's staging.
+  virtual void abort_staging(const std::string& table, std::uint64_t generation) = 0;
+
+  /// Deletes up to `max_keys` keys of garbage — abandoned stagings, copies
+  /// retired by a swap, and what a crash left behind (found at open) — in
+  /// one unsynced write (lost deletes are found again at the next open).
+  /// Returns whether garbage remains. Meant to be called in small steps
+  /// between applies, by the same writer. REQUIRES: max_keys >= 1.
+  virtual result<bool> collect_garbage(std::size_t max_keys) = 0;
+
+  /// Whether collect_garbage() has work to do.
+  virtual bool has_garbage() const = 0;
 
   // --- reads: each sees every apply that returned before it started --------
 

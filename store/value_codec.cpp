@@ -8,53 +8,14 @@ namespace syncmesh::store {
 
 namespace {
 
-using packer = msgpack::packer<msgpack::sbuffer>;
-
 // msgpack-cxx's pack_double writes an integral double (1.0, -0.0) as an
 // integer, which reads back as value::integer: a real must keep its kind, so
 // reals are always written as float64 (0xcb and eight big-endian bytes).
-void append_float64(msgpack::sbuffer& out, double d) {
-  std::uint64_t bits = 0;
-  static_assert(sizeof bits == sizeof d);
-  std::memcpy(&bits, &d, sizeof d);
-  char buf[9];
-  buf[0] = static_cast<char>(0xcb);
-  for (int i = 0; i < 8; ++i)
-    buf[1 + i] = static_cast<char>((bits >> (8 * (7 - i))) & 0xff);
-  out.write(buf, sizeof buf);
-}
-
 std::string field_problem(std::string_view name, const char* problem) {
   return "field '" + std::string(name) + "' " + problem;
 }
 
 } // namespace
-
-void append_value(msgpack::sbuffer& out, const value& v) {
-  packer pk(out);
-  switch (v.kind()) {
-    case value_kind::null: pk.pack_nil(); break;
-    case value_kind::boolean: pk.pack(v.as_bool()); break;
-    case value_kind::integer: pk.pack_int64(v.as_int()); break;
-    case value_kind::real: append_float64(out, v.as_real()); break;
-    case value_kind::text: pk.pack(v.as_text()); break;
-    case value_kind::bytes:
-      pk.pack_bin(static_cast<std::uint32_t>(v.as_bytes().size()));
-      pk.pack_bin_body(v.as_bytes().data(), static_cast<std::uint32_t>(v.as_bytes().size()));
-      break;
-    case value_kind::exact:
-      pk.pack_array(2);
-      pk.pack(v.as_exact().type_name);
-      pk.pack(v.as_exact().text);
-      break;
-  }
-}
-
-void append_row(msgpack::sbuffer& out, const row& r) {
-  packer(out).pack_array(static_cast<std::uint32_t>(r.size()));
-  for (const auto& v : r)
-    append_value(out, v);
-}
 
 result<value> read_value(const msgpack::object& o) {
   switch (o.type) {

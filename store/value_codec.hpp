@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include <msgpack.hpp>
@@ -18,10 +20,48 @@ namespace syncmesh::store {
 ///   bytes → bin, exact → [type_name, text].
 ///
 /// Every value has exactly one encoding; read_value(append_value(v)) == v.
-void append_value(msgpack::sbuffer& out, const value& v);
+/// `Out` is any MessagePack output: write(const char*, std::size_t).
+template <class Out>
+void append_value(Out& out, const value& v) {
+  msgpack::packer<Out> pk(out);
+  switch (v.kind()) {
+    case value_kind::null: pk.pack_nil(); break;
+    case value_kind::boolean: pk.pack(v.as_bool()); break;
+    case value_kind::integer: pk.pack_int64(v.as_int()); break;
+    case value_kind::real: {
+      // Always float64: msgpack-cxx's pack_double writes an integral double
+      // as an integer, which would read back as another value.
+      std::uint64_t bits = 0;
+      const double d = v.as_real();
+      static_assert(sizeof bits == sizeof d);
+      std::memcpy(&bits, &d, sizeof d);
+      char buf[9];
+      buf[0] = static_cast<char>(0xcb);
+      for (int i = 0; i < 8; ++i)
+        buf[1 + i] = static_cast<char>((bits >> (8 * (7 - i))) & 0xff);
+      out.write(buf, sizeof buf);
+      break;
+    }
+    case value_kind::text: pk.pack(v.as_text()); break;
+    case value_kind::bytes:
+      pk.pack_bin(static_cast<std::uint32_t>(v.as_bytes().size()));
+      pk.pack_bin_body(v.as_bytes().data(), static_cast<std::uint32_t>(v.as_bytes().size()));
+      break;
+    case value_kind::exact:
+      pk.pack_array(2);
+      pk.pack(v.as_exact().type_name);
+      pk.pack(v.as_exact().text);
+      break;
+  }
+}
 
 /// A row as an array of values, in column order.
-void append_row(msgpack::sbuffer& out, const row& r);
+template <class Out>
+void append_row(Out& out, const row& r) {
+  msgpack::packer<Out>(out).pack_array(static_cast<std::uint32_t>(r.size()));
+  for (const auto& v : r)
+    append_value(out, v);
+}
 
 /// Reads a value as append_value writes it. Also reads a float32 as a real.
 /// Errors (invalid_argument, with a sentence): an integer outside int64, an

@@ -1066,6 +1066,7 @@ result<copy_row> parse_copy_text_row(std::string_view line) {
   if (!line.empty() && line.back() == '\n')
     line.remove_suffix(1);
   copy_row row;
+  row.reserve(1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), '\t')));
   std::size_t i = 0;
   for (;;) {
     const std::size_t field_start = i;
@@ -1075,6 +1076,8 @@ result<copy_row> parse_copy_text_row(std::string_view line) {
     const std::string_view raw = line.substr(field_start, end - field_start);
     if (raw == "\\N") {
       row.emplace_back(std::nullopt);
+    } else if (raw.find('\\') == std::string_view::npos) {
+      row.emplace_back(std::string(raw));  // most fields: nothing to unescape
     } else {
       std::string value;
       value.reserve(raw.size());
