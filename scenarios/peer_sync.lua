@@ -106,13 +106,21 @@ end)
 
 step("SIGKILL the hub mid-sync, restart it", function()
   local acknowledged = {}
+  -- b's side of the hub is slowed down so the hub is still sending to b
+  -- when it dies.
+  proxy:delay(20, 10)
   write(hub, 20, "hub before the crash")
   acknowledged[#acknowledged + 1] = 20
   for i = 100, 199 do
     write(a, i, "a, burst " .. i)
     acknowledged[#acknowledged + 1] = i
   end
+  local at_kill = { hub = count(hub), b = count(b) }
   hub:kill()
+  say("killed the hub holding " .. at_kill.hub .. " rows, b holding " .. at_kill.b .. " of 107")
+  figure("hub_rows_at_kill", at_kill.hub)
+  figure("b_rows_at_kill", at_kill.b)
+  proxy:delay(0)
   check(not hub:running(), "the hub is gone (SIGKILL)")
   for i = 200, 219 do
     write(b, i, "b while the hub is down")
