@@ -83,9 +83,12 @@ void query(control_actor* self, std::uint64_t token, const json& args) {
   for (const auto& t : ctx.config.tables)
     known = known || t.name == view;
   if (!known)
-    return refuse(self, token, "no view or peer table is named '" + view
-                                 + "'; `syncmesh ctl status` lists the views and "
-                                   "`syncmesh ctl topology` the peer tables");
+    return refuse(self, token,
+                  "no view is named '" + view + "'"
+                    + (ctx.config.tables.empty()
+                         ? "; `syncmesh ctl status` lists the views"
+                         : " and no peer table either; `syncmesh ctl status` lists the views "
+                           "and `syncmesh ctl topology` the peer tables"));
   auto limit = ctx.config.query_rows_max;
   if (auto it = args.find("limit"); it != args.end()) {
     if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0)
