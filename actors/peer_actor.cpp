@@ -242,7 +242,11 @@ std::string start(peer_actor* self) {
   st.net = std::make_unique<actor_side_transport>(*st.zmq);
   st.clock = std::make_unique<actor_scheduler>(self);
   // What the I/O thread sees goes to the actor as a message; nothing else
-  // happens on that thread.
+  // happens on that thread. The transport listens from start() on, so a
+  // peer that attaches in the moment before set_handler() goes unreported;
+  // the replicator then hears frames on a link it holds down and ignores
+  // them, the peer hears no hello within dead_after_ms, drops the link and
+  // dials again, and that attach is reported.
   caf::weak_actor_ptr weak{self->ctrl()};
   auto to_self = [weak](auto&&... xs) {
     if (auto strong = weak.lock())
