@@ -836,6 +836,24 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
     r.fail_at(sk ? *static_cast<const toml::node*>(sk) : *static_cast<const toml::node*>(pk),
               "[peer] needs both secret_key_file and public_key_file (`syncmesh keygen PATH` "
               "writes PATH and PATH.pub), or neither");
+  // Key files are relative to the config file, and read now so that a
+  // missing, unreadable or mismatched one is refused with its line.
+  const auto config_dir = std::filesystem::path(doc.name()).parent_path();
+  for (auto* file : {&out.secret_key_file, &out.public_key_file})
+    if (!file->empty() && std::filesystem::path(*file).is_relative())
+      *file = (config_dir / *file).lexically_normal().string();
+  if (sk && pk && !r.failed()) {
+    auto keys = messaging::load_curve_key_pair(out.secret_key_file);
+    auto pub = messaging::load_curve_public_key(out.public_key_file);
+    if (!keys)
+      r.fail_at(*sk, keys.error().message());
+    else if (!pub)
+      r.fail_at(*pk, pub.error().message());
+    else if (*pub != keys->public_key)
+      r.fail_at(*pk, "the public key in '" + out.public_key_file
+                       + "' does not belong to the secret key in '" + out.secret_key_file
+                       + "'; give the pair `syncmesh keygen PATH` wrote (PATH and PATH.pub)");
+  }
   const auto* allow = r.tables("allow", "inline tables like { node = \"spoke-1\", key = \"...\" }");
   for (std::size_t i = 0; allow && i < allow->size() && !r.failed(); ++i) {
     const toml::table& at = *allow->get(i)->as_table();
@@ -1077,9 +1095,6 @@ store::result<node_config> load_node_config(const std::string& path) {
   const fs::path data_dir(cfg->data_dir);
   if (data_dir.is_relative())
     cfg->data_dir = (fs::path(path).parent_path() / data_dir).lexically_normal().string();
-  for (auto* key_file : {&cfg->peer.secret_key_file, &cfg->peer.public_key_file})
-    if (!key_file->empty() && fs::path(*key_file).is_relative())
-      *key_file = (fs::path(path).parent_path() / *key_file).lexically_normal().string();
   return cfg;
 }
 
