@@ -17,7 +17,7 @@ constexpr auto quick_timeout = std::chrono::seconds(10);
 constexpr auto run_timeout = std::chrono::minutes(5);
 
 constexpr const char* verbs =
-  "hello, status, sync, stop, resume, forget, query, exec, remote, topology, children";
+  "hello, status, sync, stop, resume, forget, query, exec, remote, links, topology, children";
 
 struct control_state {
   node_context_ptr ctx;
@@ -80,9 +80,15 @@ void query(control_actor* self, std::uint64_t token, const json& args) {
   bool known = false;
   for (const auto& v : ctx.config.views)
     known = known || v.full_name() == view;
+  for (const auto& t : ctx.config.tables)
+    known = known || t.name == view;
   if (!known)
-    return refuse(self, token, "no view is named '" + view
-                                 + "'; `syncmesh ctl status` lists the views");
+    return refuse(self, token,
+                  "no view is named '" + view + "'"
+                    + (ctx.config.tables.empty()
+                         ? "; `syncmesh ctl status` lists the views"
+                         : " and no peer table either; `syncmesh ctl status` lists the views "
+                           "and `syncmesh ctl topology` the peer tables"));
   auto limit = ctx.config.query_rows_max;
   if (auto it = args.find("limit"); it != args.end()) {
     if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0)
@@ -126,6 +132,13 @@ void exec(control_actor* self, std::uint64_t token, const json& args) {
       return refuse(self, token, "exec takes view (or remote and table), upsert and delete, not '"
                                    + k + "'");
   std::string error;
+  if (!args.contains("remote") && !args.contains("view") && args.contains("table")) {
+    // A peer table: `exec --table ns.table`.
+    auto table = string_arg(args, "table", error);
+    if (!error.empty())
+      return refuse(self, token, error);
+    return ask(self, token, run_timeout, exec_atom::value, table, ops.dump());
+  }
   if (args.contains("remote")) {
     auto remote = string_arg(args, "remote", error);
     auto table = error.empty() ? string_arg(args, "table", error) : std::string{};
@@ -146,10 +159,20 @@ void exec(control_actor* self, std::uint64_t token, const json& args) {
   ask(self, token, run_timeout, exec_atom::value, view, ops.dump());
 }
 
+void topology(control_actor* self, std::uint64_t token, json links);
+
+// Topology asks for the links first (an error there leaves them without
+// state), then for the children.
 void topology(control_actor* self, std::uint64_t token) {
+  self->request(self->state.supervisor, quick_timeout, links_atom::value)
+    .then([self, token](const std::string& text) { topology(self, token, json::parse(text)); },
+          [self, token](const caf::error&) { topology(self, token, json::array()); });
+}
+
+void topology(control_actor* self, std::uint64_t token, json links) {
   self->request(self->state.supervisor, quick_timeout, children_atom::value)
     .then(
-      [self, token](const std::string& text) {
+      [self, token, links](const std::string& text) {
         auto& cfg = self->state.ctx->config;
         auto children = json::parse(text);
         auto running = [&](const std::string& kind, const std::string& name) {
@@ -173,6 +196,24 @@ void topology(control_actor* self, std::uint64_t token) {
           edges.push_back({{"from", "view:" + v.full_name()}, {"to", "remote:" + v.remote},
                            {"kind", v.persistence == "sync" ? "two-way" : "pull"},
                            {"source", v.source}});
+        }
+        for (const auto& t : cfg.tables) {
+          nodes.push_back({{"id", "table:" + t.name}, {"kind", "table"}, {"name", t.name},
+                           {"running", running("peer", "peer")}});
+          edges.push_back({{"from", "node:" + cfg.node_id}, {"to", "table:" + t.name},
+                           {"kind", "owns"}});
+        }
+        for (const auto& l : cfg.links) {
+          std::string state = "unknown";
+          for (const auto& rec : links)
+            if (rec.value("peer", "") == l.peer)
+              state = rec.value("state", "unknown");
+          nodes.push_back({{"id", "peer:" + l.peer}, {"kind", "peer"}, {"name", l.peer},
+                           {"running", running("peer", "peer")}});
+          edges.push_back({{"from", "node:" + cfg.node_id}, {"to", "peer:" + l.peer},
+                           {"kind", "link"}, {"mode", l.mode},
+                           {"role", l.endpoint.empty() ? "server" : "client"},
+                           {"state", state}, {"endpoint", l.endpoint}});
         }
         answer(self, token, {{"node", cfg.node_id}, {"nodes", nodes}, {"edges", edges}});
       },
@@ -225,6 +266,8 @@ void dispatch(control_actor* self, std::uint64_t token, const std::string& verb,
   }
   if (verb == "topology")
     return topology(self, token);
+  if (verb == "links")
+    return ask(self, token, quick_timeout, links_atom::value);
   if (verb == "children")
     return ask(self, token, quick_timeout, children_atom::value);
   refuse(self, token, "unknown verb '" + verb + "'; the node understands: " + verbs);

@@ -108,6 +108,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, slot_atom, "slot")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, heartbeat_atom, "heartbeat")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, forget_atom, "forget")
+  // Peer actor.
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, link_up_atom, "linkup")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, link_down_atom, "linkdown")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, frame_atom, "frame")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, timer_atom, "timer")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, links_atom, "links")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, endpoint_atom, "endpoint")
   // Store actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, collect_atom, "collect")

@@ -223,6 +223,27 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
   p->sys = std::make_unique<caf::actor_system>(*p->sys_cfg);
   p->supervisor = spawn_supervisor(*p->sys, ctx);
 
+  // The peer endpoint goes into node.json, so the node answers only once
+  // the peer actor has bound it; one that cannot is a node that does not
+  // start, with the peer actor's sentence.
+  std::string peer_endpoint;
+  if (!cfg.tables.empty()) {
+    caf::scoped_actor self{*p->sys};
+    std::string failure;
+    caf::actor peer;
+    self->request(p->supervisor, shutdown_timeout, children_atom::value, std::string("peer"))
+      .receive([&](const caf::actor& h) { peer = h; },
+               [&](const caf::error& err) { failure = describe(err); });
+    if (peer)
+      self->request(peer, shutdown_timeout, endpoint_atom::value)
+        .receive([&](const std::string& ep) { peer_endpoint = ep; },
+                 [&](const caf::error& err) { failure = describe(err); });
+    else if (failure.empty())
+      failure = "the peer actor did not start";
+    if (!failure.empty())
+      return store::status::invalid_argument(failure);
+  }
+
   reply_fn reply = [target](std::uint64_t token, const messaging::control_reply& r) {
     std::lock_guard<std::mutex> guard{target->mutex};
     if (target->server)
@@ -230,6 +251,7 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
   };
   p->control = spawn_control_actor(*p->sys, ctx, p->supervisor, reply,
                                    json{{"events_endpoint", p->events_endpoint},
+                                        {"peer_endpoint", peer_endpoint},
                                         {"pid", static_cast<long>(::getpid())}});
   {
     std::lock_guard<std::mutex> guard{target->mutex};
@@ -241,6 +263,7 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
                {"pid", static_cast<long>(::getpid())},
                {"control", p->control_endpoint},
                {"events", p->events_endpoint},
+               {"peer", peer_endpoint},
                {"data_dir", fs::absolute(dir).string()}};
   auto tmp = p->node_json;
   tmp += ".tmp";
@@ -252,8 +275,9 @@ store::result<std::unique_ptr<node>> node::start(const node_config& cfg) {
   p->started = !ec;
   if (ec)
     return store::status::io_error("cannot write '" + p->node_json.string() + "': " + ec.message());
-  spdlog::info("node '{}' serving control on {} and events on {}", cfg.node_id,
-               p->control_endpoint, p->events_endpoint);
+  spdlog::info("node '{}' serving control on {} and events on {}{}", cfg.node_id,
+               p->control_endpoint, p->events_endpoint,
+               peer_endpoint.empty() ? std::string() : ", peers on " + peer_endpoint);
   return std::unique_ptr<node>(new node(std::move(p)));
 }
 

@@ -16,6 +16,7 @@
 
 #include <toml++/toml.h>
 
+#include "messaging/curve_keys.hpp"
 #include "store/key_codec.hpp"
 
 namespace syncmesh::actors {
@@ -771,6 +772,166 @@ status read_view(const source_doc& doc, const toml::table& t,
   return r.finish();
 }
 
+// --- peer sync ------------------------------------------------------------------
+
+/// The strings of an array key, each non-empty; `what` says what one names.
+void read_strings(table_reader& r, std::string_view key, const std::string& what,
+                  std::vector<std::string>& out) {
+  auto* a = r.array(key, "an array of " + what + "s");
+  for (std::size_t i = 0; a && i < a->size(); ++i) {
+    auto v = a->get(i)->value<std::string>();
+    if (!v || v->empty()) {
+      r.fail_at(*a->get(i), "every entry of '" + std::string(key) + "' in " + r.what()
+                              + " must be a " + what + " (a non-empty string)");
+      return;
+    }
+    out.push_back(*v);
+  }
+}
+
+/// A [[tables]] entry: a peer-synced local table.
+status read_peer_table(const source_doc& doc, const toml::table& t, peer_table_config& out) {
+  table_reader r(doc, t, named(t, "peer table", "this [[tables]] entry"));
+  out.line = line_of(t);
+  if (auto* n = r.required_string("name", out.name, "name = \"app.notes\" (namespace.table)");
+      n && (out.name.find('.') == std::string::npos || out.name.front() == '.'
+            || out.name.back() == '.'))
+    r.fail_at(*n, "peer table name '" + out.name
+                    + "' must be namespace.table, like \"app.notes\"");
+  const std::string columns_hint =
+    "columns = [ { name = \"id\", type = \"integer\", key = true }, ... ]";
+  const auto* columns =
+    r.tables("columns", "inline tables like { name = \"id\", type = \"integer\" }", &columns_hint);
+  std::map<std::string, int> column_lines;
+  bool has_key = false;
+  for (std::size_t i = 0; columns && i < columns->size() && !r.failed(); ++i) {
+    const toml::table& ct = *columns->get(i)->as_table();
+    column_config c;
+    store::column sc;
+    if (auto st = read_column(doc, ct, out.name, c, sc); !st) {
+      r.fail(std::move(st));
+      break;
+    }
+    if (auto [it, fresh] = column_lines.emplace(c.name, line_of(ct)); !fresh) {
+      r.fail_at(ct, "table '" + out.name + "' declares column '" + c.name
+                      + "' twice, at lines " + std::to_string(it->second) + " and "
+                      + std::to_string(line_of(ct)) + "; give each column its own name");
+      break;
+    }
+    has_key = has_key || c.key;
+    out.columns.push_back(std::move(c));
+  }
+  if (columns && !r.failed() && !has_key)
+    r.fail_at(*columns, "peer table '" + out.name
+                          + "' has no key column; mark one or more columns key = true");
+  return r.finish();
+}
+
+/// [peer]: the listening socket, keys, allow-list and protocol timing.
+status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) {
+  table_reader r(doc, t, "[peer]");
+  r.string("listen", out.listen);
+  auto* sk = r.string("secret_key_file", out.secret_key_file);
+  auto* pk = r.string("public_key_file", out.public_key_file);
+  r.boolean("insecure", out.insecure);
+  if (static_cast<bool>(sk) != static_cast<bool>(pk))
+    r.fail_at(sk ? *static_cast<const toml::node*>(sk) : *static_cast<const toml::node*>(pk),
+              "[peer] needs both secret_key_file and public_key_file (`syncmesh keygen PATH` "
+              "writes PATH and PATH.pub), or neither");
+  // Key files are relative to the config file, and read now so that a
+  // missing, unreadable or mismatched one is refused with its line.
+  const auto config_dir = std::filesystem::path(doc.name()).parent_path();
+  for (auto* file : {&out.secret_key_file, &out.public_key_file})
+    if (!file->empty() && std::filesystem::path(*file).is_relative())
+      *file = (config_dir / *file).lexically_normal().string();
+  if (sk && pk && !r.failed()) {
+    auto keys = messaging::load_curve_key_pair(out.secret_key_file);
+    auto pub = messaging::load_curve_public_key(out.public_key_file);
+    if (!keys)
+      r.fail_at(*sk, keys.error().message());
+    else if (!pub)
+      r.fail_at(*pk, pub.error().message());
+    else if (*pub != keys->public_key)
+      r.fail_at(*pk, "the public key in '" + out.public_key_file
+                       + "' does not belong to the secret key in '" + out.secret_key_file
+                       + "'; give the pair `syncmesh keygen PATH` wrote (PATH and PATH.pub)");
+  }
+  const auto* allow = r.tables("allow", "inline tables like { node = \"spoke-1\", key = \"...\" }");
+  for (std::size_t i = 0; allow && i < allow->size() && !r.failed(); ++i) {
+    const toml::table& at = *allow->get(i)->as_table();
+    table_reader ar(doc, at, "entry " + std::to_string(i + 1) + " of 'allow' in [peer]");
+    peer_allow_config a;
+    ar.required_string("node", a.node, "node = \"spoke-1\" (the node id that key may use)");
+    if (auto* k = ar.required_string("key", a.key, "key = \"<40 Z85 characters>\" (from its .pub file)");
+        k && !messaging::is_z85_key(a.key))
+      ar.fail_at(*k, "'key' of node '" + a.node
+                       + "' is not a CURVE public key (40 Z85 characters); copy it from the "
+                         "node's .pub file");
+    r.fail(ar.finish());
+    out.allow.push_back(std::move(a));
+  }
+  if (allow && !sk && !r.failed())
+    r.fail_at(*allow, "'allow' in [peer] needs keys: set secret_key_file and public_key_file");
+  r.integer("batch_max", out.batch_max, 1);
+  r.integer("in_flight_max", out.in_flight_max, 1);
+  r.integer("retransmit_ms", out.retransmit_ms, 1);
+  r.integer("heartbeat_ms", out.heartbeat_ms, 1);
+  r.integer("dead_after_ms", out.dead_after_ms, 1);
+  r.integer("reconnect_initial_ms", out.reconnect_initial_ms, 1);
+  r.integer("reconnect_max_ms", out.reconnect_max_ms, 1);
+  r.integer("frame_bytes_max", out.frame_bytes_max, 1024);
+  r.check(out.dead_after_ms > out.heartbeat_ms, "dead_after_ms",
+          "'dead_after_ms' in [peer] (" + std::to_string(out.dead_after_ms)
+            + ") must be above heartbeat_ms (" + std::to_string(out.heartbeat_ms)
+            + "), or every idle link would be declared dead");
+  r.check(out.reconnect_max_ms >= out.reconnect_initial_ms, "reconnect_max_ms",
+          "'reconnect_max_ms' in [peer] must be at least reconnect_initial_ms ("
+            + std::to_string(out.reconnect_initial_ms) + ")");
+  return r.finish();
+}
+
+/// A [[links]] entry; `tables` are the peer tables already read.
+status read_link(const source_doc& doc, const toml::table& t,
+                 const std::vector<peer_table_config>& tables, bool keyed, peer_link_config& out) {
+  auto peer = t["peer"].value<std::string>();
+  table_reader r(doc, t, peer && !peer->empty() ? "link '" + *peer + "'" : "this [[links]] entry");
+  out.line = line_of(t);
+  r.required_string("peer", out.peer, "peer = \"hub\" (the other node's node_id)");
+  auto* ep = r.string("endpoint", out.endpoint);
+  if (ep && out.endpoint.empty())
+    r.fail_at(*ep, "'endpoint' of link '" + out.peer
+                     + "' is empty; write the peer's listen endpoint, like "
+                       "\"tcp://127.0.0.1:7700\", or leave it out when the peer dials this node");
+  auto* key = r.string("server_key", out.server_key);
+  if (key && !messaging::is_z85_key(out.server_key))
+    r.fail_at(*key, "'server_key' of link '" + out.peer
+                      + "' is not a CURVE public key (40 Z85 characters); copy it from the "
+                        "peer's .pub file");
+  else if (key && !ep)
+    r.fail_at(*key, "'server_key' is for the dialing side; link '" + out.peer
+                      + "' has no endpoint");
+  else if (ep && keyed && !key && !r.failed())
+    r.fail_at(*ep, "link '" + out.peer
+                     + "' dials with CURVE ([peer] has keys) and needs server_key = the peer's "
+                       "public key");
+  r.one_of("mode", out.mode, {"push", "pull", "bidirectional"});
+  auto* tl = r.take("tables");
+  read_strings(r, "tables", "peer table name", out.tables);
+  for (std::size_t i = 0; tl && i < out.tables.size() && !r.failed(); ++i)
+    if (std::none_of(tables.begin(), tables.end(),
+                     [&](const peer_table_config& pt) { return pt.name == out.tables[i]; })) {
+      std::vector<std::string> names;
+      for (const auto& pt : tables)
+        names.push_back(pt.name);
+      r.fail_at(*tl->as_array()->get(i),
+                "link '" + out.peer + "' carries table '" + out.tables[i]
+                  + "', which is not a [[tables]] entry; "
+                  + (names.empty() ? "declare it in [[tables]]" : "peer tables: " + joined(names)));
+    }
+  read_strings(r, "trusted_origins", "node id", out.trusted_origins);
+  return r.finish();
+}
+
 // --- the document -----------------------------------------------------------------
 
 store::result<node_config> parse_document(const source_doc& doc, std::string_view text) {
@@ -853,6 +1014,56 @@ store::result<node_config> parse_document(const source_doc& doc, std::string_vie
     }
   }
 
+  std::map<std::string, int> table_lines;
+  if (auto* tables = r.tables("tables", "[[tables]] sections"); tables && !r.failed()) {
+    for (const toml::node& n : *tables) {
+      peer_table_config pt;
+      if (auto st = read_peer_table(doc, *n.as_table(), pt); !st) {
+        r.fail(std::move(st));
+        break;
+      }
+      if (auto [it, fresh] = table_lines.emplace(pt.name, pt.line); !fresh) {
+        r.fail_at(n, "peer table '" + pt.name + "' is declared twice, at lines "
+                       + std::to_string(it->second) + " and " + std::to_string(pt.line)
+                       + "; give each table its own name");
+        break;
+      }
+      if (auto v = view_lines.find(pt.name); v != view_lines.end()) {
+        r.fail_at(n, "peer table '" + pt.name + "' has the name of the view at line "
+                       + std::to_string(v->second) + "; give it another name");
+        break;
+      }
+      cfg.tables.push_back(std::move(pt));
+    }
+  }
+  if (auto* t = r.subtable("peer"); t && !r.failed())
+    r.fail(read_peer(doc, *t, cfg.peer));
+  std::map<std::string, int> link_lines;
+  if (auto* links = r.tables("links", "[[links]] sections"); links && !r.failed()) {
+    if (cfg.tables.empty() && !links->empty())
+      r.fail_at(*links, "[[links]] sync peer tables, and this config declares none; add a "
+                        "[[tables]] entry");
+    for (std::size_t i = 0; i < links->size() && !r.failed(); ++i) {
+      const toml::node& n = *links->get(i);
+      peer_link_config lc;
+      if (auto st = read_link(doc, *n.as_table(), cfg.tables, !cfg.peer.secret_key_file.empty(), lc);
+          !st) {
+        r.fail(std::move(st));
+        break;
+      }
+      if (lc.peer == cfg.node_id) {
+        r.fail_at(n, "link '" + lc.peer + "' names this node itself; a link names another node");
+        break;
+      }
+      if (auto [it, fresh] = link_lines.emplace(lc.peer, lc.line); !fresh) {
+        r.fail_at(n, "peer '" + lc.peer + "' has two links, at lines " + std::to_string(it->second)
+                       + " and " + std::to_string(lc.line) + "; keep one link per peer");
+        break;
+      }
+      cfg.links.push_back(std::move(lc));
+    }
+  }
+
   if (auto st = r.finish(); !st)
     return st;
   return cfg;
@@ -910,6 +1121,18 @@ store::result<store::column> to_store_column(const column_config& c) {
   return status::invalid_argument("column '" + c.name + "' has type '" + c.type
                                   + "', which is unknown; use boolean, integer, real, text, "
                                     "bytes, numeric, timestamp or json");
+}
+
+store::schema peer_table_schema(const peer_table_config& t) {
+  store::schema s;
+  s.table = t.name;
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    if (auto col = to_store_column(t.columns[i]); col)
+      s.columns.push_back(*col);
+    if (t.columns[i].key)
+      s.primary_key.push_back(i);
+  }
+  return s;
 }
 
 store::schema memory_table_schema(const memory_table_config& t) {

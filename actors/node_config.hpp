@@ -109,6 +109,53 @@ struct backoff_config {
   double jitter = 0.2;  // 0 <= jitter < 1
 };
 
+/// A table this node keeps in sync with its peers, stored under its name
+/// ("ns.table") next to the views.
+struct peer_table_config {
+  std::string name;
+  std::vector<column_config> columns;
+  int line = 0;
+};
+
+/// A client key admitted on the peer socket, and the node id it may use.
+struct peer_allow_config {
+  std::string node;
+  std::string key;  // Z85 public key
+};
+
+/// [peer]: how this node listens for peer links, secures them and times
+/// the protocol. Only used when the config has [[links]].
+struct peer_config {
+  /// Where incoming links arrive; port 0 lets the OS choose on first start,
+  /// and the node binds the same port again on restart (kept in
+  /// <data_dir>/peer_port) so peers configured with it find it. Empty: no
+  /// incoming links.
+  std::string listen = "tcp://127.0.0.1:0";
+  std::string secret_key_file;  // with public_key_file: CURVE on every link
+  std::string public_key_file;
+  std::vector<peer_allow_config> allow;
+  bool insecure = false;  // allow a non-loopback listen without keys
+  std::size_t batch_max = 128;         // changes per delta
+  std::size_t in_flight_max = 8;       // unacknowledged deltas per link
+  std::uint64_t retransmit_ms = 1000;  // resend unacknowledged deltas after
+  std::uint64_t heartbeat_ms = 1000;   // ping an idle link this often
+  std::uint64_t dead_after_ms = 5000;  // silence that ends a link
+  std::uint64_t reconnect_initial_ms = 100;
+  std::uint64_t reconnect_max_ms = 5000;
+  std::uint64_t frame_bytes_max = std::uint64_t{4} << 20;
+};
+
+/// A [[links]] entry: one peer as this node sees it.
+struct peer_link_config {
+  std::string peer;            // the other node's id
+  std::string endpoint;        // set: this side dials (client role)
+  std::string server_key;      // the peer's public key (Z85), with CURVE
+  std::string mode = "bidirectional";  // push | pull | bidirectional
+  std::vector<std::string> tables;     // empty: every peer table
+  std::vector<std::string> trusted_origins;  // empty: any origin
+  int line = 0;
+};
+
 /// Everything a node process needs; read from TOML by load_node_config().
 struct node_config {
   std::string node_id;                // required
@@ -130,6 +177,9 @@ struct node_config {
   std::uint64_t seed = 0;  // jitter seed; 0 = random at start
   std::vector<remote_config> remotes;
   std::vector<view_config> views;
+  std::vector<peer_table_config> tables;  // peer-synced local tables
+  peer_config peer;
+  std::vector<peer_link_config> links;
 
   std::string source_path;  // the file it was read from, for messages
 };
@@ -152,5 +202,8 @@ store::result<store::column> to_store_column(const column_config& c);
 /// The schema of a memory table (its name, columns and key columns).
 /// REQUIRES: the table came from load_node_config (its columns are valid).
 store::schema memory_table_schema(const memory_table_config& t);
+
+/// The schema of a peer table. REQUIRES: from load_node_config.
+store::schema peer_table_schema(const peer_table_config& t);
 
 } // namespace syncmesh::actors

@@ -10,6 +10,7 @@
 #include "actors/connector.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "actors/peer_actor.hpp"
 #include "actors/row_json.hpp"
 #include "actors/selector.hpp"
 #include "actors/store_actor.hpp"
@@ -25,12 +26,13 @@ constexpr auto quick_timeout = std::chrono::seconds(10);
 /// A sync waits for a whole run (push, snapshot, apply, subscribe).
 constexpr auto run_timeout = std::chrono::minutes(5);
 
-enum class child_kind { store, connector, view };
+enum class child_kind { store, connector, peer, view };
 
 const char* to_string(child_kind k) {
   switch (k) {
     case child_kind::store: return "store";
     case child_kind::connector: return "connector";
+    case child_kind::peer: return "peer";
     case child_kind::view: return "view";
   }
   return "?";
@@ -76,6 +78,13 @@ const view_config* find_view(const node_context& ctx, const std::string& full) {
   return nullptr;
 }
 
+bool is_peer_table(const node_context& ctx, const std::string& name) {
+  for (const auto& t : ctx.config.tables)
+    if (t.name == name)
+      return true;
+  return false;
+}
+
 caf::actor handle_of(sup_actor* self, child_kind k, const std::string& name) {
   auto it = self->state.children.find(key_of(k, name));
   return it == self->state.children.end() ? caf::actor{} : it->second.handle;
@@ -100,6 +109,7 @@ caf::actor spawn_child(sup_actor* self, child& c) {
         if (r.name == c.name)
           h = spawn_connector(sys, ctx, r);
       break;
+    case child_kind::peer: h = spawn_peer_actor(sys, ctx); break;
     case child_kind::view: {
       auto* v = find_view(*ctx, c.name);
       std::uint64_t relation_id = 0;
@@ -278,7 +288,7 @@ caf::result<std::string> fan_out(sup_actor* self, const std::string& sel_text, A
 // Shutdown stages: views, then connectors, then the store.
 void shutdown_stage(sup_actor* self) {
   auto& st = self->state;
-  for (auto kind : {child_kind::view, child_kind::connector, child_kind::store}) {
+  for (auto kind : {child_kind::view, child_kind::connector, child_kind::peer, child_kind::store}) {
     std::vector<caf::actor> live;
     for (auto& [k, c] : st.children)
       if (c.kind == kind && c.handle)
@@ -310,6 +320,8 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
   add(child_kind::store, "store", ctx->config.restart);
   for (const auto& r : ctx->config.remotes)
     add(child_kind::connector, r.name, ctx->config.restart);
+  if (!ctx->config.tables.empty())
+    add(child_kind::peer, "peer", ctx->config.restart);
   for (const auto& v : ctx->config.views) {
     st.view_order.push_back(v.full_name());
     add(child_kind::view, v.full_name(), ctx->config.restart);
@@ -340,6 +352,13 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
       return fan_out(self, sel, status_atom::value, quick_timeout);
     },
     [self](exec_atom, const std::string& view, const std::string& ops) -> caf::result<std::string> {
+      if (!find_view(*self->state.ctx, view) && is_peer_table(*self->state.ctx, view)) {
+        auto h = handle_of(self, child_kind::peer, "peer");
+        if (!h)
+          return make_error(errc::escalated, "peer sync is not running: "
+                                               + self->state.children[key_of(child_kind::peer, "peer")].reason);
+        return forward<std::string>(self, h, quick_timeout, exec_atom::value, view, ops);
+      }
       if (!find_view(*self->state.ctx, view))
         return make_error(errc::unknown_view, "no view is named '" + view
                                                 + "'; `syncmesh ctl status` lists the views");
@@ -391,6 +410,15 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
         return make_error(errc::invalid_request, "no running connector for remote '" + remote
                                                    + "'");
       return forward<bool>(self, h, quick_timeout, outage_atom::value, on);
+    },
+    [self](links_atom) -> caf::result<std::string> {
+      if (self->state.ctx->config.tables.empty())
+        return std::string("[]");
+      auto h = handle_of(self, child_kind::peer, "peer");
+      if (!h)
+        return make_error(errc::escalated, "peer sync is not running: "
+                                             + self->state.children[key_of(child_kind::peer, "peer")].reason);
+      return forward<std::string>(self, h, quick_timeout, links_atom::value);
     },
     [self](children_atom) {
       auto out = json::array();

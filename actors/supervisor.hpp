@@ -7,7 +7,8 @@
 namespace syncmesh::actors {
 
 /// The root of a node's actors. Spawns the store actor, one connector per
-/// remote and one view actor per view; monitors them; restarts a crashed
+/// remote, the peer actor when the config has [[tables]] (peer_actor.hpp)
+/// and one view actor per view; monitors them; restarts a crashed
 /// child after a capped exponential backoff, and gives up on a child that
 /// crashed more than restart_intensity_max times within restart_window_ms:
 /// the child is then marked failed with the reason (in status, in the
@@ -19,6 +20,10 @@ namespace syncmesh::actors {
 ///       -> string: JSON array, one record per matching view, in config
 ///          order | error unknown_view naming what matched nothing
 ///   (exec_atom, string view, string ops)              -> string | error
+///       (a peer table's name in place of the view: a write through peer
+///       sync, answered by the peer actor)
+///   (links_atom)     -> string: JSON array of the peer links ("[]" without
+///                       peer tables)
 ///   (exec_atom, string remote, string table, string ops) -> string | error
 ///       a write made at a memory remote (as if by another client)
 ///   (outage_atom, string remote, bool on)             -> bool up

@@ -226,6 +226,16 @@ void print_topology(const json& t, const std::string& format) {
               << "│   └── " << kind << " " << remote << "/" << source << "\n";
   }
   for (const auto& n : t["nodes"])
+    if (n["kind"] == "table")
+      std::cout << "├── peer table " << n["name"].get<std::string>() << "\n";
+  for (const auto& e : t["edges"])
+    if (e["kind"] == "link")
+      std::cout << "├── link " << e["to"].get<std::string>().substr(5) << " ("
+                << e.value("mode", "") << ", " << e.value("role", "") << ", "
+                << e.value("state", "") << ")"
+                << (e.value("endpoint", "").empty() ? "" : " -> " + e.value("endpoint", ""))
+                << "\n";
+  for (const auto& n : t["nodes"])
     if (n["kind"] == "remote")
       std::cout << "└── remote " << n["name"].get<std::string>() << " ("
                 << n["type"].get<std::string>() << ")"
@@ -289,6 +299,23 @@ store::result<messaging::control_reply> call_with_progress(zmq::context_t& zctx,
   return run.get();
 }
 
+void print_links(const json& links) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& l : links)
+    rows.push_back({cell(l["peer"]), cell(l["role"]), cell(l["mode"]), cell(l["state"]),
+                    cell(l["sent"]), cell(l["applied"]), cell(l["duplicates"]),
+                    cell(l["nacked"]), cell(l["nacks_received"]), cell(l["unacked"]),
+                    cell(l["last_refusal"])});
+  if (rows.empty()) {
+    std::cout << "(no peer links)\n";
+    return;
+  }
+  print_table(std::cout,
+              {"PEER", "ROLE", "MODE", "STATE", "SENT", "APPLIED", "DUPLICATES", "NACKED",
+               "NACKS RECEIVED", "UNACKED", "LAST REFUSAL"},
+              rows);
+}
+
 json parse_rows(const std::string& text, const char* what, std::string& error) {
   if (text.empty())
     return json::array();
@@ -329,15 +356,17 @@ CLI::App* add_ctl_command(CLI::App& app) {
   auto* forget = ctl->add_subcommand(
     "forget", "Stop the selected views and drop what their remotes keep for them (slot, publication)");
   forget->add_option("selector", opts.selector, "'*' or ns.view,ns.*")->required();
-  auto* query = ctl->add_subcommand("query", "Read a view's rows");
-  query->add_option("view", opts.view, "ns.view")->required();
+  auto* query = ctl->add_subcommand("query", "Read a view's or a peer table's rows");
+  query->add_option("view", opts.view, "ns.view or ns.table")->required();
   query->add_option("--limit", opts.limit, "At most this many rows")->check(CLI::PositiveNumber);
-  auto* exec = ctl->add_subcommand("exec", "Write rows to a sync view (or to a memory remote)");
+  auto* exec = ctl->add_subcommand(
+    "exec", "Write rows to a sync view, a peer table (--table) or a memory remote");
   exec->add_option("view", opts.view, "ns.view (omit with --remote)");
   exec->add_option("--upsert", opts.upsert, "A JSON row object or a list of them");
   exec->add_option("--delete", opts.remove, "A JSON key object or a list of them");
   exec->add_option("--remote", opts.remote, "Write at this memory remote instead of a view");
-  exec->add_option("--table", opts.table, "The remote's table (with --remote)");
+  exec->add_option("--table", opts.table,
+                   "A peer table (ns.table), or the remote's table with --remote");
   auto* remote = ctl->add_subcommand(
     "remote", "A remote's counters; --down/--up take a memory remote down or bring it back");
   remote->add_option("name", opts.remote, "Remote name")->required();
@@ -348,6 +377,7 @@ CLI::App* add_ctl_command(CLI::App& app) {
   events->add_option("--count", opts.count, "Exit after this many events")->check(CLI::PositiveNumber);
   events->add_option("--for", opts.events_timeout_ms, "Exit after this many milliseconds")
     ->check(CLI::PositiveNumber);
+  ctl->add_subcommand("links", "One record per peer link: state, counts, last refusal");
   auto* topology = ctl->add_subcommand("topology", "The node's views, remotes and links");
   topology->add_option("--format", opts.format, "text (default), dot or json")
     ->check(CLI::IsMember({"text", "dot", "json"}));
@@ -393,8 +423,11 @@ int run_ctl() {
         return fail(2, "exec --remote needs --table");
       args["remote"] = opts.remote;
       args["table"] = opts.table;
+    } else if (opts.view.empty() && !opts.table.empty()) {
+      args["table"] = opts.table;
     } else if (opts.view.empty()) {
-      return fail(2, "exec needs a view (ns.view) or --remote and --table");
+      return fail(2, "exec needs a view (ns.view), --table ns.table (a peer table) or --remote "
+                     "and --table");
     } else {
       args["view"] = opts.view;
     }
@@ -480,6 +513,8 @@ int run_ctl() {
     return print_runs(result) ? 0 : 3;
   else if (verb == "query")
     print_query(result);
+  else if (verb == "links")
+    print_links(result);
   else if (verb == "topology" && opts.format != "json")
     print_topology(result, opts.format);
   else if (verb == "remote" && !args.contains("outage"))

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <zmq.hpp>
 
+#include "messaging/curve_keys.hpp"
 #include "scenarios/fault_proxy.hpp"
 #include "scenarios/lua_json.hpp"
 #include "scenarios/node_process.hpp"
@@ -292,6 +293,23 @@ int node_topology(lua_State* L) {
   auto& n = check_node(L);
   return push_result(L, call_node(L, n, "topology", json::object()));
 }
+int node_links(lua_State* L) {
+  auto& n = check_node(L);
+  return push_result(L, call_node(L, n, "links", json::object()));
+}
+// The peer endpoint the node bound, as its node.json says (the node must be
+// running).
+int node_peer_endpoint(lua_State* L) {
+  auto& n = check_node(L);
+  std::ifstream in(n.dir() + "/data/node.json");
+  auto info = json::parse(in, nullptr, false);
+  if (!info.is_object() || !info.contains("peer") || !info["peer"].is_string()
+      || info["peer"].get<std::string>().empty())
+    raise(L, "node '" + n.name() + "' has no peer endpoint: is it running, with [[tables]] "
+                                   "and a [peer] listen endpoint?");
+  lua_pushstring(L, info["peer"].get<std::string>().c_str());
+  return 1;
+}
 int node_events(lua_State* L) {
   auto& n = check_node(L);
   n.drain_events();
@@ -456,6 +474,24 @@ int l_step(lua_State* L) {
     return lua_error(L);  // the error (with its traceback) travels on
   lua_pop(L, 1);
   return 0;
+}
+
+// keygen(name) -> secret key path, public key path, public key (Z85): a
+// CURVE key pair written into the run directory, as `syncmesh keygen` does.
+int l_keygen(lua_State* L) {
+  auto& r = R(L);
+  std::string name = luaL_checkstring(L, 1);
+  auto keys = messaging::generate_curve_key_pair();
+  if (!keys)
+    raise(L, "keygen: " + keys.error().message());
+  fs::create_directories(r.run_dir + "/keys");
+  auto path = r.run_dir + "/keys/" + name + ".key";
+  if (auto st = messaging::write_curve_key_files(path, *keys, true); !st)
+    raise(L, "keygen: " + st.message());
+  lua_pushstring(L, path.c_str());
+  lua_pushstring(L, (path + ".pub").c_str());
+  lua_pushstring(L, keys->public_key.c_str());
+  return 3;
 }
 
 int l_figure(lua_State* L) {
@@ -720,6 +756,7 @@ void register_api(lua_State* L) {
     {"exec", node_exec},       {"exec_remote", node_exec_remote},
     {"sync_concurrently", node_sync_concurrently},
     {"outage", node_outage},   {"topology", node_topology},
+    {"links", node_links},     {"peer_endpoint", node_peer_endpoint},
     {"remote_stats", node_remote_stats},
     {"events", node_events},   {"shutdown", node_shutdown},
     {"kill", node_kill},       {"restart", node_restart},
@@ -751,6 +788,7 @@ void register_api(lua_State* L) {
     {"say", l_say},         {"seed", l_seed},         {"random", l_random},
     {"check", l_check},     {"check_equal", l_check_equal},
     {"await", l_await},     {"step", l_step},         {"figure", l_figure},
+    {"keygen", l_keygen},
     {"workload", l_workload}, {"check_acknowledged", l_check_acknowledged},
     {"check_applied_once", l_check_applied_once},
     {nullptr, nullptr}};

@@ -158,6 +158,10 @@ struct replicator::link {
   bool hello_seen = false;        // the peer's hello arrived
   bool sync_started = false;      // the peer answered our sync_request
   bool peer_wants = false;        // the peer asked for this node's changes
+  /// The mode the peer announced (hello / hello_ack). Not trusted for
+  /// anything the peer may do; it only tells this side that the peer will
+  /// not ask for changes (push), see offer().
+  wire::link_mode peer_mode = wire::link_mode::bidirectional;
   bool paused = false;            // the peer asked to pause
   wire::watermark peer_vv;        // what the peer holds, as it told us
   std::uint64_t scan_pos = 1;     // next own log entry to consider sending
@@ -396,7 +400,29 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
   if (auto st = apply(changes); !st)
     return st;
   pump_all();
+  offer(changes);
   return changes.back().hlc;
+}
+
+void replicator::offer(const std::vector<wire::change>& changes) {
+  for (auto& [peer, lp] : links_) {
+    auto& l = *lp;
+    if (l.state != link_state::live || !l.hello_seen || l.peer_wants || !sends(l.cfg.mode)
+        || takes(l.peer_mode) || l.unacked.size() >= cfg_.in_flight_max)
+      continue;
+    std::vector<wire::change> out;
+    for (const auto& c : changes)
+      if (carries(l, c.table))
+        out.push_back(c);
+    if (out.empty())
+      continue;
+    const auto id = l.next_delta_id++;
+    if (l.unacked.empty())
+      l.oldest_unacked_sent_ms = clock_.now_ms();
+    l.stats.sent_changes += out.size();
+    send(l, wire::delta{id, out});
+    l.unacked.emplace(id, std::move(out));
+  }
 }
 
 // --- links -------------------------------------------------------------------
@@ -420,6 +446,7 @@ void replicator::on_connected(const std::string& peer) {
   l->hello_seen = false;
   l->sync_started = false;
   l->peer_wants = false;
+  l->peer_mode = wire::link_mode::bidirectional;
   l->paused = false;
   l->peer_vv.clear();
   l->scan_pos = 1;
@@ -596,6 +623,7 @@ void replicator::handle(link& l, wire::message m) {
               granted.push_back(t);
           send(l, wire::hello_ack{node_id(), l.cfg.mode, granted});
         }
+        l.peer_mode = msg.mode;
         // Either greeting tells this side who is there: the link is up.
         if (l.hello_seen)
           return;

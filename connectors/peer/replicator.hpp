@@ -89,6 +89,14 @@ public:
   /// A local write: upserts (full rows) and removes (by key) on one table,
   /// stamped now, merged, applied and logged in one batch, then sent to the
   /// links. Returns the stamp of the last change.
+  ///
+  /// A link whose peer asked for this node's changes gets them from the log
+  /// in order. A live link whose peer announced mode push (it takes
+  /// nothing, so it never asks) while this side's mode sends is offered
+  /// each new local write anyway, once: the peer decides from its own
+  /// config, and its refusal comes back as a delta_nack that both sides
+  /// count (nacked there, nacks_received here) instead of the write being
+  /// held back in silence.
   store::result<store::hlc_timestamp> write(const std::string& table,
                                             const std::vector<store::row>& upserts,
                                             const std::vector<store::row>& removes);
@@ -115,6 +123,9 @@ private:
   void schedule_retransmit(link& l, std::uint64_t session);
   void pump(link& l);
   void pump_all();
+  /// Offers `changes` (just written here) to live links whose peer takes
+  /// nothing; see write().
+  void offer(const std::vector<wire::change>& changes);
   void on_delta(link& l, const wire::delta& d);
   bool carries(const link& l, const std::string& table) const;
   std::vector<std::string> offered(const link& l) const;

@@ -514,4 +514,77 @@ BOOST_AUTO_TEST_CASE(to_store_column_maps_each_config_type_to_its_store_kind) {
   BOOST_TEST(bad.error().message().find("'int'") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(peer_tables_links_and_the_peer_section_parse_into_the_expected_struct) {
+  auto got = parse_node_config(base_plus({
+                                 "[[tables]]",                                          // 17
+                                 "name = \"app.notes\"",                                // 18
+                                 "columns = [ { name = \"id\", type = \"integer\", key = true },",
+                                 "            { name = \"body\", type = \"text\" } ]",  // 20
+                                 "[peer]",                                              // 21
+                                 "listen = \"tcp://127.0.0.1:0\"",                      // 22
+                                 "heartbeat_ms = 200",                                  // 23
+                                 "dead_after_ms = 1000",                                // 24
+                                 "[[links]]",                                           // 25
+                                 "peer = \"hub\"",                                      // 26
+                                 "endpoint = \"tcp://127.0.0.1:7700\"",                 // 27
+                                 "mode = \"push\"",                                     // 28
+                                 "tables = [\"app.notes\"]",                            // 29
+                                 "trusted_origins = [\"hub\", \"node-b\"]",             // 30
+                                 "[[links]]",                                           // 31
+                                 "peer = \"node-c\"",                                   // 32
+                               }),
+                               "node.toml");
+  BOOST_REQUIRE_MESSAGE(got.is_ok(), (got.is_ok() ? "" : got.error().message()));
+  const auto& cfg = *got;
+  BOOST_REQUIRE(cfg.tables.size() == 1u);
+  BOOST_TEST(cfg.tables[0].name == "app.notes");
+  auto schema = peer_table_schema(cfg.tables[0]);
+  BOOST_TEST(schema.columns.size() == 2u);
+  BOOST_TEST(schema.primary_key.size() == 1u);
+  BOOST_TEST(cfg.peer.listen == "tcp://127.0.0.1:0");
+  BOOST_TEST(cfg.peer.heartbeat_ms == 200u);
+  BOOST_TEST(cfg.peer.dead_after_ms == 1000u);
+  BOOST_TEST(cfg.peer.batch_max == 128u);  // the default
+  BOOST_REQUIRE(cfg.links.size() == 2u);
+  BOOST_TEST(cfg.links[0].peer == "hub");
+  BOOST_TEST(cfg.links[0].endpoint == "tcp://127.0.0.1:7700");
+  BOOST_TEST(cfg.links[0].mode == "push");
+  BOOST_TEST(cfg.links[0].tables == std::vector<std::string>{"app.notes"});
+  BOOST_TEST(cfg.links[0].trusted_origins.size() == 2u);
+  BOOST_TEST(cfg.links[1].peer == "node-c");
+  BOOST_TEST(cfg.links[1].endpoint.empty());  // the server role
+  BOOST_TEST(cfg.links[1].mode == "bidirectional");
+}
+
+BOOST_AUTO_TEST_CASE(bad_peer_config_is_refused_with_the_line_and_a_sentence) {
+  const std::string table = "[[tables]]\nname = \"app.notes\"\n"
+                            "columns = [ { name = \"id\", type = \"integer\", key = true } ]";
+  // The table occupies lines 17-19; what follows starts at line 20.
+  expect_refused({
+    {base_plus({table, "[[links]]", "peer = \"hub\"", "mode = \"sideways\""}), 22,
+     {"'mode'", "sideways", "push", "bidirectional"}},
+    {base_plus({table, "[[links]]", "peer = \"hub\"", "tables = [\"app.other\"]"}), 22,
+     {"app.other", "[[tables]]", "app.notes"}},
+    {base_plus({table, "[[links]]", "peer = \"hub\"", "[[links]]", "peer = \"hub\""}), 22,
+     {"two links", "lines 20 and 22"}},
+    {base_plus({table, "[[links]]", "peer = \"node-a\""}), 20, {"this node itself"}},
+    {base_plus({table, "[[links]]", "peer = \"hub\"", "endpont = \"tcp://x:1\""}), 22,
+     {"unknown key 'endpont'", "did you mean 'endpoint'"}},
+    {base_plus({table, "[peer]", "heartbeat_ms = 500", "dead_after_ms = 500"}), 22,
+     {"dead_after_ms", "heartbeat_ms"}},
+    {base_plus({table, "[peer]", "secret_key_file = \"node.key\""}), 21,
+     {"public_key_file"}},
+    {base_plus({table, "[peer]", "secret_key_file = \"/nonexistent/node.key\"",
+                "public_key_file = \"/nonexistent/node.key.pub\""}), 21,
+     {"/nonexistent/node.key"}},
+    {base_plus({"[[tables]]", "name = \"notes\"",
+                "columns = [ { name = \"id\", type = \"integer\", key = true } ]"}), 18,
+     {"namespace.table"}},
+    {base_plus({"[[tables]]", "name = \"app.notes\"",
+                "columns = [ { name = \"id\", type = \"integer\" } ]"}), 19,
+     {"no key column"}},
+    {base_plus({"[[links]]", "peer = \"hub\""}), 17, {"[[tables]]"}},
+  });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,385 @@
+#include "actors/peer_actor.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/errors.hpp"
+#include "actors/messages.hpp"
+#include "actors/row_json.hpp"
+#include "connectors/peer/replicator.hpp"
+#include "messaging/curve_keys.hpp"
+#include "messaging/zmq_transport.hpp"
+
+namespace syncmesh::actors {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+/// The replicator's transport: sends, connects and disconnects go straight
+/// to the ZeroMQ transport (thread-safe); the handler is called by the
+/// actor with what the I/O thread reported, so it runs on the actor.
+class actor_side_transport final : public messaging::transport {
+public:
+  explicit actor_side_transport(messaging::zmq_transport& net) : net_(net) {}
+
+  const std::string& local_id() const override { return net_.local_id(); }
+  void set_handler(messaging::transport_handler handler) override {
+    handler_ = std::move(handler);
+  }
+  void connect(const std::string& peer) override { net_.connect(peer); }
+  void disconnect(const std::string& peer) override { net_.disconnect(peer); }
+  [[nodiscard]] bool send(const std::string& peer, std::string frame) override {
+    return net_.send(peer, std::move(frame));
+  }
+
+  const messaging::transport_handler& handler() const { return handler_; }
+
+private:
+  messaging::zmq_transport& net_;
+  messaging::transport_handler handler_;
+};
+
+/// The replicator's clock and timers on the actor clock: at() is a delayed
+/// message (timer_atom, id) to the actor, which then calls fire(id).
+class actor_scheduler final : public messaging::scheduler {
+public:
+  explicit actor_scheduler(caf::event_based_actor* self) : self_(self) {}
+
+  std::uint64_t now_ms() const override {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        self_->clock().now().time_since_epoch())
+                                        .count());
+  }
+
+  void at(std::uint64_t when_ms, std::function<void()> fn) override {
+    auto id = ++next_id_;
+    pending_.emplace(id, std::move(fn));
+    auto now = now_ms();
+    self_->delayed_send(self_, std::chrono::milliseconds(when_ms > now ? when_ms - now : 0),
+                        timer_atom::value, id);
+  }
+
+  void fire(std::uint64_t id) {
+    auto it = pending_.find(id);
+    if (it == pending_.end())
+      return;
+    auto fn = std::move(it->second);
+    pending_.erase(it);
+    fn();
+  }
+
+private:
+  caf::event_based_actor* self_;
+  std::uint64_t next_id_ = 0;
+  std::map<std::uint64_t, std::function<void()>> pending_;
+};
+
+struct peer_state {
+  node_context_ptr ctx;
+  // Destroyed in reverse order: the replicator first, the ZeroMQ transport
+  // (which joins its threads) last.
+  std::unique_ptr<messaging::zmq_transport> zmq;
+  std::unique_ptr<actor_side_transport> net;
+  std::unique_ptr<actor_scheduler> clock;
+  std::unique_ptr<peer::replicator> rep;
+  std::string endpoint;
+  std::string failure;  // why the transport or replicator could not start
+  std::map<std::string, peer::link_state> last_states;
+
+  static inline const char* name = "peer";
+};
+
+using peer_actor = caf::stateful_actor<peer_state>;
+
+
+peer::wire::link_mode mode_of(const std::string& m) {
+  if (m == "push")
+    return peer::wire::link_mode::push;
+  if (m == "pull")
+    return peer::wire::link_mode::pull;
+  return peer::wire::link_mode::bidirectional;
+}
+
+const char* peer_port_file = "peer_port";
+
+/// With an OS-chosen port (":0" or ":*"), the port bound on an earlier start
+/// (kept in <data_dir>/peer_port), so peers configured with it find the
+/// node again after a restart; otherwise `listen` as it is.
+std::string remembered_listen(const node_context& ctx) {
+  const auto& listen = ctx.config.peer.listen;
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || listen.rfind("tcp://", 0) != 0)
+    return listen;
+  auto port = listen.substr(colon + 1);
+  if (port != "0" && port != "*")
+    return listen;
+  std::ifstream in(fs::path(ctx.config.data_dir) / peer_port_file);
+  std::string kept;
+  if (!(in >> kept) || kept.empty() || kept.find_first_not_of("0123456789") != std::string::npos)
+    return listen;
+  return listen.substr(0, colon + 1) + kept;
+}
+
+void remember_port(const node_context& ctx, const std::string& bound) {
+  auto colon = bound.rfind(':');
+  if (colon == std::string::npos || bound.rfind("tcp://", 0) != 0)
+    return;
+  auto path = fs::path(ctx.config.data_dir) / peer_port_file;
+  auto tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << bound.substr(colon + 1) << "\n";
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+}
+
+void publish(peer_actor* self, json event) {
+  event["at"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  self->clock().now().time_since_epoch())
+                  .count()
+                + self->state.ctx->wall_offset_ms;
+  if (self->state.ctx->publish)
+    self->state.ctx->publish(event);
+}
+
+// Publishes a `link` event for every link whose state changed since the
+// last look.
+void report_states(peer_actor* self) {
+  auto& st = self->state;
+  if (!st.rep)
+    return;
+  for (const auto& [peer, s] : st.rep->stats()) {
+    auto& last = st.last_states[peer];
+    if (last == s.state)
+      continue;
+    publish(self, {{"type", "link"},
+                   {"peer", peer},
+                   {"from", peer::to_string(last)},
+                   {"to", peer::to_string(s.state)}});
+    last = s.state;
+  }
+}
+
+/// Starts the transport and the replicator; a sentence when either cannot.
+std::string start(peer_actor* self) {
+  auto& st = self->state;
+  const auto& cfg = st.ctx->config;
+  messaging::zmq_transport_options o;
+  o.node_id = cfg.node_id;
+  o.bind_endpoint = remembered_listen(*st.ctx);
+  o.limits.frame_bytes_max = cfg.peer.frame_bytes_max;
+  o.insecure = cfg.peer.insecure;
+  o.heartbeat_interval = std::chrono::milliseconds(cfg.peer.heartbeat_ms);
+  o.heartbeat_timeout = std::chrono::milliseconds(cfg.peer.dead_after_ms);
+  o.reconnect_interval = std::chrono::milliseconds(cfg.peer.reconnect_initial_ms);
+  o.reconnect_interval_max = std::chrono::milliseconds(cfg.peer.reconnect_max_ms);
+  o.log = [](const std::string& sentence) { spdlog::warn("peer transport: {}", sentence); };
+  if (!cfg.peer.secret_key_file.empty()) {
+    auto keys = messaging::load_curve_key_pair(cfg.peer.secret_key_file);
+    if (!keys)
+      return keys.error().message();
+    auto pub = messaging::load_curve_public_key(cfg.peer.public_key_file);
+    if (!pub)
+      return pub.error().message();
+    if (*pub != keys->public_key)
+      return "the public key in '" + cfg.peer.public_key_file + "' does not belong to the "
+             "secret key in '" + cfg.peer.secret_key_file + "'; give the pair `syncmesh keygen` "
+             "wrote";
+    o.keys = std::move(keys).value();
+    for (const auto& a : cfg.peer.allow)
+      o.allowed_clients[a.key] = a.node;
+  }
+  auto started = messaging::zmq_transport::start(o);
+  if (!started && o.bind_endpoint != cfg.peer.listen) {
+    spdlog::warn("peer: cannot bind the port of the last start ({}): {}; letting the OS choose "
+                 "a new one, so peers configured with the old port must be told",
+                 o.bind_endpoint, started.error().message());
+    o.bind_endpoint = cfg.peer.listen;
+    started = messaging::zmq_transport::start(o);
+  }
+  if (!started)
+    return started.error().message();
+  st.zmq = std::move(started).value();
+  st.endpoint = st.zmq->bound_endpoint();
+  remember_port(*st.ctx, st.endpoint);
+
+  peer::replicator_config rc;
+  for (const auto& t : cfg.tables)
+    rc.tables.push_back(peer_table_schema(t));
+  for (const auto& l : cfg.links) {
+    peer::link_config lc;
+    lc.peer = l.peer;
+    lc.mode = mode_of(l.mode);
+    lc.connects = !l.endpoint.empty();
+    lc.tables = l.tables;
+    lc.trusted_origins.insert(l.trusted_origins.begin(), l.trusted_origins.end());
+    rc.links.push_back(std::move(lc));
+    if (!l.endpoint.empty())
+      if (auto added = st.zmq->add_peer(l.peer, {l.endpoint, l.server_key}); !added)
+        return "link '" + l.peer + "': " + added.message();
+  }
+  rc.batch_max = cfg.peer.batch_max;
+  rc.in_flight_max = cfg.peer.in_flight_max;
+  rc.retransmit_ms = cfg.peer.retransmit_ms;
+  rc.heartbeat_ms = cfg.peer.heartbeat_ms;
+  rc.dead_after_ms = cfg.peer.dead_after_ms;
+  rc.reconnect_initial_ms = cfg.peer.reconnect_initial_ms;
+  rc.reconnect_max_ms = cfg.peer.reconnect_max_ms;
+  rc.seed = cfg.seed == 0 ? std::random_device{}() : cfg.seed;
+  rc.limits.frame_bytes_max = cfg.peer.frame_bytes_max;
+
+  st.net = std::make_unique<actor_side_transport>(*st.zmq);
+  st.clock = std::make_unique<actor_scheduler>(self);
+  // What the I/O thread sees goes to the actor as a message; nothing else
+  // happens on that thread. The transport listens from start() on, so a
+  // peer that attaches in the moment before set_handler() goes unreported;
+  // the replicator then hears frames on a link it holds down and ignores
+  // them, the peer hears no hello within dead_after_ms, drops the link and
+  // dials again, and that attach is reported.
+  caf::weak_actor_ptr weak{self->ctrl()};
+  auto to_self = [weak](auto&&... xs) {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(strong), std::forward<decltype(xs)>(xs)...);
+  };
+  messaging::transport_handler h;
+  h.connected = [to_self](const std::string& peer) { to_self(link_up_atom::value, peer); };
+  h.disconnected = [to_self](const std::string& peer, const std::string& reason) {
+    to_self(link_down_atom::value, peer, reason);
+  };
+  h.received = [to_self](const std::string& peer, std::string frame) {
+    to_self(frame_atom::value, peer, std::move(frame));
+  };
+  st.zmq->set_handler(std::move(h));
+  st.rep = std::make_unique<peer::replicator>(*st.ctx->db, *st.net, *st.clock, std::move(rc));
+  if (auto s = st.rep->start(); !s)
+    return s.message();
+  for (const auto& l : cfg.links)
+    st.last_states[l.peer] = peer::link_state::down;
+  return {};
+}
+
+json links_json(peer_actor* self) {
+  auto& st = self->state;
+  auto stats = st.rep->stats();
+  json out = json::array();
+  for (const auto& l : st.ctx->config.links) {
+    const auto& s = stats[l.peer];
+    out.push_back({{"peer", l.peer},
+                   {"role", l.endpoint.empty() ? "server" : "client"},
+                   {"endpoint", l.endpoint},
+                   {"mode", l.mode},
+                   {"state", peer::to_string(s.state)},
+                   {"sent", s.sent_changes},
+                   {"applied", s.applied_changes},
+                   {"duplicates", s.duplicate_changes},
+                   {"nacked", s.nacked},
+                   {"nacks_received", s.nacks_received},
+                   {"frames_refused", s.frames_refused},
+                   {"unacked", s.unacked},
+                   {"last_refusal", s.last_refusal}});
+  }
+  return out;
+}
+
+caf::result<std::string> exec(peer_actor* self, const std::string& table,
+                              const std::string& ops_text) {
+  auto& st = self->state;
+  const peer_table_config* tc = nullptr;
+  for (const auto& t : st.ctx->config.tables)
+    if (t.name == table)
+      tc = &t;
+  if (!tc)
+    return make_error(errc::unknown_view, "no peer table is named '" + table + "'");
+  auto shape = peer_table_schema(*tc);
+  auto ops = json::parse(ops_text, nullptr, false);
+  auto changes = changes_from_json(shape, ops);
+  if (!changes)
+    return make_error(errc::invalid_request, changes.error().message());
+  std::vector<store::row> upserts, removes;
+  for (auto& c : *changes) {
+    if (c.new_row)
+      upserts.push_back(std::move(*c.new_row));
+    else
+      removes.push_back(std::move(c.key));
+  }
+  auto written = st.rep->write(table, upserts, removes);
+  report_states(self);
+  if (!written)
+    return make_error(errc::store_failed, "the write to peer table '" + table
+                                            + "' failed: " + written.error().message());
+  return json{{"table", table}, {"upserted", upserts.size()}, {"deleted", removes.size()}}.dump();
+}
+
+caf::behavior failed_behavior(peer_actor* self) {
+  auto refuse = [self]() -> caf::error {
+    return make_error(errc::escalated, "peer sync did not start: " + self->state.failure);
+  };
+  return {
+    [refuse](endpoint_atom) -> caf::result<std::string> { return refuse(); },
+    [refuse](links_atom) -> caf::result<std::string> { return refuse(); },
+    [refuse](exec_atom, const std::string&, const std::string&) -> caf::result<std::string> {
+      return refuse();
+    },
+  };
+}
+
+caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  if (auto why = start(self); !why.empty()) {
+    self->state.failure = why;
+    self->state.rep.reset();
+    self->state.zmq.reset();
+    spdlog::error("peer sync did not start: {}", why);
+    publish(self, {{"type", "error"}, {"child", "peer"}, {"message", "peer sync did not start: " + why}});
+    return failed_behavior(self);
+  }
+  spdlog::info("peer: listening on {}, {} link(s), {} table(s)", self->state.endpoint,
+               self->state.ctx->config.links.size(), self->state.ctx->config.tables.size());
+  return {
+    [self](link_up_atom, const std::string& peer) {
+      if (auto& f = self->state.net->handler().connected)
+        f(peer);
+      report_states(self);
+    },
+    [self](link_down_atom, const std::string& peer, const std::string& reason) {
+      if (auto& f = self->state.net->handler().disconnected)
+        f(peer, reason);
+      report_states(self);
+    },
+    [self](frame_atom, const std::string& peer, std::string& frame) {
+      if (auto& f = self->state.net->handler().received)
+        f(peer, std::move(frame));
+      report_states(self);
+    },
+    [self](timer_atom, std::uint64_t id) {
+      self->state.clock->fire(id);
+      report_states(self);
+    },
+    [self](endpoint_atom) { return self->state.endpoint; },
+    [self](links_atom) { return links_json(self).dump(); },
+    [self](exec_atom, const std::string& table, const std::string& ops) {
+      return exec(self, table, ops);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_peer_actor(caf::actor_system& sys, node_context_ptr ctx) {
+  if (ctx->detached_io)
+    return sys.spawn<caf::detached>(peer_impl, std::move(ctx));
+  return sys.spawn(peer_impl, std::move(ctx));
+}
+
+} // namespace syncmesh::actors

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include "actors/node_context.hpp"
+
+namespace syncmesh::actors {
+
+/// The node's peer links: owns the ZeroMQ transport ([peer], [[links]]) and
+/// the replicator that keeps the [[tables]] in step with the peers
+/// (connectors/peer/replicator.hpp). Runs detached: the replicator applies
+/// to the store itself, and an apply may fsync.
+///
+/// The replicator is single-threaded and every call into it happens inside
+/// this actor: the transport's I/O thread only sends the actor what it saw
+/// (a link up or down, a frame), and the replicator's timers are delayed
+/// messages to itself on the actor clock.
+///
+/// When the transport cannot start (a listen endpoint that cannot be bound,
+/// unreadable keys) the actor stays up and answers every request with that
+/// sentence, so the node can refuse to start with it.
+///
+///   (endpoint_atom) -> string: the bound listen endpoint ("" without one)
+///   (exec_atom, string table, string ops) -> string: JSON {table, changes}
+///       a local write ({"upsert": [rows], "delete": [keys]}) through the
+///       replicator
+///   (links_atom) -> string: JSON array, one record per configured link
+///       (state, counters, last refusal)
+caf::actor spawn_peer_actor(caf::actor_system& sys, node_context_ptr ctx);
+
+} // namespace syncmesh::actors

@@ -1,0 +1,122 @@
+// Peer tables as a user drives them: two `syncmesh node` processes linked
+// over loopback ZeroMQ, written, read and inspected with `syncmesh ctl`.
+
+#include <string>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+
+#include "tests/node/node_process.hpp"
+
+using namespace syncmesh::node_test;
+
+namespace {
+
+/// A node with peer table app.notes (id integer key, body text), listening
+/// on a port the OS chooses, with the given [[links]] lines.
+std::string peer_config(const std::string& node_id, const std::string& links) {
+  return "node_id = \"" + node_id + "\"\n"
+         "data_dir = \"" + node_id + "-data\"\n"
+         "control_endpoint = \"tcp://127.0.0.1:0\"\n"
+         "events_endpoint = \"tcp://127.0.0.1:0\"\n"
+         "durability = \"buffered\"\n"
+         "[[tables]]\n"
+         "name = \"app.notes\"\n"
+         "columns = [ { name = \"id\", type = \"integer\", key = true },\n"
+         "            { name = \"body\", type = \"text\" } ]\n"
+         "[peer]\n"
+         "listen = \"tcp://127.0.0.1:0\"\n"
+         "heartbeat_ms = 200\n"
+         "dead_after_ms = 1000\n"
+         + links;
+}
+
+/// The record of the link to `peer` in `ctl --json links`, or null.
+json link_record(const node_process& n, const std::string& peer) {
+  auto links = n.ctl_json({"links"});
+  if (links.is_array())
+    for (const auto& l : links)
+      if (l.value("peer", "") == peer)
+        return l;
+  return nullptr;
+}
+
+std::size_t row_count(const node_process& n) {
+  auto q = n.ctl_json({"query", "app.notes"});
+  return q.is_object() && q.contains("rows") ? q["rows"].size() : 0;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_ctl)
+
+BOOST_AUTO_TEST_CASE(ctl_writes_a_peer_table_on_one_node_and_reads_it_and_its_link_on_the_other) {
+  temp_dir dir;
+  auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
+  const std::string endpoint = info.value("peer", "");
+  BOOST_REQUIRE_MESSAGE(endpoint.rfind("tcp://127.0.0.1:", 0) == 0,
+                        "node.json names the bound peer endpoint: " << info.dump());
+
+  auto spoke_config = dir.write(
+    "spoke.toml",
+    peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+
+  auto written = spoke.ctl({"exec", "--table", "app.notes", "--upsert",
+                            R"([{"id": 1, "body": "hello"}, {"id": 2, "body": "world"}])"});
+  BOOST_REQUIRE_MESSAGE(written.exit_code == 0, written);
+  auto removed = spoke.ctl({"exec", "app.notes", "--delete", R"({"id": 2})"});
+  BOOST_REQUIRE_MESSAGE(removed.exit_code == 0, removed);
+
+  const bool arrived = await([&] {
+    auto q = hub.ctl_json({"query", "app.notes"});
+    return q.is_object() && q["rows"] == json::parse(R"([[1, "hello"]])");
+  });
+  BOOST_TEST(arrived, "the hub holds: " << hub.ctl_json({"query", "app.notes"}).dump());
+  BOOST_TEST(row_count(spoke) == 1u);
+
+  json record;
+  const bool live = await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["state"] == "live" && record["applied"] == 3;
+  });
+  BOOST_TEST(live, record.dump());
+  BOOST_TEST(record["role"] == "server");
+  BOOST_TEST(link_record(spoke, "hub")["role"] == "client");
+
+  auto table = hub.ctl({"links"});
+  BOOST_TEST(table.exit_code == 0, table);
+  BOOST_TEST(table.out.find("spoke") != std::string::npos, table);
+  BOOST_TEST(table.out.find("live") != std::string::npos, table);
+  auto topology = hub.ctl({"topology"});
+  BOOST_TEST(topology.out.find("link spoke (bidirectional, server, live)") != std::string::npos,
+             topology);
+  BOOST_TEST(topology.out.find("peer table app.notes") != std::string::npos, topology);
+
+  auto unknown = hub.ctl({"exec", "--table", "app.nope", "--upsert", R"({"id": 3})"});
+  BOOST_TEST(unknown.exit_code == 1, unknown);
+  BOOST_TEST(unknown.err.find("app.nope") != std::string::npos, unknown);
+  auto bad_row = hub.ctl({"exec", "--table", "app.notes", "--upsert", R"({"id": "x"})"});
+  BOOST_TEST(bad_row.exit_code == 1, bad_row);
+}
+
+BOOST_AUTO_TEST_CASE(a_node_whose_peer_endpoint_cannot_be_bound_refuses_to_start_with_a_sentence) {
+  temp_dir dir;
+  // Not loopback and no keys: the transport refuses to listen there.
+  auto text = peer_config("lonely", "");
+  const std::string loopback = "listen = \"tcp://127.0.0.1:0\"";
+  text.replace(text.find(loopback), loopback.size(), "listen = \"tcp://0.0.0.0:0\"");
+  auto config = dir.write("node.toml", text);
+  node_process n(config, dir.path() / "lonely-data");
+  const bool serving = n.await_serving();
+  BOOST_TEST(!serving, "the node started though it may not listen on 0.0.0.0 without keys");
+  const auto code = n.wait_for_exit(wait_max);
+  BOOST_TEST(code.value_or(0) != 0);
+  BOOST_TEST(n.log().find("0.0.0.0") != std::string::npos, tail(n.log()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
