@@ -1,0 +1,293 @@
+// Peer sync between two nodes over ZeroMQ on loopback, with its baselines
+// measured in the same run:
+//
+//  1. catch-up throughput: node a holds N changes; node b starts, dials a
+//     and applies them durably (durability "buffered", as the baselines).
+//     Changes per second from b's start until b's change log holds all N,
+//     against the lesser of raw ZeroMQ DEALER->ROUTER throughput for the
+//     same number of frames of the same size and raw LevelDB WriteBatch
+//     throughput for the same bytes. Goal >= 0.5x that limit.
+//  2. write-to-visible latency at a steady rate: one-row writes on a (ctl
+//     exec), timed from the request until the row is in b's change log
+//     (readable there). Goal p50 < 1 ms, p99 < 5 ms.
+//
+//   peer_replication [--changes 50000] [--rate 1000] [--seconds 5]
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "actors/node.hpp"
+#include "benchmarks/scratch_dir.hpp"
+#include "connectors/peer/merge.hpp"
+#include "messaging/control_client.hpp"
+#include "messaging/peer_protocol.hpp"
+#include "store/store.hpp"
+
+using namespace syncmesh;
+using clock_type = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  std::cerr << "peer_replication: " << what << "\n";
+  std::exit(1);
+}
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+std::string table_toml() {
+  return "[[tables]]\nname = \"bench.items\"\ncolumns = [ { name = \"id\", type = \"integer\", "
+         "key = true }, { name = \"note\", type = \"text\" }, { name = \"qty\", type = "
+         "\"integer\" } ]\n\n";
+}
+
+std::unique_ptr<actors::node> start_node(const std::string& id, const std::string& dir,
+                                         const std::string& links) {
+  auto cfg = actors::parse_node_config(
+    "node_id = \"" + id + "\"\ndata_dir = \"" + dir + "\"\n"
+      "control_endpoint = \"tcp://127.0.0.1:0\"\nevents_endpoint = \"tcp://127.0.0.1:0\"\n"
+      "durability = \"buffered\"\nlog_level = \"warn\"\n\n" + table_toml()
+      + "[peer]\nlisten = \"tcp://127.0.0.1:0\"\n\n" + links,
+    id + ".toml");
+  if (!cfg)
+    fail(cfg.error().message());
+  auto node = actors::node::start(*cfg);
+  if (!node)
+    fail(node.error().message());
+  return std::move(node).value();
+}
+
+std::string peer_endpoint(const std::string& dir) {
+  std::ifstream in(dir + "/node.json");
+  auto j = json::parse(in, nullptr, false);
+  if (!j.is_object() || !j.contains("peer") || !j["peer"].is_string())
+    fail("node.json in " + dir + " names no peer endpoint");
+  return j["peer"].get<std::string>();
+}
+
+json rows_json(std::int64_t from, std::int64_t n) {
+  json rows = json::array();
+  for (std::int64_t id = from; id < from + n; ++id)
+    rows.push_back({{"id", id}, {"note", "note number " + std::to_string(id)}, {"qty", id % 97}});
+  return rows;
+}
+
+/// Counts the peer table's inserts in `db`'s change log as they land, and
+/// the time each id first appeared.
+struct watcher {
+  watcher(const store::store& db, std::size_t ids) : db_(db), at(ids + 1) {}
+  void run() {
+    store::change_follower f(db_, 1);
+    while (!done) {
+      auto batch = f.next(4096, clock_type::now() + std::chrono::milliseconds(50));
+      if (!batch)
+        fail("reading the change log: " + batch.error().message());
+      for (const auto& c : *batch) {
+        if (c.table != "bench.items" || !c.new_row)
+          continue;
+        auto id = static_cast<std::size_t>((*c.new_row)[0].as_int());
+        if (id < at.size() && at[id] == clock_type::time_point{}) {
+          at[id] = clock_type::now();
+          seen.fetch_add(1);
+        }
+      }
+    }
+  }
+  const store::store& db_;
+  std::vector<clock_type::time_point> at;
+  std::atomic<std::size_t> seen{0};
+  std::atomic<bool> done{false};
+};
+
+void await(const std::string& what, double timeout_s, const std::function<bool()>& ready) {
+  auto deadline = clock_type::now() + std::chrono::duration<double>(timeout_s);
+  while (!ready()) {
+    if (clock_type::now() > deadline)
+      fail("gave up waiting for " + what);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a benchmark's set-up
+  }
+}
+
+/// Raw ZeroMQ: `frames` frames of `bytes` bytes DEALER -> ROUTER, counted at
+/// the receiver. Frames per second.
+double raw_zmq_frames_per_s(std::size_t frames, std::size_t bytes) {
+  zmq::context_t ctx{1};
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.bind("tcp://127.0.0.1:*");
+  auto ep = router.get(zmq::sockopt::last_endpoint);
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.connect(ep);
+  std::string payload(bytes, 'p');
+  // Make sure the connection is up before timing.
+  dealer.send(zmq::buffer(payload), zmq::send_flags::none);
+  zmq::message_t id, body;
+  (void) router.recv(id);
+  (void) router.recv(body);
+  auto t0 = clock_type::now();
+  std::thread sender([&] {
+    for (std::size_t i = 0; i < frames; ++i)
+      dealer.send(zmq::buffer(payload), zmq::send_flags::none);
+  });
+  for (std::size_t i = 0; i < frames; ++i) {
+    (void) router.recv(id);
+    (void) router.recv(body);
+  }
+  double s = seconds_since(t0);
+  sender.join();
+  return static_cast<double>(frames) / s;
+}
+
+/// Raw LevelDB: the same rows as WriteBatches of `per_batch` rows, not synced.
+double raw_leveldb_changes_per_s(const std::string& dir, std::size_t changes,
+                                 std::size_t per_batch, std::size_t row_bytes) {
+  leveldb::Options o;
+  o.create_if_missing = true;
+  leveldb::DB* raw = nullptr;
+  if (!leveldb::DB::Open(o, dir, &raw).ok())
+    fail("cannot open a raw LevelDB in " + dir);
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::string value(row_bytes, 'v');
+  auto t0 = clock_type::now();
+  for (std::size_t i = 0; i < changes;) {
+    leveldb::WriteBatch b;
+    for (std::size_t k = 0; k < per_batch && i < changes; ++k, ++i)
+      b.Put("R" + std::to_string(i), value);
+    if (!db->Write(leveldb::WriteOptions(), &b).ok())
+      fail("raw LevelDB write failed");
+  }
+  return static_cast<double>(changes) / seconds_since(t0);
+}
+
+struct percentiles {
+  double p50 = 0, p99 = 0;
+};
+
+percentiles summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double p) { return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))]; };
+  return {at(0.5), at(0.99)};
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::size_t changes = 50'000;
+  int rate = 1000;
+  double seconds = 5;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--changes") && i + 1 < argc)
+      changes = std::max<std::size_t>(1000, std::strtoull(argv[++i], nullptr, 10));
+    else if (!std::strcmp(argv[i], "--rate") && i + 1 < argc)
+      rate = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc)
+      seconds = std::max(1.0, std::atof(argv[++i]));
+    else {
+      std::cerr << "usage: peer_replication [--changes N] [--rate R] [--seconds S]\n";
+      return 2;
+    }
+  }
+  auto scratch = benchmarks::scratch_dir::create();
+  if (!scratch)
+    fail(scratch.error().message());
+  const auto root = scratch->path();
+  const auto latency_ids = static_cast<std::size_t>(rate * seconds);
+  zmq::context_t zctx{1};
+
+  // --- 1. catch-up throughput ------------------------------------------------
+  auto a = start_node("a", root + "/a", "[[links]]\npeer = \"b\"\n");
+  messaging::control_client ctl_a(zctx, a->control_endpoint(), std::chrono::seconds(60));
+  constexpr std::int64_t per_exec = 1000;
+  for (std::int64_t id = 1; id <= static_cast<std::int64_t>(changes); id += per_exec) {
+    auto n = std::min<std::int64_t>(per_exec, static_cast<std::int64_t>(changes) - id + 1);
+    auto r = ctl_a.call("exec", {{"table", "bench.items"}, {"upsert", rows_json(id, n)}});
+    if (!r || !r->ok)
+      fail("writing on a: " + (r ? r->error : r.error().message()));
+  }
+  auto t0 = clock_type::now();
+  auto b = start_node("b", root + "/b",
+                      "[[links]]\npeer = \"a\"\nendpoint = \"" + peer_endpoint(root + "/a")
+                        + "\"\n");
+  watcher wb(*b->store(), changes + latency_ids);
+  std::thread follow_b([&] { wb.run(); });
+  await("b to hold every change", 600, [&] { return wb.seen.load() >= changes; });
+  const double catch_up_s = seconds_since(t0);
+  const double node_rate = static_cast<double>(changes) / catch_up_s;
+
+  // The frames that carried it: deltas of batch_max (128) changes, as sent.
+  messaging::peer::delta sample{1, {}};
+  for (std::int64_t id = 1; id <= 128; ++id) {
+    messaging::peer::change c;
+    c.hlc = store::hlc_timestamp(1'700'000'000'000ULL, static_cast<std::uint64_t>(id));
+    c.origin = "a";
+    c.table = "bench.items";
+    c.op = store::change_op::insert;
+    c.key = {store::value::integer(id)};
+    c.new_row = store::row{store::value::integer(id), store::value::text("note number " + std::to_string(id)),
+                           store::value::integer(id % 97)};
+    sample.changes.push_back(std::move(c));
+  }
+  const auto frame_bytes = messaging::peer::encode(sample).size();
+  const auto frames = (changes + 127) / 128;
+  const double zmq_rate = raw_zmq_frames_per_s(frames, frame_bytes) * 128.0;
+  const double ldb_rate =
+    raw_leveldb_changes_per_s(root + "/raw-leveldb", changes, 128, frame_bytes / 128);
+  const double limit = std::min(zmq_rate, ldb_rate);
+
+  // --- 2. write-to-visible latency --------------------------------------------
+  std::vector<clock_type::time_point> sent(changes + latency_ids + 1);
+  const auto interval = std::chrono::nanoseconds(1'000'000'000 / rate);
+  const auto start = clock_type::now();
+  for (std::size_t k = 0; k < latency_ids; ++k) {
+    const auto id = changes + 1 + k;
+    std::this_thread::sleep_until(start + interval * static_cast<long>(k));
+    sent[id] = clock_type::now();
+    auto r = ctl_a.call("exec", {{"table", "bench.items"},
+                                 {"upsert", rows_json(static_cast<std::int64_t>(id), 1)}});
+    if (!r || !r->ok)
+      fail("writing on a: " + (r ? r->error : r.error().message()));
+  }
+  await("b to hold the steady writes", 60, [&] { return wb.seen.load() >= changes + latency_ids; });
+  wb.done = true;
+  follow_b.join();
+  std::vector<double> ms;
+  for (std::size_t k = 0; k < latency_ids; ++k) {
+    const auto id = changes + 1 + k;
+    ms.push_back(std::chrono::duration<double, std::milli>(wb.at[id] - sent[id]).count());
+  }
+  auto lat = summarize(ms);
+  b->stop();
+  a->stop();
+
+  std::printf("reproduce: build-release/benchmarks/peer_replication --changes %zu --rate %d "
+              "--seconds %g\n", changes, rate, seconds);
+  std::printf("catch-up of %zu changes a -> b: %.2f s = %.0f changes/s\n", changes, catch_up_s,
+              node_rate);
+  std::printf("  raw ZeroMQ, %zu frames of %zu bytes: %.0f changes/s\n", frames, frame_bytes,
+              zmq_rate);
+  std::printf("  raw LevelDB, batches of 128 rows of %zu bytes: %.0f changes/s\n",
+              frame_bytes / 128, ldb_rate);
+  std::printf("  %.2fx the lesser baseline (goal >= 0.50x: %s)\n", node_rate / limit,
+              node_rate / limit >= 0.5 ? "met" : "missed");
+  std::printf("write on a -> readable on b at %d writes/s (%zu writes): p50 %.2f ms, p99 %.2f ms "
+              "(goal p50 < 1 ms: %s, p99 < 5 ms: %s)\n",
+              rate, latency_ids, lat.p50, lat.p99, lat.p50 < 1 ? "met" : "missed",
+              lat.p99 < 5 ? "met" : "missed");
+  return 0;
+}
