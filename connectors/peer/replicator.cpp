@@ -133,6 +133,9 @@ void raise(wire::watermark& vv, const std::string& origin, store::hlc_timestamp 
   at = std::max(at, hlc);
 }
 
+/// How long a link stays open after this side sent a fatal error.
+constexpr std::uint64_t close_linger_ms = 100;
+
 bool sends(wire::link_mode m) { return m != wire::link_mode::pull; }
 bool takes(wire::link_mode m) { return m != wire::link_mode::push; }
 
@@ -156,6 +159,7 @@ struct replicator::link {
   std::uint32_t reconnect_attempt = 0;
   // Per session:
   bool hello_seen = false;        // the peer's hello arrived
+  bool closing = false;           // a fatal error was sent; the link ends shortly
   bool sync_started = false;      // the peer answered our sync_request
   bool peer_wants = false;        // the peer asked for this node's changes
   /// The mode the peer announced (hello / hello_ack). Not trusted for
@@ -444,6 +448,7 @@ void replicator::on_connected(const std::string& peer) {
   l->reconnect_pending = false;
   l->reconnect_attempt = 0;
   l->hello_seen = false;
+  l->closing = false;
   l->sync_started = false;
   l->peer_wants = false;
   l->peer_mode = wire::link_mode::bidirectional;
@@ -461,6 +466,23 @@ void replicator::on_connected(const std::string& peer) {
 void replicator::on_disconnected(const std::string& peer, const std::string& reason) {
   if (auto* l = find_link(peer))
     end_link(*l, reason);
+}
+
+void replicator::close_after(link& l, const std::string& reason) {
+  // The fatal error just sent must reach the peer before the link closes
+  // (frames in flight on a closing link are lost): close a moment later,
+  // reading nothing more from the peer meanwhile.
+  l.closing = true;
+  l.stats.last_refusal = reason;
+  std::weak_ptr<bool> alive = alive_;
+  clock_.at(clock_.now_ms() + close_linger_ms,
+            [this, alive, peer = l.cfg.peer, session = l.session, reason] {
+              if (alive.expired())
+                return;
+              auto* l = find_link(peer);
+              if (l && l->session == session)
+                end_link(*l, reason);
+            });
 }
 
 void replicator::end_link(link& l, const std::string& reason) {
@@ -586,7 +608,7 @@ void replicator::pump(link& l) {
 
 void replicator::on_received(const std::string& peer, std::string frame) {
   auto* l = find_link(peer);
-  if (!l || l->state == link_state::down)
+  if (!l || l->state == link_state::down || l->closing)
     return;
   l->last_heard_ms = clock_.now_ms();
   auto m = wire::decode(frame, cfg_.limits);
@@ -596,7 +618,7 @@ void replicator::on_received(const std::string& peer, std::string frame) {
     auto reply = wire::error_for(m.error());
     send(*l, reply);
     if (reply.fatal)
-      end_link(*l, m.error().message);
+      close_after(*l, m.error().message);
     return;
   }
   handle(*l, std::move(m).value());
@@ -612,7 +634,7 @@ void replicator::handle(link& l, wire::message m) {
                               "this link is configured for node '" + l.cfg.peer + "', not '"
                                 + msg.node_id + "'",
                               true});
-          end_link(l, "the peer said it is '" + msg.node_id + "', not '" + l.cfg.peer + "'");
+          close_after(l, "the peer said it is '" + msg.node_id + "', not '" + l.cfg.peer + "'");
           return;
         }
         if constexpr (std::is_same_v<T, wire::hello>) {

@@ -118,6 +118,7 @@ private:
   void handle(link& l, wire::message m);
   void send(link& l, const wire::message& m);
   void end_link(link& l, const std::string& reason);
+  void close_after(link& l, const std::string& reason);
   void schedule_reconnect(link& l);
   void schedule_heartbeat(link& l, std::uint64_t session);
   void schedule_retransmit(link& l, std::uint64_t session);

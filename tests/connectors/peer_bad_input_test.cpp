@@ -1,0 +1,144 @@
+// Bad input on a peer link: a peer that sends malformed, truncated,
+// oversized, unknown and wrong-version frames, and changes for a table the
+// node does not have. Each is answered (an `error` frame, a nack, or the
+// link closed for a version mismatch) and counted; the node keeps serving
+// its other links.
+
+#include <msgpack.hpp>
+
+#include "tests/connectors/peer_cluster.hpp"
+
+using namespace syncmesh;
+using namespace syncmesh::test;
+namespace wire = messaging::peer;
+
+namespace {
+
+/// A peer that speaks raw frames: whatever a test wants to send, and every
+/// frame the hub answers, decoded.
+struct raw_peer {
+  raw_peer(cluster& c, const std::string& id) : c(c), net(c.net.attach(id)) {
+    messaging::transport_handler h;
+    h.connected = [this](const std::string&) { linked = true; };
+    h.disconnected = [this](const std::string&, const std::string&) { linked = false; };
+    h.received = [this](const std::string&, std::string frame) {
+      auto m = wire::decode(frame, wire::limits{});
+      if (m)
+        got.push_back(std::move(m).value());
+    };
+    net.set_handler(std::move(h));
+    net.connect("hub");
+    c.sched.advance(100);
+  }
+
+  void send(std::string frame) {
+    BOOST_REQUIRE(net.send("hub", std::move(frame)));
+    c.sched.advance(50);
+  }
+
+  /// The errors the hub sent back so far.
+  std::vector<wire::error> errors() const {
+    std::vector<wire::error> out;
+    for (const auto& m : got)
+      if (auto* e = std::get_if<wire::error>(&m))
+        out.push_back(*e);
+    return out;
+  }
+
+  std::vector<wire::delta_nack> nacks() const {
+    std::vector<wire::delta_nack> out;
+    for (const auto& m : got)
+      if (auto* n = std::get_if<wire::delta_nack>(&m))
+        out.push_back(*n);
+    return out;
+  }
+
+  cluster& c;
+  messaging::transport& net;
+  bool linked = false;
+  std::vector<wire::message> got;
+};
+
+std::string frame_of(std::initializer_list<std::uint64_t> head) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(static_cast<std::uint32_t>(head.size()));
+  for (auto v : head)
+    pk.pack_uint64(v);
+  return {buf.data(), buf.size()};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_bad_input)
+
+BOOST_AUTO_TEST_CASE(bad_frames_are_answered_and_counted_and_other_links_keep_syncing) {
+  cluster c({{"hub", {link("a"), link("evil")}}, {"a", {link("hub", true)}}});
+  raw_peer evil(c, "evil");
+  auto& hub = c.nodes["hub"];
+  BOOST_TEST_REQUIRE(evil.linked);
+
+  const auto hello = wire::encode(wire::hello{"evil", wire::link_mode::bidirectional, {}});
+  evil.send(hello);
+  evil.send("\xc1");                                  // not MessagePack
+  evil.send(hello.substr(0, hello.size() - 2));       // truncated
+  evil.send(frame_of({1, 99}));                       // unknown message type
+  evil.send(std::string(wire::limits{}.frame_bytes_max + 1, '\x90'));  // oversized
+  auto errors = evil.errors();
+  BOOST_REQUIRE_EQUAL(errors.size(), 4u);
+  BOOST_TEST((errors[0].code == wire::error_code::malformed_frame));
+  BOOST_TEST((errors[1].code == wire::error_code::malformed_frame));
+  BOOST_TEST((errors[2].code == wire::error_code::unknown_message));
+  BOOST_TEST((errors[3].code == wire::error_code::frame_too_large));
+  for (const auto& e : errors) {
+    BOOST_TEST(!e.fatal);
+    BOOST_TEST(!e.message.empty());
+  }
+  BOOST_TEST(hub.link("evil").frames_refused == 4u);
+  BOOST_TEST(evil.linked);  // frames are whole: the next one may be fine
+
+  // A delta for a table the hub does not have: nacked with a sentence.
+  wire::change ghost;
+  ghost.hlc = store::hlc_timestamp(1'700'000'000'000ULL, 1);
+  ghost.origin = "evil";
+  ghost.table = "app.ghosts";
+  ghost.op = store::change_op::insert;
+  ghost.key = {value::integer(1)};
+  ghost.new_row = store::row{value::integer(1)};
+  evil.send(wire::encode(wire::delta{1, {ghost}}));
+  auto nacks = evil.nacks();
+  BOOST_REQUIRE_EQUAL(nacks.size(), 1u);
+  BOOST_TEST((nacks[0].reason == wire::nack_reason::unknown_table));
+  BOOST_TEST(nacks[0].message.find("app.ghosts") != std::string::npos);
+  BOOST_TEST(hub.link("evil").nacked == 1u);
+
+  // Through all of it the hub's link to a kept syncing.
+  c.nodes["a"].write(1);
+  c.sched.advance(500);
+  BOOST_TEST(hub.rows() == 1u);
+  hub.write(2);
+  c.sched.advance(500);
+  BOOST_TEST(c.nodes["a"].rows() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_of_another_protocol_version_closes_the_link_naming_both_versions) {
+  cluster c({{"hub", {link("a"), link("evil")}}, {"a", {link("hub", true)}}});
+  raw_peer evil(c, "evil");
+  auto& hub = c.nodes["hub"];
+  evil.send(frame_of({2, 12, 7}));  // a ping of syncmesh/2
+  c.sched.advance(200);             // the hub closes the link after its answer
+  auto errors = evil.errors();
+  BOOST_REQUIRE_EQUAL(errors.size(), 1u);
+  BOOST_TEST((errors[0].code == wire::error_code::version_mismatch));
+  BOOST_TEST(errors[0].fatal);
+  BOOST_TEST(errors[0].message.find('1') != std::string::npos);
+  BOOST_TEST(errors[0].message.find('2') != std::string::npos);
+  BOOST_TEST(!evil.linked);  // nothing else on the link can be read
+  BOOST_TEST(hub.link("evil").frames_refused == 1u);
+  BOOST_TEST((hub.link("a").state == peer::link_state::live));
+  c.nodes["a"].write(1);
+  c.sched.advance(500);
+  BOOST_TEST(hub.rows() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

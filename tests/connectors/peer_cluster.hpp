@@ -1,0 +1,93 @@
+#pragma once
+
+// A few replicators on one in-memory network without faults, for
+// deterministic tests of link behaviour (refusals, bad input).
+
+#include <boost/test/unit_test.hpp>
+
+#include <leveldb/env.h>
+#include <leveldb/helpers/memenv.h>
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "connectors/peer/replicator.hpp"
+#include "messaging/memory_transport.hpp"
+
+namespace syncmesh::test {
+
+using store::value;
+
+
+class scheduler_clock final : public store::physical_clock {
+public:
+  explicit scheduler_clock(const messaging::scheduler& s) : s_(s) {}
+  std::uint64_t now_ms() override { return s_.now_ms(); }
+
+private:
+  const messaging::scheduler& s_;
+};
+
+inline store::schema notes() {
+  store::schema s;
+  s.table = "app.notes";
+  s.columns = {{"id", store::value_kind::integer, "bigint", false},
+               {"body", store::value_kind::text, "text", true}};
+  s.primary_key = {0};
+  return s;
+}
+
+struct node {
+  std::unique_ptr<leveldb::Env> env;
+  std::unique_ptr<scheduler_clock> clock;
+  std::unique_ptr<store::store> db;
+  std::unique_ptr<peer::replicator> rep;
+
+  std::size_t rows() const { return db->scan("app.notes", {}).value().size(); }
+  const peer::link_stats link(const std::string& peer) const { return rep->stats().at(peer); }
+  void write(std::int64_t id) {
+    auto w = rep->write("app.notes", {{value::integer(id), value::text("note")}}, {});
+    BOOST_REQUIRE(w.is_ok());
+  }
+};
+
+/// Nodes on one network without faults, each with the links given, after
+/// half a second of virtual time (every link is up by then).
+struct cluster {
+  messaging::manual_scheduler sched{1'700'000'000'000ULL};
+  messaging::memory_network net{sched, 7};
+  std::map<std::string, node> nodes;
+
+  explicit cluster(const std::map<std::string, std::vector<peer::link_config>>& links) {
+    for (const auto& [id, ls] : links) {
+      auto& n = nodes[id];
+      n.env.reset(leveldb::NewMemEnv(leveldb::Env::Default()));
+      n.clock = std::make_unique<scheduler_clock>(sched);
+      store::options so;
+      so.path = "/mem/" + id;
+      so.node_id = id;
+      so.env = n.env.get();
+      so.clock = n.clock.get();
+      so.durability = store::durability_mode::buffered;
+      n.db = std::move(store::store::open(so)).value();
+      peer::replicator_config cfg;
+      cfg.tables = {notes()};
+      cfg.links = ls;
+      n.rep = std::make_unique<peer::replicator>(*n.db, net.attach(id), sched, cfg);
+    }
+    for (auto& [id, n] : nodes)
+      BOOST_REQUIRE(n.rep->start().is_ok());
+    sched.advance(500);
+  }
+};
+
+inline peer::link_config link(const std::string& peer, bool connects = false) {
+  peer::link_config l;
+  l.peer = peer;
+  l.connects = connects;
+  return l;
+}
+
+
+} // namespace syncmesh::test
