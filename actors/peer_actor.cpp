@@ -166,7 +166,9 @@ void report_states(peer_actor* self) {
     publish(self, {{"type", "link"},
                    {"peer", peer},
                    {"from", peer::to_string(last)},
-                   {"to", peer::to_string(s.state)}});
+                   {"to", peer::to_string(s.state)},
+                   {"lag_changes", s.lag_changes},
+                   {"lag_ms", s.lag_ms}});
     last = s.state;
   }
 }
@@ -287,6 +289,8 @@ json links_json(peer_actor* self) {
                    {"nacks_received", s.nacks_received},
                    {"frames_refused", s.frames_refused},
                    {"unacked", s.unacked},
+                   {"lag_changes", s.lag_changes},
+                   {"lag_ms", s.lag_ms},
                    {"last_refusal", s.last_refusal}});
   }
   return out;

@@ -305,6 +305,7 @@ void print_links(const json& links) {
     rows.push_back({cell(l["peer"]), cell(l["role"]), cell(l["mode"]), cell(l["state"]),
                     cell(l["sent"]), cell(l["applied"]), cell(l["duplicates"]),
                     cell(l["nacked"]), cell(l["nacks_received"]), cell(l["unacked"]),
+                    cell(l["lag_changes"]) + " / " + cell(l["lag_ms"]) + " ms",
                     cell(l["last_refusal"])});
   if (rows.empty()) {
     std::cout << "(no peer links)\n";
@@ -312,7 +313,7 @@ void print_links(const json& links) {
   }
   print_table(std::cout,
               {"PEER", "ROLE", "MODE", "STATE", "SENT", "APPLIED", "DUPLICATES", "NACKED",
-               "NACKS RECEIVED", "UNACKED", "LAST REFUSAL"},
+               "NACKS RECEIVED", "UNACKED", "LAG", "LAST REFUSAL"},
               rows);
 }
 

@@ -286,6 +286,13 @@ std::map<std::string, link_stats> replicator::stats() const {
     auto s = l->stats;
     s.state = l->state;
     s.unacked = l->unacked.size();
+    for (const auto& [id, changes] : l->unacked)
+      s.lag_changes += changes.size();
+    // Entries not yet looked at; some may be ones the peer holds already.
+    if (l->peer_wants && l->scan_pos <= log_end_)
+      s.lag_changes += log_end_ - l->scan_pos + 1;
+    if (!l->unacked.empty())
+      s.lag_ms = clock_.now_ms() - l->oldest_unacked_sent_ms;
     out.emplace(peer, s);
   }
   return out;

@@ -56,6 +56,11 @@ struct link_stats {
   std::uint64_t nacks_received = 0;    // changes the peer refused
   std::uint64_t frames_refused = 0;    // frames that did not decode
   std::uint64_t unacked = 0;           // deltas in flight
+  /// How far the peer is behind this node: changes sent and not yet
+  /// acknowledged plus changes not yet sent (0 when the peer does not ask
+  /// for changes), and how long the oldest unacknowledged delta has waited.
+  std::uint64_t lag_changes = 0;
+  std::uint64_t lag_ms = 0;
   std::string last_refusal;
 };
 

@@ -57,4 +57,21 @@ BOOST_AUTO_TEST_CASE(changes_made_on_an_untrusted_origin_are_nacked_even_when_a_
   BOOST_TEST(c.nodes["c"].rows() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(lag_counts_what_a_cut_off_peer_has_not_acknowledged_and_drains_on_heal) {
+  cluster c({{"hub", {link("a")}}, {"a", {link("hub", true)}}});
+  auto& hub = c.nodes["hub"];
+  BOOST_TEST(hub.link("a").lag_changes == 0u);
+  c.net.partition("hub", "a");
+  for (std::int64_t id = 1; id <= 3; ++id)
+    hub.write(id);
+  c.sched.advance(300);
+  BOOST_TEST(hub.link("a").lag_changes == 3u);
+  BOOST_TEST(hub.link("a").lag_ms >= 300u);
+  c.net.heal_all();
+  c.sched.advance(10'000);
+  BOOST_TEST(c.nodes["a"].rows() == 3u);
+  BOOST_TEST(hub.link("a").lag_changes == 0u);
+  BOOST_TEST(hub.link("a").lag_ms == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
