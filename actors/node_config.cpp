@@ -880,6 +880,7 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
   r.integer("reconnect_initial_ms", out.reconnect_initial_ms, 1);
   r.integer("reconnect_max_ms", out.reconnect_max_ms, 1);
   r.integer("frame_bytes_max", out.frame_bytes_max, 1024);
+  r.integer("tombstone_retention_ms", out.tombstone_retention_ms, 1000);
   r.check(out.dead_after_ms > out.heartbeat_ms, "dead_after_ms",
           "'dead_after_ms' in [peer] (" + std::to_string(out.dead_after_ms)
             + ") must be above heartbeat_ms (" + std::to_string(out.heartbeat_ms)

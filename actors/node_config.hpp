@@ -142,6 +142,8 @@ struct peer_config {
   std::uint64_t dead_after_ms = 5000;  // silence that ends a link
   std::uint64_t reconnect_initial_ms = 100;
   std::uint64_t reconnect_max_ms = 5000;
+  /// How long a deleted row's merge state (its tombstone) is kept.
+  std::uint64_t tombstone_retention_ms = 7ULL * 24 * 3600 * 1000;
   std::uint64_t frame_bytes_max = std::uint64_t{4} << 20;
 };
 

@@ -238,6 +238,7 @@ std::string start(peer_actor* self) {
   rc.dead_after_ms = cfg.peer.dead_after_ms;
   rc.reconnect_initial_ms = cfg.peer.reconnect_initial_ms;
   rc.reconnect_max_ms = cfg.peer.reconnect_max_ms;
+  rc.tombstone_retention_ms = cfg.peer.tombstone_retention_ms;
   rc.seed = cfg.seed == 0 ? std::random_device{}() : cfg.seed;
   rc.limits.frame_bytes_max = cfg.peer.frame_bytes_max;
 

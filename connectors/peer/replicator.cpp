@@ -245,6 +245,7 @@ store::status replicator::start() {
       on_received(peer, std::move(frame));
   };
   net_.set_handler(std::move(h));
+  schedule_gc();
   for (auto& [peer, l] : links_)
     if (l->cfg.connects) {
       l->state = link_state::connecting;
@@ -310,6 +311,41 @@ store::result<std::optional<row_state>> replicator::state_of(const std::string& 
   if (!s)
     return s.error();
   return std::optional<row_state>{std::move(s).value()};
+}
+
+// --- tombstones ----------------------------------------------------------------
+
+void replicator::schedule_gc() {
+  std::weak_ptr<bool> alive = alive_;
+  clock_.at(clock_.now_ms() + cfg_.gc_interval_ms, [this, alive] {
+    if (alive.expired())
+      return;
+    collect_tombstones();
+    schedule_gc();
+  });
+}
+
+// One bounded round over the row states: a deleted row whose delete is older
+// than the retention bound loses its state. A failure leaves everything for
+// the next round.
+void replicator::collect_tombstones() {
+  auto page = db_.ext_scan("peer/v/", gc_cursor_, cfg_.gc_batch);
+  if (!page)
+    return;
+  const auto wall = db_.clock().now().wall_ms();
+  const auto horizon = wall > cfg_.tombstone_retention_ms ? wall - cfg_.tombstone_retention_ms : 0;
+  store::batch b;
+  for (const auto& [name, raw] : *page) {
+    auto s = decode_state(raw, name);
+    if (s && !s->visible() && !s->deleted.is_zero() && s->deleted.hlc.wall_ms() < horizon
+        && s->newest() == s->deleted)
+      b.ext.emplace_back(name, std::nullopt);
+  }
+  gc_cursor_ = page->size() < cfg_.gc_batch ? std::string{} : page->back().first + '\0';
+  if (b.ext.empty())
+    return;
+  if (db_.apply(b))
+    tombstones_collected_ += b.ext.size();
 }
 
 // --- applying ----------------------------------------------------------------

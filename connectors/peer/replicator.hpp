@@ -41,6 +41,13 @@ struct replicator_config {
   std::uint64_t reconnect_initial_ms = 50;
   std::uint64_t reconnect_max_ms = 2000;
   std::uint64_t seed = 1;              // reconnect jitter
+  /// How long the merge state of a deleted row (its tombstone) is kept.
+  /// A write older than the delete that arrives later than this — from a
+  /// peer offline for longer — can bring the row back; such a peer should
+  /// be resynced instead.
+  std::uint64_t tombstone_retention_ms = 7ULL * 24 * 3600 * 1000;
+  std::uint64_t gc_interval_ms = 60'000;  // how often tombstones are looked for
+  std::size_t gc_batch = 1000;            // row states looked at per round
   wire::limits limits;
 };
 
@@ -112,6 +119,8 @@ public:
   store::result<std::optional<row_state>> state_of(const std::string& table,
                                                    const store::row& key) const;
   std::map<std::string, link_stats> stats() const;
+  /// Tombstones dropped after tombstone_retention_ms since start().
+  std::uint64_t tombstones_collected() const { return tombstones_collected_; }
   const std::string& node_id() const;
 
 private:
@@ -129,6 +138,8 @@ private:
   void schedule_retransmit(link& l, std::uint64_t session);
   void pump(link& l);
   void pump_all();
+  void schedule_gc();
+  void collect_tombstones();
   /// Offers `changes` (just written here) to live links whose peer takes
   /// nothing; see write().
   void offer(const std::vector<wire::change>& changes);
@@ -148,6 +159,8 @@ private:
   std::map<std::string, std::unique_ptr<link>> links_;
   wire::watermark vv_;
   std::uint64_t log_end_ = 0;  // seq of the newest log entry; 0: empty
+  std::string gc_cursor_;      // the row state the next tombstone round starts at
+  std::uint64_t tombstones_collected_ = 0;
   std::shared_ptr<bool> alive_;
 };
 

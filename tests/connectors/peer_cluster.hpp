@@ -8,6 +8,7 @@
 #include <leveldb/env.h>
 #include <leveldb/helpers/memenv.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -59,7 +60,8 @@ struct cluster {
   messaging::memory_network net{sched, 7};
   std::map<std::string, node> nodes;
 
-  explicit cluster(const std::map<std::string, std::vector<peer::link_config>>& links) {
+  explicit cluster(const std::map<std::string, std::vector<peer::link_config>>& links,
+                   std::function<void(peer::replicator_config&)> tune = {}) {
     for (const auto& [id, ls] : links) {
       auto& n = nodes[id];
       n.env.reset(leveldb::NewMemEnv(leveldb::Env::Default()));
@@ -74,6 +76,8 @@ struct cluster {
       peer::replicator_config cfg;
       cfg.tables = {notes()};
       cfg.links = ls;
+      if (tune)
+        tune(cfg);
       n.rep = std::make_unique<peer::replicator>(*n.db, net.attach(id), sched, cfg);
     }
     for (auto& [id, n] : nodes)

@@ -74,4 +74,30 @@ BOOST_AUTO_TEST_CASE(lag_counts_what_a_cut_off_peer_has_not_acknowledged_and_dra
   BOOST_TEST(hub.link("a").lag_ms == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(tombstones_go_after_the_retention_bound_and_live_rows_stay) {
+  cluster c({{"hub", {link("a")}}, {"a", {link("hub", true)}}}, [](peer::replicator_config& cfg) {
+    cfg.tombstone_retention_ms = 5'000;
+    cfg.gc_interval_ms = 1'000;
+    cfg.gc_batch = 1;  // rounds resume where the last one stopped
+  });
+  auto& hub = c.nodes["hub"];
+  hub.write(1);
+  hub.write(2);
+  hub.write(3);
+  BOOST_REQUIRE(hub.rep->write("app.notes", {}, {{value::integer(2)}, {value::integer(3)}}));
+  c.sched.advance(1'000);
+  for (auto* n : {&hub, &c.nodes["a"]}) {
+    BOOST_TEST(n->rows() == 1u);
+    BOOST_TEST(n->rep->state_of("app.notes", {value::integer(2)})->has_value());  // kept for now
+  }
+  c.sched.advance(10'000);
+  for (auto* n : {&hub, &c.nodes["a"]}) {
+    BOOST_TEST(!n->rep->state_of("app.notes", {value::integer(2)})->has_value());
+    BOOST_TEST(!n->rep->state_of("app.notes", {value::integer(3)})->has_value());
+    BOOST_TEST(n->rep->state_of("app.notes", {value::integer(1)})->has_value());
+    BOOST_TEST(n->rows() == 1u);
+    BOOST_TEST(n->rep->tombstones_collected() == 2u);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
