@@ -881,6 +881,9 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
   r.integer("reconnect_max_ms", out.reconnect_max_ms, 1);
   r.integer("frame_bytes_max", out.frame_bytes_max, 1024);
   r.integer("tombstone_retention_ms", out.tombstone_retention_ms, 1000);
+  if (auto* tw = r.string("tie_winner", out.tie_winner); tw && out.tie_winner.empty())
+    r.fail_at(*tw, "'tie_winner' in [peer] is empty; name the node whose writes win ties "
+                   "(the same on every node of the cluster), or leave the key out");
   r.check(out.dead_after_ms > out.heartbeat_ms, "dead_after_ms",
           "'dead_after_ms' in [peer] (" + std::to_string(out.dead_after_ms)
             + ") must be above heartbeat_ms (" + std::to_string(out.heartbeat_ms)
@@ -930,6 +933,123 @@ status read_link(const source_doc& doc, const toml::table& t,
                   + (names.empty() ? "declare it in [[tables]]" : "peer tables: " + joined(names)));
     }
   read_strings(r, "trusted_origins", "node id", out.trusted_origins);
+
+  // Excluded columns and filters name columns of the peer tables.
+  auto schema_named = [&](const std::string& name) -> std::optional<store::schema> {
+    for (const auto& pt : tables)
+      if (pt.name == name)
+        return peer_table_schema(pt);
+    return std::nullopt;
+  };
+  auto table_names = [&] {
+    std::vector<std::string> names;
+    for (const auto& pt : tables)
+      names.push_back(pt.name);
+    return joined(names);
+  };
+  auto column_index = [](const store::schema& s, const std::string& column) -> int {
+    for (std::size_t i = 0; i < s.columns.size(); ++i)
+      if (s.columns[i].name == column)
+        return static_cast<int>(i);
+    return -1;
+  };
+  auto column_names = [](const store::schema& s) {
+    std::vector<std::string> names;
+    for (const auto& c : s.columns)
+      names.push_back(c.name);
+    return joined(names);
+  };
+  auto* ex = r.take("exclude");
+  read_strings(r, "exclude", "column (\"ns.table.column\")", out.exclude);
+  for (std::size_t i = 0; ex && i < out.exclude.size() && !r.failed(); ++i) {
+    const auto& name = out.exclude[i];
+    const toml::node& at = *ex->as_array()->get(i);
+    const auto dot = name.rfind('.');
+    auto s = dot == std::string::npos ? std::nullopt : schema_named(name.substr(0, dot));
+    if (!s) {
+      r.fail_at(at, "link '" + out.peer + "' excludes '" + name
+                      + "', which is not a column of a peer table; write \"ns.table.column\" "
+                        "(peer tables: " + table_names() + ")");
+      break;
+    }
+    const auto column = name.substr(dot + 1);
+    const int col = column_index(*s, column);
+    if (col < 0) {
+      r.fail_at(at, "link '" + out.peer + "' excludes '" + name + "', and table '" + s->table
+                      + "' has no column '" + column + "' (columns: " + column_names(*s) + ")");
+    } else if (std::find(s->primary_key.begin(), s->primary_key.end(),
+                         static_cast<std::size_t>(col)) != s->primary_key.end()) {
+      r.fail_at(at, "link '" + out.peer + "' excludes '" + name
+                      + "', a key column of '" + s->table
+                      + "'; a row cannot cross a link without its key, so exclude other columns "
+                        "or leave the table out of 'tables'");
+    } else if (!s->columns[col].nullable) {
+      r.fail_at(at, "link '" + out.peer + "' excludes '" + name
+                      + "', which is not nullable; the peer holds NULL where it never gets a "
+                        "value, so declare the column nullable = true or do not exclude it");
+    }
+  }
+  auto* filters = r.tables("filters", "inline tables like { table = \"app.notes\", column = "
+                                      "\"id\", op = \">\", values = [10] }");
+  for (std::size_t i = 0; filters && i < filters->size() && !r.failed(); ++i) {
+    table_reader fr(doc, *filters->get(i)->as_table(),
+                    "filter " + std::to_string(i + 1) + " of link '" + out.peer + "'");
+    peer_filter_config f;
+    auto* tn = fr.required_string("table", f.table, "table = \"app.notes\" (a peer table)");
+    auto* cn = fr.required_string("column", f.column, "column = \"id\"");
+    fr.one_of("op", f.op, {"=", "<", "<=", ">", ">=", "in"});
+    auto* vs = fr.array("values", "an array of values, like [10] or [\"a\", \"b\"]");
+    if (!vs)
+      fr.check(false, "values", "a filter needs values = [ ... ] (one value, or several for 'in')");
+    std::optional<store::schema> s;
+    int col = -1;
+    if (tn && !fr.failed()) {
+      s = schema_named(f.table);
+      if (!s)
+        fr.fail_at(*tn, "filter " + std::to_string(i + 1) + " of link '" + out.peer
+                          + "' names table '" + f.table + "', which is not a peer table (peer "
+                            "tables: " + table_names() + ")");
+      else if (!out.tables.empty()
+               && std::find(out.tables.begin(), out.tables.end(), f.table) == out.tables.end())
+        fr.fail_at(*tn, "filter " + std::to_string(i + 1) + " of link '" + out.peer
+                          + "' is on table '" + f.table
+                          + "', which the link does not carry; add it to 'tables' or drop the "
+                            "filter");
+    }
+    if (s && cn && !fr.failed()) {
+      col = column_index(*s, f.column);
+      if (col < 0)
+        fr.fail_at(*cn, "table '" + f.table + "' has no column '" + f.column + "' (columns: "
+                          + column_names(*s) + ")");
+      else if (std::find(out.exclude.begin(), out.exclude.end(), f.table + "." + f.column)
+               != out.exclude.end())
+        fr.fail_at(*cn, "link '" + out.peer + "' filters on '" + f.table + "." + f.column
+                          + "' and also excludes it; a row cannot be judged on a column that "
+                            "does not cross the link");
+    }
+    if (s && col >= 0 && vs && !fr.failed()) {
+      const auto& c = s->columns[static_cast<std::size_t>(col)];
+      if (f.op != "in" && vs->size() != 1)
+        fr.fail_at(*vs, "a '" + f.op + "' filter takes one value, like values = [10]; 'in' takes "
+                          "several");
+      else if (vs->size() == 0)
+        fr.fail_at(*vs, "an 'in' filter needs at least one value");
+      else if (f.op != "=" && f.op != "in" && c.kind != store::value_kind::integer
+               && c.kind != store::value_kind::real && c.kind != store::value_kind::text
+               && c.kind != store::value_kind::boolean)
+        fr.fail_at(*vs, "column '" + f.column + "' is " + c.type_name
+                          + "; a link filter compares such values with '=' or 'in' only");
+      for (std::size_t j = 0; j < vs->size() && !fr.failed(); ++j) {
+        auto v = read_cell(doc, *vs->get(j), f.table, c);
+        if (!v)
+          fr.fail(v.error());
+        else
+          f.values.push_back(std::move(v).value());
+      }
+    }
+    r.fail(fr.finish());
+    out.filters.push_back(std::move(f));
+  }
   return r.finish();
 }
 

@@ -145,6 +145,19 @@ struct peer_config {
   /// How long a deleted row's merge state (its tombstone) is kept.
   std::uint64_t tombstone_retention_ms = 7ULL * 24 * 3600 * 1000;
   std::uint64_t frame_bytes_max = std::uint64_t{4} << 20;
+  /// Between writes with equal HLCs the one made on this node wins; empty:
+  /// the larger node id. Must be the same on every node of the cluster.
+  std::string tie_winner;
+};
+
+/// A row filter of a link (`filters` of [[links]]): rows of `table` whose
+/// `column` compares to `values` by `op` (= < <= > >= in). Values are typed
+/// by the column when the config is read.
+struct peer_filter_config {
+  std::string table;   // ns.table, a peer table
+  std::string column;
+  std::string op = "=";
+  std::vector<store::value> values;  // one, or several for "in"
 };
 
 /// A [[links]] entry: one peer as this node sees it.
@@ -155,6 +168,8 @@ struct peer_link_config {
   std::string mode = "bidirectional";  // push | pull | bidirectional
   std::vector<std::string> tables;     // empty: every peer table
   std::vector<std::string> trusted_origins;  // empty: any origin
+  std::vector<std::string> exclude;          // "ns.table.column": never crosses the link
+  std::vector<peer_filter_config> filters;   // rows that cross the link
   int line = 0;
 };
 

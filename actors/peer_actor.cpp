@@ -101,6 +101,21 @@ struct peer_state {
 using peer_actor = caf::stateful_actor<peer_state>;
 
 
+/// REQUIRES: `op` came from load_node_config.
+peer::filter_op filter_op_of(const std::string& op) {
+  if (op == "<")
+    return peer::filter_op::lt;
+  if (op == "<=")
+    return peer::filter_op::le;
+  if (op == ">")
+    return peer::filter_op::gt;
+  if (op == ">=")
+    return peer::filter_op::ge;
+  if (op == "in")
+    return peer::filter_op::in;
+  return peer::filter_op::eq;
+}
+
 peer::wire::link_mode mode_of(const std::string& m) {
   if (m == "push")
     return peer::wire::link_mode::push;
@@ -226,11 +241,15 @@ std::string start(peer_actor* self) {
     lc.connects = !l.endpoint.empty();
     lc.tables = l.tables;
     lc.trusted_origins.insert(l.trusted_origins.begin(), l.trusted_origins.end());
+    lc.excluded = l.exclude;
+    for (const auto& f : l.filters)
+      lc.filters.push_back({f.table, f.column, filter_op_of(f.op), f.values});
     rc.links.push_back(std::move(lc));
     if (!l.endpoint.empty())
       if (auto added = st.zmq->add_peer(l.peer, {l.endpoint, l.server_key}); !added)
         return "link '" + l.peer + "': " + added.message();
   }
+  rc.tie_winner = cfg.peer.tie_winner;
   rc.batch_max = cfg.peer.batch_max;
   rc.in_flight_max = cfg.peer.in_flight_max;
   rc.retransmit_ms = cfg.peer.retransmit_ms;
@@ -289,6 +308,7 @@ json links_json(peer_actor* self) {
                    {"nacked", s.nacked},
                    {"nacks_received", s.nacks_received},
                    {"frames_refused", s.frames_refused},
+                   {"dropped", s.dropped_changes},
                    {"unacked", s.unacked},
                    {"lag_changes", s.lag_changes},
                    {"lag_ms", s.lag_ms},

@@ -7,10 +7,10 @@ namespace syncmesh::peer {
 using store::change_op;
 using store::status;
 
-stamp row_state::newest() const {
-  stamp out = std::max(inserted, deleted);
+stamp row_state::newest(const stamp_order& order) const {
+  stamp out = std::max(inserted, deleted, order);
   for (const auto& c : columns)
-    out = std::max(out, c);
+    out = std::max(out, c, order);
   return out;
 }
 
@@ -45,7 +45,7 @@ status validate(const peer_change& c, std::size_t width) {
 }
 
 bool merge(std::optional<row_state>& state, const peer_change& c, std::size_t width,
-           const std::vector<std::uint32_t>& key_columns) {
+           const std::vector<std::uint32_t>& key_columns, const stamp_order& order) {
   if (!state) {
     row_state fresh;
     fresh.values.assign(width, store::value::null());
@@ -61,14 +61,14 @@ bool merge(std::optional<row_state>& state, const peer_change& c, std::size_t wi
   const auto at = stamp_of(c);
   bool changed = false;
   if (c.op == change_op::remove) {
-    if (s.deleted < at) {
+    if (order(s.deleted, at)) {
       s.deleted = at;
       changed = true;
     }
     return changed;
   }
   auto take = [&](std::uint32_t col) {
-    if (s.columns[col] < at) {
+    if (order(s.columns[col], at)) {
       s.columns[col] = at;
       s.values[col] = (*c.new_row)[col];
       changed = true;
@@ -80,7 +80,7 @@ bool merge(std::optional<row_state>& state, const peer_change& c, std::size_t wi
   else
     for (auto col : c.columns)
       take(col);
-  if (c.op == change_op::insert && s.inserted < at) {
+  if (c.op == change_op::insert && order(s.inserted, at)) {
     s.inserted = at;
     changed = true;
   }

@@ -30,6 +30,28 @@ struct stamp {
   friend bool operator!=(const stamp& a, const stamp& b) { return !(a == b); }
 };
 
+/// The order in which writes win, which every node of a cluster must share
+/// (or nodes that saw the same changes would keep different values): by
+/// HLC; between equal HLCs the write made on `tie_winner`, if one is named,
+/// then the larger origin node id. The default (no tie winner) is stamp's
+/// own operator<. A strict total order on stamps, so merging stays
+/// commutative, associative and idempotent under it.
+struct stamp_order {
+  std::string tie_winner;  // a node id; empty: none
+
+  /// Whether `a` loses to `b`.
+  bool operator()(const stamp& a, const stamp& b) const {
+    if (a.hlc != b.hlc)
+      return a.hlc < b.hlc;
+    if (!tie_winner.empty()) {
+      const bool a_wins = a.origin == tie_winner, b_wins = b.origin == tie_winner;
+      if (a_wins != b_wins)
+        return b_wins;
+    }
+    return a.origin < b.origin;
+  }
+};
+
 /// What a node knows about one row of a peer-synced table: a last-writer-
 /// wins register per column, and two registers for the row's existence —
 /// the latest insert (upsert) and the latest delete. Every register merges
@@ -44,13 +66,13 @@ struct row_state {
   stamp inserted;              // latest insert; zero if none seen
   stamp deleted;               // latest delete; zero if none seen
 
-  /// The row exists when its latest insert is newer than its latest delete.
-  /// An update does not resurrect a deleted row (as an SQL UPDATE of a
-  /// missing row changes nothing); a newer insert does.
-  bool visible() const { return deleted < inserted; }
+  /// The row exists when its latest insert is newer than its latest delete
+  /// in `order`. An update does not resurrect a deleted row (as an SQL
+  /// UPDATE of a missing row changes nothing); a newer insert does.
+  bool visible(const stamp_order& order = {}) const { return order(deleted, inserted); }
 
   /// The newest stamp of anything in this state.
-  stamp newest() const;
+  stamp newest(const stamp_order& order = {}) const;
 
   bool operator==(const row_state& o) const {
     return values == o.values && columns == o.columns && inserted == o.inserted
@@ -74,10 +96,11 @@ inline stamp stamp_of(const peer_change& c) { return {c.hlc, c.origin}; }
 store::status validate(const peer_change& c, std::size_t width);
 
 /// Merges `c` into `state` (nothing: the key was never seen here) for a
-/// table `width` columns wide whose key columns are `key_columns`.
+/// table `width` columns wide whose key columns are `key_columns`, keeping
+/// of two writes the one that wins in `order`.
 /// REQUIRES: validate(c, width) is ok. Returns whether the state changed.
 bool merge(std::optional<row_state>& state, const peer_change& c, std::size_t width,
-           const std::vector<std::uint32_t>& key_columns);
+           const std::vector<std::uint32_t>& key_columns, const stamp_order& order = {});
 
 /// The change a local write makes, as peers will see it: an upsert of the
 /// columns that differ from the row it replaced (all, for a new row), or a

@@ -139,7 +139,52 @@ constexpr std::uint64_t close_linger_ms = 100;
 bool sends(wire::link_mode m) { return m != wire::link_mode::pull; }
 bool takes(wire::link_mode m) { return m != wire::link_mode::push; }
 
+// Values of one kind, ordered as the filter docs say; nullopt: no order.
+std::optional<int> compare(const store::value& a, const store::value& b) {
+  if (a.kind() != b.kind())
+    return std::nullopt;
+  auto sign = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
+  switch (a.kind()) {
+    case store::value_kind::boolean: return sign(a.as_bool(), b.as_bool());
+    case store::value_kind::integer: return sign(a.as_int(), b.as_int());
+    case store::value_kind::real: return sign(a.as_real(), b.as_real());
+    case store::value_kind::text: return sign(a.as_text(), b.as_text());
+    default: return std::nullopt;
+  }
+}
+
+const char* op_text(filter_op op) {
+  switch (op) {
+    case filter_op::eq: return "=";
+    case filter_op::lt: return "<";
+    case filter_op::le: return "<=";
+    case filter_op::gt: return ">";
+    case filter_op::ge: return ">=";
+    case filter_op::in: return "in";
+  }
+  return "?";
+}
+
 } // namespace
+
+bool row_filter::admits(const store::value& v) const {
+  if (v.is_null())
+    return false;
+  if (op == filter_op::eq || op == filter_op::in)
+    return std::any_of(values.begin(), values.end(), [&](const store::value& x) { return x == v; });
+  if (values.empty())
+    return false;
+  auto c = compare(v, values.front());
+  if (!c)
+    return false;
+  switch (op) {
+    case filter_op::lt: return *c < 0;
+    case filter_op::le: return *c <= 0;
+    case filter_op::gt: return *c > 0;
+    case filter_op::ge: return *c >= 0;
+    default: return false;
+  }
+}
 
 const char* to_string(link_state s) noexcept {
   switch (s) {
@@ -153,6 +198,12 @@ const char* to_string(link_state s) noexcept {
 
 struct replicator::link {
   link_config cfg;
+  /// The link's excluded columns and filters, resolved by start().
+  struct table_policy {
+    std::vector<bool> excluded;  // by column
+    std::vector<std::pair<std::uint32_t, const row_filter*>> filters;  // column, filter
+  };
+  std::map<std::string, table_policy> policy;  // by table
   link_state state = link_state::down;
   std::uint64_t session = 0;  // bumped at every connect and end; stale timers compare it
   bool reconnect_pending = false;
@@ -199,6 +250,54 @@ replicator::~replicator() {
 const std::string& replicator::node_id() const { return db_.node_id(); }
 
 store::status replicator::start() {
+  order_.tie_winner = cfg_.tie_winner;
+  for (auto& [peer, l] : links_) {
+    auto column_of = [&](const std::string& table, const std::string& column,
+                         std::uint32_t& at) -> status {
+      const auto* s = schema_of(table);
+      if (!s)
+        return status::invalid_argument("link '" + peer + "' names table '" + table
+                                        + "', which is not a peer table");
+      for (std::uint32_t i = 0; i < s->columns.size(); ++i)
+        if (s->columns[i].name == column) {
+          at = i;
+          if (l->policy[table].excluded.empty())
+            l->policy[table].excluded.assign(s->columns.size(), false);
+          return status::ok();
+        }
+      return status::invalid_argument("link '" + peer + "': table '" + table
+                                      + "' has no column '" + column + "'");
+    };
+    for (const auto& name : l->cfg.excluded) {
+      const auto dot = name.rfind('.');
+      if (dot == std::string::npos)
+        return status::invalid_argument("link '" + peer + "' excludes '" + name
+                                        + "'; write a column as \"ns.table.column\"");
+      const auto table = name.substr(0, dot);
+      std::uint32_t col = 0;
+      if (auto st = column_of(table, name.substr(dot + 1), col); !st)
+        return st;
+      const auto& s = *schema_of(table);
+      if (std::find(s.primary_key.begin(), s.primary_key.end(), col) != s.primary_key.end())
+        return status::invalid_argument("link '" + peer + "' excludes '" + name
+                                        + "', a key column; a row cannot cross a link "
+                                          "without its key");
+      if (!s.columns[col].nullable)
+        return status::invalid_argument("link '" + peer + "' excludes '" + name
+                                        + "', which is not nullable; the peer holds NULL "
+                                          "where it never gets a value");
+      l->policy[table].excluded[col] = true;
+    }
+    for (const auto& f : l->cfg.filters) {
+      std::uint32_t col = 0;
+      if (auto st = column_of(f.table, f.column, col); !st)
+        return st;
+      if (f.values.empty() || (f.op != filter_op::in && f.values.size() != 1))
+        return status::invalid_argument("link '" + peer + "': the filter on '" + f.table + "."
+                                        + f.column + "' needs one value, or values for 'in'");
+      l->policy[f.table].filters.emplace_back(col, &f);
+    }
+  }
   for (const auto& [name, s] : tables_) {
     auto have = db_.table(name);
     if (!have)
@@ -272,6 +371,58 @@ std::vector<std::string> replicator::offered(const link& l) const {
     if (carries(l, name))
       out.push_back(name);
   return out;
+}
+
+bool replicator::admits(const link& l, const wire::change& c) const {
+  auto it = l.policy.find(c.table);
+  if (c.op == change_op::remove || it == l.policy.end() || !c.new_row)
+    return true;
+  for (const auto& [col, f] : it->second.filters)
+    if (col >= c.new_row->size() || !f->admits((*c.new_row)[col]))
+      return false;
+  return true;
+}
+
+std::optional<wire::change> replicator::without_excluded(const link& l,
+                                                         const wire::change& c) const {
+  auto it = l.policy.find(c.table);
+  if (c.op == change_op::remove || it == l.policy.end() || !c.new_row)
+    return c;
+  const auto& excluded = it->second.excluded;
+  const auto width = static_cast<std::uint32_t>(c.new_row->size());
+  if (std::none_of(excluded.begin(), excluded.end(), [](bool b) { return b; }))
+    return c;
+  wire::change out = c;
+  out.columns.clear();
+  auto keep = [&](std::uint32_t col) {
+    if (col < excluded.size() && excluded[col])
+      (*out.new_row)[col] = store::value::null();
+    else
+      out.columns.push_back(col);
+  };
+  if (c.columns.empty())
+    for (std::uint32_t col = 0; col < width; ++col)
+      keep(col);
+  else
+    for (auto col : c.columns)
+      keep(col);
+  if (!out.columns.empty())
+    return out;
+  if (c.op != change_op::insert)
+    return std::nullopt;  // an update of excluded columns only: nothing left
+  // An insert still says that the row exists: it sets the key columns (to
+  // the values they hold anyway), as an empty list would mean every column.
+  const auto& s = *schema_of(c.table);
+  for (auto k : s.primary_key)
+    out.columns.push_back(static_cast<std::uint32_t>(k));
+  std::sort(out.columns.begin(), out.columns.end());
+  return out;
+}
+
+std::optional<wire::change> replicator::outgoing(const link& l, const wire::change& c) const {
+  if (!carries(l, c.table) || !admits(l, c))
+    return std::nullopt;
+  return without_excluded(l, c);
 }
 
 bool replicator::carries(const link& l, const std::string& table) const {
@@ -369,10 +520,10 @@ store::status replicator::apply(const std::vector<wire::change>& changes) {
       it = states.emplace(name, std::move(loaded).value()).first;
     }
     auto& state = it->second;
-    const bool was_visible = state && state->visible();
+    const bool was_visible = state && state->visible(order_);
     const auto before = was_visible ? state->values : store::row{};
-    merge(state, c, s->columns.size(), key_columns);
-    const bool visible = state->visible();
+    merge(state, c, s->columns.size(), key_columns, order_);
+    const bool visible = state->visible(order_);
     store::change row_change;
     row_change.table = c.table;
     row_change.hlc = c.hlc;
@@ -422,7 +573,7 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
     auto current = state_of(table, c.key);
     if (!current)
       return current.error();
-    if (*current && (*current)->visible()) {
+    if (*current && (*current)->visible(order_)) {
       for (std::uint32_t i = 0; i < r.size(); ++i)
         if (!((**current).values[i] == r[i]))
           c.columns.push_back(i);
@@ -459,8 +610,8 @@ void replicator::offer(const std::vector<wire::change>& changes) {
       continue;
     std::vector<wire::change> out;
     for (const auto& c : changes)
-      if (carries(l, c.table))
-        out.push_back(c);
+      if (auto o = outgoing(l, c))
+        out.push_back(std::move(*o));
     if (out.empty())
       continue;
     const auto id = l.next_delta_id++;
@@ -631,9 +782,12 @@ void replicator::pump(link& l) {
         auto c = decode_entry(raw, cfg_.limits);
         if (!c)
           continue;
-        if (c->origin == l.cfg.peer || holds(l.peer_vv, c->origin, c->hlc) || !carries(l, c->table))
+        if (c->origin == l.cfg.peer || holds(l.peer_vv, c->origin, c->hlc))
           continue;
-        out.push_back(std::move(c).value());
+        auto o = outgoing(l, *c);
+        if (!o)
+          continue;
+        out.push_back(std::move(*o));
         if (out.size() >= cfg_.batch_max)
           break;
       }
@@ -795,12 +949,31 @@ void replicator::on_delta(link& l, const wire::delta& d) {
         refuse(wire::nack_reason::invalid_change, st.message());
         continue;
       }
+    if (!admits(l, c)) {
+      std::string outside;
+      for (const auto& [col, f] : l.policy.at(c.table).filters)
+        if (!f->admits((*c.new_row)[col])) {
+          outside = "its '" + f->column + "' fails the filter '" + f->column + " "
+                    + op_text(f->op) + "'";
+          break;
+        }
+      refuse(wire::nack_reason::table_not_allowed,
+             "the link from '" + l.cfg.peer + "' carries only rows of '" + c.table
+               + "' inside its filters, and a change made on '" + c.origin
+               + "' writes a row outside them (" + outside + ")");
+      continue;
+    }
     if (holds(seen, c.origin, c.hlc)) {
       ++l.stats.duplicate_changes;
       continue;
     }
+    auto kept = without_excluded(l, c);
+    if (!kept) {
+      ++l.stats.dropped_changes;  // it set only columns this link excludes
+      continue;
+    }
     raise(seen, c.origin, c.hlc);
-    accepted.push_back(c);
+    accepted.push_back(std::move(*kept));
   }
   if (auto st = apply(accepted); !st) {
     send(l, wire::delta_nack{d.id, wire::nack_reason::apply_failed,

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +18,23 @@ namespace syncmesh::peer {
 
 namespace wire = messaging::peer;
 
+/// A row filter of a link: the rows of `table` whose `column` compares to
+/// `values` by `op` (one value; any of them for `in`). NULL never matches.
+/// Ranges compare integers and reals by number, text by bytes, booleans
+/// false before true; values of other kinds (bytes, numeric, timestamp,
+/// json) compare with = and in only, by their exact text.
+enum class filter_op { eq, lt, le, gt, ge, in };
+
+struct row_filter {
+  std::string table;   // ns.table
+  std::string column;
+  filter_op op = filter_op::eq;
+  std::vector<store::value> values;  // of the column's kind
+
+  /// Whether a row whose `column` holds `v` is inside the filter.
+  bool admits(const store::value& v) const;
+};
+
 /// One link as this node sees it. Everything here is this node's own
 /// policy: nothing the other side says about its rights is trusted.
 struct link_config {
@@ -28,6 +46,15 @@ struct link_config {
   std::vector<std::string> tables;  // carried tables; empty: every peer table
   /// Origins whose changes this node accepts over the link; empty: any.
   std::set<std::string> trusted_origins;
+  /// Columns ("ns.table.column") whose values never cross the link: this
+  /// node sends them as not set, and ignores them in what it receives. Not
+  /// key columns; nullable ones only (a peer holds NULL where it never got
+  /// a value).
+  std::vector<std::string> excluded;
+  /// Rows that cross the link: of a table with filters, only rows inside
+  /// all of them are sent, and a peer's insert or update of a row outside
+  /// them is refused. Judged on the change's new row; removes always cross.
+  std::vector<row_filter> filters;
 };
 
 struct replicator_config {
@@ -48,6 +75,9 @@ struct replicator_config {
   std::uint64_t tombstone_retention_ms = 7ULL * 24 * 3600 * 1000;
   std::uint64_t gc_interval_ms = 60'000;  // how often tombstones are looked for
   std::size_t gc_batch = 1000;            // row states looked at per round
+  /// Between writes with equal HLCs, the one made on this node wins (then
+  /// the larger node id). Must be the same on every node of the cluster.
+  std::string tie_winner;
   wire::limits limits;
 };
 
@@ -62,6 +92,7 @@ struct link_stats {
   std::uint64_t nacked = 0;            // changes this node refused
   std::uint64_t nacks_received = 0;    // changes the peer refused
   std::uint64_t frames_refused = 0;    // frames that did not decode
+  std::uint64_t dropped_changes = 0;   // received updates of excluded columns only
   std::uint64_t unacked = 0;           // deltas in flight
   /// How far the peer is behind this node: changes sent and not yet
   /// acknowledged plus changes not yet sent (0 when the peer does not ask
@@ -94,7 +125,8 @@ public:
   replicator(const replicator&) = delete;
   replicator& operator=(const replicator&) = delete;
 
-  /// Creates the tables if missing, loads the log position and version
+  /// Checks the links' excluded columns and filters against the tables,
+  /// creates the tables if missing, loads the log position and version
   /// vector, and dials the links this side connects.
   store::status start();
 
@@ -145,6 +177,14 @@ private:
   void offer(const std::vector<wire::change>& changes);
   void on_delta(link& l, const wire::delta& d);
   bool carries(const link& l, const std::string& table) const;
+  /// Whether the row `c` writes is inside the link's filters (removes are).
+  bool admits(const link& l, const wire::change& c) const;
+  /// `c` without the link's excluded columns: listed as not set, their
+  /// values NULL. Nothing, for an update that sets excluded columns only.
+  std::optional<wire::change> without_excluded(const link& l, const wire::change& c) const;
+  /// What of `c` may go out on `l`: nothing if its row is outside the
+  /// filters or nothing is left of it, else without excluded columns.
+  std::optional<wire::change> outgoing(const link& l, const wire::change& c) const;
   std::vector<std::string> offered(const link& l) const;
   const store::schema* schema_of(const std::string& table) const;
 
@@ -162,6 +202,7 @@ private:
   std::string gc_cursor_;      // the row state the next tombstone round starts at
   std::uint64_t tombstones_collected_ = 0;
   std::shared_ptr<bool> alive_;
+  stamp_order order_;
 };
 
 /// The rows of `table` as bytes, for comparing nodes: equal digests mean

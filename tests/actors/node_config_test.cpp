@@ -587,4 +587,62 @@ BOOST_AUTO_TEST_CASE(bad_peer_config_is_refused_with_the_line_and_a_sentence) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(link_exclusions_filters_and_the_tie_winner_parse_typed_by_their_columns) {
+  auto got = parse_node_config(
+    base_plus({"[[tables]]", "name = \"app.notes\"",
+               "columns = [ { name = \"id\", type = \"integer\", key = true }, "
+               "{ name = \"body\", type = \"text\" }, { name = \"secret\", type = \"text\" } ]",
+               "[peer]", "tie_winner = \"hub\"", "[[links]]", "peer = \"hub\"",
+               "exclude = [\"app.notes.secret\"]",
+               "filters = [ { table = \"app.notes\", column = \"id\", op = \"<\", values = [10] },",
+               "            { table = \"app.notes\", column = \"body\", op = \"in\", "
+               "values = [\"a\", \"b\"] } ]"}),
+    "node.toml");
+  BOOST_REQUIRE_MESSAGE(got.is_ok(), (got.is_ok() ? "" : got.error().message()));
+  const auto& cfg = *got;
+  BOOST_TEST(cfg.peer.tie_winner == "hub");
+  BOOST_REQUIRE(cfg.links.size() == 1u);
+  BOOST_TEST(cfg.links[0].exclude == std::vector<std::string>{"app.notes.secret"});
+  BOOST_REQUIRE(cfg.links[0].filters.size() == 2u);
+  const auto& f = cfg.links[0].filters;
+  BOOST_TEST(f[0].table == "app.notes");
+  BOOST_TEST(f[0].column == "id");
+  BOOST_TEST(f[0].op == "<");
+  BOOST_TEST((f[0].values == std::vector<syncmesh::store::value>{syncmesh::store::value::integer(10)}));
+  BOOST_TEST(f[1].op == "in");
+  BOOST_TEST((f[1].values == std::vector<syncmesh::store::value>{syncmesh::store::value::text("a"),
+                                                                  syncmesh::store::value::text("b")}));
+}
+
+BOOST_AUTO_TEST_CASE(bad_link_exclusions_filters_and_tie_winner_are_refused_with_the_line_and_a_sentence) {
+  // The table occupies lines 17-19; [[links]] is line 20, peer 21.
+  const std::string table = "[[tables]]\nname = \"app.notes\"\n"
+                            "columns = [ { name = \"id\", type = \"integer\", key = true }, "
+                            "{ name = \"body\", type = \"text\" }, "
+                            "{ name = \"n\", type = \"integer\", nullable = false } ]";
+  auto link_with = [&](const std::vector<std::string>& more) {
+    auto text = base_plus({table, "[[links]]", "peer = \"hub\""});
+    for (const auto& l : more)
+      text += l + "\n";
+    return text;
+  };
+  expect_refused({
+    {link_with({"exclude = [\"app.notes.id\"]"}), 22, {"'app.notes.id'", "a key column"}},
+    {link_with({"exclude = [\"app.notes.n\"]"}), 22, {"not nullable"}},
+    {link_with({"exclude = [\"app.notes.colour\"]"}), 22, {"no column 'colour'", "id, body, n"}},
+    {link_with({"exclude = [\"app.other.body\"]"}), 22, {"not a column of a peer table", "app.notes"}},
+    {link_with({"filters = [ { table = \"app.notes\", column = \"body\", op = \"<\", "
+                "values = [\"a\", \"b\"] } ]"}),
+     22, {"takes one value"}},
+    {link_with({"filters = [ { table = \"app.notes\", column = \"n\", values = [\"x\"] } ]"}), 22,
+     {"must be an integer"}},
+    {link_with({"filters = [ { table = \"app.other\", column = \"n\", values = [1] } ]"}), 22,
+     {"not a peer table"}},
+    {link_with({"exclude = [\"app.notes.body\"]",
+                "filters = [ { table = \"app.notes\", column = \"body\", values = [\"a\"] } ]"}),
+     23, {"also excludes"}},
+    {base_plus({table, "[peer]", "tie_winner = \"\""}), 21, {"tie_winner", "same on every node"}},
+  });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -34,7 +34,8 @@ inline store::schema notes() {
   store::schema s;
   s.table = "app.notes";
   s.columns = {{"id", store::value_kind::integer, "bigint", false},
-               {"body", store::value_kind::text, "text", true}};
+               {"body", store::value_kind::text, "text", true},
+               {"secret", store::value_kind::text, "text", true}};
   s.primary_key = {0};
   return s;
 }
@@ -46,15 +47,31 @@ struct node {
   std::unique_ptr<peer::replicator> rep;
 
   std::size_t rows() const { return db->scan("app.notes", {}).value().size(); }
+  /// The row with key `id`, or an empty row.
+  store::row row(std::int64_t id) const {
+    auto rows = db->scan("app.notes", {});
+    BOOST_REQUIRE(rows.is_ok());
+    for (const auto& r : *rows)
+      if (r[0] == value::integer(id))
+        return r;
+    return {};
+  }
   const peer::link_stats link(const std::string& peer) const { return rep->stats().at(peer); }
-  void write(std::int64_t id) {
-    auto w = rep->write("app.notes", {{value::integer(id), value::text("note")}}, {});
+  store::hlc_timestamp write(std::int64_t id, const std::string& body = "note",
+                             const std::string& secret = "s") {
+    auto w = rep->write("app.notes",
+                        {{value::integer(id), value::text(body), value::text(secret)}}, {});
     BOOST_REQUIRE(w.is_ok());
+    return *w;
+  }
+  void remove(std::int64_t id) {
+    BOOST_REQUIRE(rep->write("app.notes", {}, {{value::integer(id)}}).is_ok());
   }
 };
 
 /// Nodes on one network without faults, each with the links given, after
-/// half a second of virtual time (every link is up by then).
+/// half a second of virtual time (every link is up by then). `tune` may
+/// change each node's replicator config; a string names the tie winner.
 struct cluster {
   messaging::manual_scheduler sched{1'700'000'000'000ULL};
   messaging::memory_network net{sched, 7};
@@ -84,6 +101,10 @@ struct cluster {
       BOOST_REQUIRE(n.rep->start().is_ok());
     sched.advance(500);
   }
+
+  cluster(const std::map<std::string, std::vector<peer::link_config>>& links,
+          const std::string& tie_winner)
+      : cluster(links, [tie_winner](peer::replicator_config& cfg) { cfg.tie_winner = tie_winner; }) {}
 };
 
 inline peer::link_config link(const std::string& peer, bool connects = false) {

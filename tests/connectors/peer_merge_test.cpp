@@ -215,4 +215,29 @@ BOOST_AUTO_TEST_CASE(random_histories_merge_to_the_same_state_in_any_order_with_
   }
 }
 
+BOOST_AUTO_TEST_CASE(with_a_tie_winner_its_write_wins_between_equal_hlcs_in_any_order) {
+  const peer::stamp_order winner_a{"a"};
+  BOOST_TEST(winner_a(at(5, "b"), at(5, "a")));  // equal HLCs: a wins over a larger id
+  BOOST_TEST(!winner_a(at(5, "a"), at(5, "b")));
+  BOOST_TEST(winner_a(at(5, "a"), at(6, "b")));  // the HLC still decides first
+  BOOST_TEST(winner_a(at(5, "b"), at(5, "c")));  // neither is the winner: larger id
+  BOOST_TEST(!winner_a(at(5, "a"), at(5, "a")));
+  BOOST_TEST(peer::stamp_order{}(at(5, "a"), at(5, "b")));  // the default: larger id
+
+  const auto from_a = upsert(at(5, "a"), 1, {}, "from a", 1);
+  const auto from_b = upsert(at(5, "b"), 1, {}, "from b", 2);
+  const auto del_b = remove(at(7, "b"), 1);
+  const auto ins_a = upsert(at(7, "a"), 1, {1}, "again", 1);
+  for (const auto& order : {std::vector<peer_change>{from_a, from_b, del_b, ins_a},
+                            std::vector<peer_change>{ins_a, del_b, from_b, from_a}}) {
+    std::optional<row_state> s;
+    for (const auto& c : order)
+      merge(s, c, width, key_columns, winner_a);
+    BOOST_TEST((s->values[1] == value::text("again")));
+    BOOST_TEST((s->values[2] == value::integer(1)));  // a's price, not b's
+    BOOST_TEST(s->visible(winner_a));      // a's insert beats b's delete at 7
+    BOOST_TEST(!s->visible());             // which the default order would not say
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,7 @@
 // Refusals decided by the receiving node from its own config, on the
 // in-memory network without faults: a push-only link and an untrusted
-// origin, each answered with a delta_nack that both sides count.
+// origin, each answered with a delta_nack that both sides count; excluded
+// columns and row filters of a link, both ways; and the tie winner.
 
 #include "tests/connectors/peer_cluster.hpp"
 
@@ -97,6 +98,176 @@ BOOST_AUTO_TEST_CASE(tombstones_go_after_the_retention_bound_and_live_rows_stay)
     BOOST_TEST(n->rep->state_of("app.notes", {value::integer(1)})->has_value());
     BOOST_TEST(n->rows() == 1u);
     BOOST_TEST(n->rep->tombstones_collected() == 2u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(excluded_columns_never_cross_the_link_and_values_received_for_them_are_ignored) {
+  auto to_a = link("a");
+  to_a.excluded = {"app.notes.secret"};  // only the hub's side says so
+  cluster c({{"hub", {to_a}}, {"a", {link("hub", true)}}});
+  auto& hub = c.nodes["hub"];
+  auto& a = c.nodes["a"];
+
+  // Sent: the hub's new row reaches a without its secret.
+  hub.write(1, "one", "hub secret");
+  c.sched.advance(500);
+  BOOST_TEST((a.row(1) == store::row{value::integer(1), value::text("one"), value::null()}));
+
+  // Received: a sends its secret (a excludes nothing); the hub ignores it.
+  a.write(2, "two", "a secret");
+  c.sched.advance(500);
+  BOOST_TEST((hub.row(2) == store::row{value::integer(2), value::text("two"), value::null()}));
+  BOOST_TEST(hub.link("a").nacked == 0u);
+
+  // An upsert that changes the secret alone crosses as the row's key only
+  // (it still says that the row exists), both ways.
+  a.write(2, "two", "a secret, changed");
+  const auto sent = hub.link("a").sent_changes;
+  hub.write(1, "one", "hub secret, changed");
+  c.sched.advance(500);
+  BOOST_TEST(hub.link("a").sent_changes == sent + 1);
+  BOOST_TEST((hub.row(2) == store::row{value::integer(2), value::text("two"), value::null()}));
+  BOOST_TEST((a.row(1) == store::row{value::integer(1), value::text("one"), value::null()}));
+  BOOST_TEST(hub.link("a").nacked == 0u);
+  BOOST_TEST(a.link("hub").unacked == 0u);
+
+  // Other columns of the same rows still cross both ways.
+  hub.write(1, "one, edited", "hub secret, changed");
+  a.write(2, "two, edited", "a secret, changed");
+  c.sched.advance(500);
+  BOOST_TEST((a.row(1) == store::row{value::integer(1), value::text("one, edited"), value::null()}));
+  BOOST_TEST((hub.row(2) == store::row{value::integer(2), value::text("two, edited"), value::null()}));
+}
+
+BOOST_AUTO_TEST_CASE(a_peers_update_of_excluded_columns_only_is_dropped_and_counted) {
+  auto to_a = link("a");
+  to_a.excluded = {"app.notes.secret"};
+  cluster c({{"hub", {to_a}}});
+  auto& hub = c.nodes["hub"];
+  const auto at = hub.write(1, "one", "hub secret");
+
+  // A peer that speaks the protocol by hand and sends an update (op
+  // update) of the secret alone.
+  auto& a = c.net.attach("a");
+  messaging::transport_handler quiet;
+  quiet.connected = [](const std::string&) {};
+  quiet.disconnected = [](const std::string&, const std::string&) {};
+  quiet.received = [](const std::string&, std::string) {};
+  a.set_handler(quiet);
+  a.connect("hub");
+  c.sched.advance(50);
+  namespace wire = peer::wire;
+  BOOST_REQUIRE(a.send("hub", wire::encode(wire::hello{"a", wire::link_mode::push, {"app.notes"}})));
+  c.sched.advance(50);
+  BOOST_TEST_REQUIRE((hub.link("a").state == peer::link_state::live));
+  wire::change u;
+  u.hlc = store::hlc_timestamp::from_packed(at.packed() + 1);
+  u.origin = "a";
+  u.table = "app.notes";
+  u.op = store::change_op::update;
+  u.key = {value::integer(1)};
+  u.new_row = store::row{value::integer(1), value::text("one"), value::text("a secret")};
+  u.columns = {2};
+  BOOST_REQUIRE(a.send("hub", wire::encode(wire::delta{1, {u}})));
+  c.sched.advance(100);
+  BOOST_TEST(hub.link("a").dropped_changes == 1u);
+  BOOST_TEST(hub.link("a").nacked == 0u);
+  BOOST_TEST(hub.link("a").applied_changes == 0u);
+  BOOST_TEST((hub.row(1) == store::row{value::integer(1), value::text("one"), value::text("hub secret")}));
+}
+
+BOOST_AUTO_TEST_CASE(a_row_filter_withholds_rows_outside_it_and_refuses_them_from_the_peer) {
+  peer::row_filter small_ids{"app.notes", "id", peer::filter_op::lt, {value::integer(10)}};
+  auto to_a = link("a");
+  to_a.filters = {small_ids};  // only the hub's side says so
+  cluster c({{"hub", {to_a}}, {"a", {link("hub", true)}}});
+  auto& hub = c.nodes["hub"];
+  auto& a = c.nodes["a"];
+
+  hub.write(1);
+  hub.write(20);
+  c.sched.advance(500);
+  BOOST_TEST(a.rows() == 1u);
+  BOOST_TEST(!a.row(1).empty());
+
+  a.write(30);  // outside the hub's filter: refused
+  a.write(5);   // inside: taken
+  c.sched.advance(500);
+  BOOST_TEST(hub.rows() == 3u);  // 1, 20 and 5
+  BOOST_TEST(hub.row(30).empty());
+  BOOST_TEST(!hub.row(5).empty());
+  BOOST_TEST(hub.link("a").nacked == 1u);
+  BOOST_TEST(hub.link("a").last_refusal.find("outside") != std::string::npos);
+  BOOST_TEST(hub.link("a").last_refusal.find("'id <'") != std::string::npos);
+  BOOST_TEST(a.link("hub").nacks_received == 1u);
+
+  // Removes always cross: of a row a holds, and of one it never had.
+  hub.remove(1);
+  hub.remove(20);
+  c.sched.advance(500);
+  BOOST_TEST(a.row(1).empty());
+  BOOST_TEST(a.rows() == 2u);  // 5 and its own 30
+  BOOST_TEST(a.link("hub").nacked == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_filter_with_in_admits_its_values_only_and_null_never_matches) {
+  peer::row_filter f{"app.notes", "body", peer::filter_op::in,
+                     {value::text("a"), value::text("b")}};
+  BOOST_TEST(f.admits(value::text("a")));
+  BOOST_TEST(f.admits(value::text("b")));
+  BOOST_TEST(!f.admits(value::text("c")));
+  BOOST_TEST(!f.admits(value::null()));
+  peer::row_filter ge{"app.notes", "body", peer::filter_op::ge, {value::text("m")}};
+  BOOST_TEST(ge.admits(value::text("m")));
+  BOOST_TEST(ge.admits(value::text("z")));
+  BOOST_TEST(!ge.admits(value::text("a")));
+  BOOST_TEST(!ge.admits(value::null()));
+}
+
+BOOST_AUTO_TEST_CASE(a_link_that_excludes_a_key_column_or_an_unknown_column_does_not_start) {
+  auto start_with = [](const peer::link_config& l) {
+    messaging::manual_scheduler sched{1'700'000'000'000ULL};
+    messaging::memory_network net{sched, 7};
+    std::unique_ptr<leveldb::Env> env(leveldb::NewMemEnv(leveldb::Env::Default()));
+    scheduler_clock clock(sched);
+    store::options so;
+    so.path = "/mem/x";
+    so.node_id = "x";
+    so.env = env.get();
+    so.clock = &clock;
+    so.durability = store::durability_mode::buffered;
+    auto db = std::move(store::store::open(so)).value();
+    peer::replicator_config cfg;
+    cfg.tables = {notes()};
+    cfg.links = {l};
+    peer::replicator rep(*db, net.attach("x"), sched, cfg);
+    return rep.start().message();
+  };
+  auto l = link("a");
+  l.excluded = {"app.notes.id"};
+  BOOST_TEST(start_with(l).find("a key column") != std::string::npos);
+  l.excluded = {"app.notes.colour"};
+  BOOST_TEST(start_with(l).find("no column 'colour'") != std::string::npos);
+  l.excluded = {};
+  l.filters = {{"app.notes", "id", peer::filter_op::lt, {}}};
+  BOOST_TEST(start_with(l).find("needs one value") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(between_equal_hlcs_the_tie_winners_write_wins_on_every_node) {
+  for (const std::string winner : {"", "a"}) {
+    cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}}, winner);
+    auto& a = c.nodes["a"];
+    auto& b = c.nodes["b"];
+    // The same virtual millisecond on both nodes, nothing received yet
+    // that would move either clock: equal HLCs.
+    const auto at_a = a.write(1, "from a");
+    const auto at_b = b.write(1, "from b");
+    BOOST_TEST_REQUIRE((at_a == at_b));
+    c.sched.advance(500);
+    // No winner: the larger node id ("b"); winner "a": a.
+    const auto expected = value::text(winner.empty() ? "from b" : "from a");
+    BOOST_TEST((a.row(1).at(1) == expected), "tie winner '" << winner << "'");
+    BOOST_TEST((b.row(1).at(1) == expected), "tie winner '" << winner << "'");
   }
 }
 
