@@ -153,17 +153,6 @@ std::optional<int> compare(const store::value& a, const store::value& b) {
   }
 }
 
-const char* op_text(filter_op op) {
-  switch (op) {
-    case filter_op::eq: return "=";
-    case filter_op::lt: return "<";
-    case filter_op::le: return "<=";
-    case filter_op::gt: return ">";
-    case filter_op::ge: return ">=";
-    case filter_op::in: return "in";
-  }
-  return "?";
-}
 
 } // namespace
 
@@ -614,16 +603,21 @@ void replicator::offer(const std::vector<wire::change>& changes) {
         out.push_back(std::move(*o));
     if (out.empty())
       continue;
-    const auto id = l.next_delta_id++;
-    if (l.unacked.empty())
-      l.oldest_unacked_sent_ms = clock_.now_ms();
-    l.stats.sent_changes += out.size();
-    send(l, wire::delta{id, out});
-    l.unacked.emplace(id, std::move(out));
+    send_delta(l, std::move(out));
   }
 }
 
 // --- links -------------------------------------------------------------------
+
+// Sends `changes` as the link's next delta and keeps it until acknowledged.
+void replicator::send_delta(link& l, std::vector<wire::change> changes) {
+  const auto id = l.next_delta_id++;
+  if (l.unacked.empty())
+    l.oldest_unacked_sent_ms = clock_.now_ms();
+  l.stats.sent_changes += changes.size();
+  send(l, wire::delta{id, changes});
+  l.unacked.emplace(id, std::move(changes));
+}
 
 void replicator::send(link& l, const wire::message& m) {
   l.last_sent_ms = clock_.now_ms();
@@ -794,12 +788,7 @@ void replicator::pump(link& l) {
     }
     if (out.empty())
       return;
-    const auto id = l.next_delta_id++;
-    if (l.unacked.empty())
-      l.oldest_unacked_sent_ms = clock_.now_ms();
-    l.stats.sent_changes += out.size();
-    send(l, wire::delta{id, out});
-    l.unacked.emplace(id, std::move(out));
+    send_delta(l, std::move(out));
   }
 }
 
@@ -954,7 +943,7 @@ void replicator::on_delta(link& l, const wire::delta& d) {
       for (const auto& [col, f] : l.policy.at(c.table).filters)
         if (!f->admits((*c.new_row)[col])) {
           outside = "its '" + f->column + "' fails the filter '" + f->column + " "
-                    + op_text(f->op) + "'";
+                    + store::to_string(f->op) + "'";
           break;
         }
       refuse(wire::nack_reason::table_not_allowed,

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "store/filter_op.hpp"
 #include "connectors/peer/merge.hpp"
 #include "messaging/peer_protocol.hpp"
 #include "messaging/scheduler.hpp"
@@ -23,7 +24,7 @@ namespace wire = messaging::peer;
 /// Ranges compare integers and reals by number, text by bytes, booleans
 /// false before true; values of other kinds (bytes, numeric, timestamp,
 /// json) compare with = and in only, by their exact text.
-enum class filter_op { eq, lt, le, gt, ge, in };
+using store::filter_op;
 
 struct row_filter {
   std::string table;   // ns.table
@@ -163,6 +164,7 @@ private:
   void on_received(const std::string& peer, std::string frame);
   void handle(link& l, wire::message m);
   void send(link& l, const wire::message& m);
+  void send_delta(link& l, std::vector<wire::change> changes);
   void end_link(link& l, const std::string& reason);
   void close_after(link& l, const std::string& reason);
   void schedule_reconnect(link& l);

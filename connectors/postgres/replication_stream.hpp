@@ -28,6 +28,7 @@
 #include <variant>
 #include <vector>
 
+#include "store/filter_op.hpp"
 #include "store/status.hpp"
 
 struct pg_conn;  // libpq's PGconn; only the source file includes libpq-fe.h
@@ -233,7 +234,7 @@ struct table_info {
 };
 
 /// A comparison in a snapshot filter.
-enum class filter_op { eq, lt, le, gt, ge, in };
+using store::filter_op;
 
 /// `column op value` (one value) or `column IN (values...)` (at least one).
 /// Values are PostgreSQL text input for the column's type and always travel

@@ -28,17 +28,6 @@ std::string_view trimmed(std::string_view s) {
   return s;
 }
 
-const char* op_text(filter_op op) {
-  switch (op) {
-    case filter_op::eq: return "=";
-    case filter_op::lt: return "<";
-    case filter_op::le: return "<=";
-    case filter_op::gt: return ">";
-    case filter_op::ge: return ">=";
-    case filter_op::in: return "in";
-  }
-  return "?";
-}
 
 } // namespace
 
@@ -246,7 +235,7 @@ result<row_filter> row_filter::compile(const std::vector<column_filter>& filters
     if (range && (t.type == type_class::text || t.type == type_class::bpchar)
         && !byte_ordered_collation(col->collation))
       return status::invalid_argument(
-        "the filter " + f.column + " " + op_text(f.op) + " ... on " + shown
+        "the filter " + f.column + " " + store::to_string(f.op) + " ... on " + shown
         + " compares text under collation '" + col->collation
         + "', whose order the change stream cannot reproduce; use = or in, or give the column "
           "COLLATE \"C\"");
