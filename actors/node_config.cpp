@@ -487,6 +487,38 @@ status read_rows(table_reader& r, const store::schema& s, memory_table_config& o
   return status::ok();
 }
 
+/// The `columns` of a table entry, each declared once, appended to `out`
+/// and to `shape` (columns and primary key). Returns the TOML list (for
+/// sentences about it as a whole), or nullptr when it is absent.
+const toml::array* read_columns(const source_doc& doc, table_reader& r, const std::string& table,
+                                std::vector<column_config>& out, store::schema& shape) {
+  const std::string columns_hint =
+    "columns = [ { name = \"id\", type = \"integer\", key = true }, ... ]";
+  const auto* columns =
+    r.tables("columns", "inline tables like { name = \"id\", type = \"integer\" }", &columns_hint);
+  std::map<std::string, int> column_lines;
+  for (std::size_t i = 0; columns && i < columns->size() && !r.failed(); ++i) {
+    const toml::table& ct = *columns->get(i)->as_table();
+    column_config c;
+    store::column sc;
+    if (auto st = read_column(doc, ct, table, c, sc); !st) {
+      r.fail(std::move(st));
+      break;
+    }
+    if (auto [it, fresh] = column_lines.emplace(c.name, line_of(ct)); !fresh) {
+      r.fail_at(ct, "table '" + table + "' declares column '" + c.name
+                      + "' twice, at lines " + std::to_string(it->second) + " and "
+                      + std::to_string(line_of(ct)) + "; give each column its own name");
+      break;
+    }
+    if (c.key)
+      shape.primary_key.push_back(i);
+    out.push_back(std::move(c));
+    shape.columns.push_back(std::move(sc));
+  }
+  return columns;
+}
+
 status read_memory_table(const source_doc& doc, const toml::table& t, const std::string& remote,
                          memory_table_config& out) {
   table_reader r(doc, t,
@@ -495,30 +527,7 @@ status read_memory_table(const source_doc& doc, const toml::table& t, const std:
   r.required_string("name", out.name, "name = \"items\" (unique within the remote)");
   store::schema s;
   s.table = out.name;
-  const std::string columns_hint =
-    "columns = [ { name = \"id\", type = \"integer\", key = true }, ... ]";
-  const auto* columns =
-    r.tables("columns", "inline tables like { name = \"id\", type = \"integer\" }", &columns_hint);
-  std::map<std::string, int> column_lines;
-  for (std::size_t i = 0; columns && i < columns->size(); ++i) {
-    const toml::table& ct = *columns->get(i)->as_table();
-    column_config c;
-    store::column sc;
-    if (auto st = read_column(doc, ct, out.name, c, sc); !st) {
-      r.fail(std::move(st));
-      break;
-    }
-    if (auto [it, fresh] = column_lines.emplace(c.name, line_of(ct)); !fresh) {
-      r.fail_at(ct, "table '" + out.name + "' declares column '" + c.name
-                      + "' twice, at lines " + std::to_string(it->second) + " and "
-                      + std::to_string(line_of(ct)) + "; give each column its own name");
-      break;
-    }
-    if (c.key)
-      s.primary_key.push_back(i);
-    out.columns.push_back(std::move(c));
-    s.columns.push_back(std::move(sc));
-  }
+  const auto* columns = read_columns(doc, r, out.name, out.columns, s);
   if (columns && !r.failed() && s.primary_key.empty())
     r.fail_at(*columns, "table '" + out.name + "' of remote '" + remote
                           + "' has no key column; mark one or more columns key = true");
@@ -798,29 +807,9 @@ status read_peer_table(const source_doc& doc, const toml::table& t, peer_table_c
             || out.name.back() == '.'))
     r.fail_at(*n, "peer table name '" + out.name
                     + "' must be namespace.table, like \"app.notes\"");
-  const std::string columns_hint =
-    "columns = [ { name = \"id\", type = \"integer\", key = true }, ... ]";
-  const auto* columns =
-    r.tables("columns", "inline tables like { name = \"id\", type = \"integer\" }", &columns_hint);
-  std::map<std::string, int> column_lines;
-  bool has_key = false;
-  for (std::size_t i = 0; columns && i < columns->size() && !r.failed(); ++i) {
-    const toml::table& ct = *columns->get(i)->as_table();
-    column_config c;
-    store::column sc;
-    if (auto st = read_column(doc, ct, out.name, c, sc); !st) {
-      r.fail(std::move(st));
-      break;
-    }
-    if (auto [it, fresh] = column_lines.emplace(c.name, line_of(ct)); !fresh) {
-      r.fail_at(ct, "table '" + out.name + "' declares column '" + c.name
-                      + "' twice, at lines " + std::to_string(it->second) + " and "
-                      + std::to_string(line_of(ct)) + "; give each column its own name");
-      break;
-    }
-    has_key = has_key || c.key;
-    out.columns.push_back(std::move(c));
-  }
+  store::schema shape;
+  const auto* columns = read_columns(doc, r, out.name, out.columns, shape);
+  const bool has_key = !shape.primary_key.empty();
   if (columns && !r.failed() && !has_key)
     r.fail_at(*columns, "peer table '" + out.name
                           + "' has no key column; mark one or more columns key = true");
