@@ -349,15 +349,20 @@ void swap_in(view_actor* self) {
   auto b = std::make_shared<store::batch>();
   b->swaps.push_back({sp.shape.table, sp.generation});
   b->cursors.emplace_back("view:" + st.cfg.full_name(), std::to_string(sp.position));
-  st.job.last_seen_commit = std::to_string(sp.position);
-  st.job.updated_at_ms = now_ms(self);
-  b->jobs.push_back(st.job);
+  // The job moves to the new position with the swap, not before: a swap
+  // that fails leaves the job where the table is.
+  auto job = st.job;
+  job.last_seen_commit = std::to_string(sp.position);
+  job.updated_at_ms = now_ms(self);
+  b->jobs.push_back(job);
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
     .then(
-      [self, id = sp.id](std::uint64_t) {
+      [self, id = sp.id, job](std::uint64_t) {
         auto& st = self->state;
         if (!st.snap || st.snap->id != id)
           return;
+        st.job.last_seen_commit = job.last_seen_commit;
+        st.job.updated_at_ms = job.updated_at_ms;
         st.shape = st.snap->shape;
         st.position = st.snap->position;
         st.slot_lost_said = false;  // a followed view's snapshot came with a new slot
@@ -801,9 +806,10 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       st.job.enabled = false;
       ++st.timer_gen;
       st.job.next_retry_at_ms = 0;
-      stop_stream(self);
       st.may_resume = false;
       st.slot = nullptr;
+      stop_stream(self);  // refreshes the status
+      refresh_status(self);
       auto rp = self->make_response_promise<std::string>();
       self->request(st.connector, step_timeout, forget_atom::value, st.cfg.source,
                     st.cfg.full_name())

@@ -212,6 +212,7 @@ struct replicator::link {
   std::uint64_t next_delta_id = 1;
   std::map<std::uint64_t, std::vector<wire::change>> unacked;
   std::uint64_t oldest_unacked_sent_ms = 0;
+  std::map<std::uint64_t, std::uint64_t> sent_at;  // unacked delta id -> last sent
   std::uint64_t expected_id = 1;  // next delta id to take from the peer
   std::uint64_t last_heard_ms = 0;
   std::uint64_t last_sent_ms = 0;
@@ -240,6 +241,33 @@ const std::string& replicator::node_id() const { return db_.node_id(); }
 
 store::status replicator::start() {
   order_.tie_winner = cfg_.tie_winner;
+  // Version vectors are per origin: a change counts as held once a later
+  // change of its origin is. That is sound while every link this node takes
+  // changes over carries them all; a link that leaves some out (tables,
+  // rows, columns) would make the others' copies of those look held.
+  std::vector<std::string> taking, partial;
+  for (const auto& [peer, l] : links_) {
+    if (!takes(l->cfg.mode))
+      continue;
+    taking.push_back(peer);
+    std::set<std::string> carried(l->cfg.tables.begin(), l->cfg.tables.end());
+    bool all_tables = l->cfg.tables.empty();
+    if (!all_tables) {
+      all_tables = true;
+      for (const auto& [name, s] : tables_)
+        all_tables = all_tables && carried.count(name) > 0;
+    }
+    if (!all_tables || !l->cfg.filters.empty() || !l->cfg.excluded.empty())
+      partial.push_back(peer);
+  }
+  if (taking.size() > 1 && !partial.empty())
+    return status::invalid_argument(
+      "node '" + node_id() + "' takes changes over " + std::to_string(taking.size())
+      + " links and the link to '" + partial.front()
+      + "' carries only some tables, rows or columns; a node that takes changes over more than "
+        "one link must take them whole on each (one origin's changes are tracked as a "
+        "sequence), so restrict that link to mode = \"push\" or drop its tables, filters or "
+        "exclude");
   for (auto& [peer, l] : links_) {
     auto column_of = [&](const std::string& table, const std::string& column,
                          std::uint32_t& at) -> status {
@@ -477,8 +505,8 @@ void replicator::collect_tombstones() {
   store::batch b;
   for (const auto& [name, raw] : *page) {
     auto s = decode_state(raw, name);
-    if (s && !s->visible() && !s->deleted.is_zero() && s->deleted.hlc.wall_ms() < horizon
-        && s->newest() == s->deleted)
+    if (s && !s->visible(order_) && !s->deleted.is_zero()
+        && s->deleted.hlc.wall_ms() < horizon && s->newest(order_) == s->deleted)
       b.ext.emplace_back(name, std::nullopt);
   }
   gc_cursor_ = page->size() < cfg_.gc_batch ? std::string{} : page->back().first + '\0';
@@ -548,6 +576,7 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
     return status::invalid_argument("no peer table is named '" + table
                                     + "'; the node's config lists the peer tables");
   std::vector<wire::change> changes;
+  std::map<std::string, store::row> pending;  // upserted earlier in this write, by key
   for (const auto& r : upserts) {
     if (auto st = s->check_row(r); !st)
       return st;
@@ -558,17 +587,27 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
     c.op = change_op::insert;
     c.key = s->key_of(r);
     c.new_row = r;
-    // The columns it sets: what differs from the row as this node shows it.
-    auto current = state_of(table, c.key);
-    if (!current)
-      return current.error();
-    if (*current && (*current)->visible(order_)) {
+    // The columns it sets: what differs from the row as this node shows it,
+    // or as an earlier upsert of the same key in this write left it.
+    std::optional<store::row> before;
+    const auto key_bytes = store::encode_key(c.key);
+    if (auto p = pending.find(key_bytes); p != pending.end()) {
+      before = p->second;
+    } else {
+      auto current = state_of(table, c.key);
+      if (!current)
+        return current.error();
+      if (*current && (*current)->visible(order_))
+        before = (**current).values;
+    }
+    if (before) {
       for (std::uint32_t i = 0; i < r.size(); ++i)
-        if (!((**current).values[i] == r[i]))
+        if (!((*before)[i] == r[i]))
           c.columns.push_back(i);
       if (c.columns.size() == r.size())
         c.columns.clear();  // every column: listed as none
     }
+    pending[key_bytes] = r;
     changes.push_back(std::move(c));
   }
   for (const auto& k : removes) {
@@ -614,6 +653,7 @@ void replicator::send_delta(link& l, std::vector<wire::change> changes) {
   const auto id = l.next_delta_id++;
   if (l.unacked.empty())
     l.oldest_unacked_sent_ms = clock_.now_ms();
+  l.sent_at[id] = clock_.now_ms();
   l.stats.sent_changes += changes.size();
   send(l, wire::delta{id, changes});
   l.unacked.emplace(id, std::move(changes));
@@ -645,6 +685,7 @@ void replicator::on_connected(const std::string& peer) {
   l->scan_pos = 1;
   l->next_delta_id = 1;
   l->unacked.clear();
+  l->sent_at.clear();
   l->expected_id = 1;
   l->last_heard_ms = clock_.now_ms();
   send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l)});
@@ -679,6 +720,7 @@ void replicator::end_link(link& l, const std::string& reason) {
     l.state = link_state::down;
     l.stats.last_refusal = reason.empty() ? l.stats.last_refusal : reason;
     l.unacked.clear();
+    l.sent_at.clear();
     net_.disconnect(l.cfg.peer);
   }
   schedule_reconnect(l);
@@ -749,8 +791,10 @@ void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
       send(*l, wire::ping{now});
     // Unacknowledged deltas are sent again, in order, when overdue.
     if (!l->unacked.empty() && now - l->oldest_unacked_sent_ms >= cfg_.retransmit_ms) {
-      for (const auto& [id, changes] : l->unacked)
+      for (const auto& [id, changes] : l->unacked) {
         send(*l, wire::delta{id, changes});
+        l->sent_at[id] = now;
+      }
       l->oldest_unacked_sent_ms = now;
     }
     schedule_heartbeat(*l, session);
@@ -839,6 +883,7 @@ void replicator::handle(link& l, wire::message m) {
         l.state = link_state::live;
         if (takes(l.cfg.mode))
           send(l, wire::sync_request{wire::sync_kind::from_watermark, vv_});
+        pump(l);  // a sync_request may have come before the greeting
       } else if constexpr (std::is_same_v<T, wire::sync_request>) {
         if (!sends(l.cfg.mode)) {
           send(l, wire::error{wire::error_code::not_allowed,
@@ -859,9 +904,15 @@ void replicator::handle(link& l, wire::message m) {
       } else if constexpr (std::is_same_v<T, wire::delta>) {
         on_delta(l, msg);
       } else if constexpr (std::is_same_v<T, wire::delta_ack>) {
-        for (auto it = l.unacked.begin(); it != l.unacked.end() && it->first <= msg.id;)
+        bool erased = false;
+        for (auto it = l.unacked.begin(); it != l.unacked.end() && it->first <= msg.id;) {
+          l.sent_at.erase(it->first);
           it = l.unacked.erase(it);
-        l.oldest_unacked_sent_ms = clock_.now_ms();
+          erased = true;
+        }
+        // The oldest delta still waiting decides when to send again.
+        if (erased && !l.sent_at.empty())
+          l.oldest_unacked_sent_ms = l.sent_at.begin()->second;
         for (const auto& [origin, at] : msg.through)
           raise(l.peer_vv, origin, at);
         pump(l);

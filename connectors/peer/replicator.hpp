@@ -152,7 +152,8 @@ public:
   store::result<std::optional<row_state>> state_of(const std::string& table,
                                                    const store::row& key) const;
   std::map<std::string, link_stats> stats() const;
-  /// Tombstones dropped after tombstone_retention_ms since start().
+  /// Tombstones this replicator dropped: deleted rows whose delete stamp
+  /// (its HLC wall time) is older than tombstone_retention_ms.
   std::uint64_t tombstones_collected() const { return tombstones_collected_; }
   const std::string& node_id() const;
 
