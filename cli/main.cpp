@@ -41,7 +41,14 @@ int main(int argc, char** argv) {
   auto* ctl_cmd = syncmesh::cli::add_ctl_command(app);
   auto* scenario_cmd = syncmesh::cli::add_scenario_command(app);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Help and --version exit 0; a usage error exits 2, as the README says
+    // (CLI11's own codes, 106 and up, would collide with nothing we document).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
   if (demo_cmd->parsed())
     return syncmesh::cli::run_store_demo(demo);
   if (node_cmd->parsed())

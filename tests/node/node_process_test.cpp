@@ -890,4 +890,14 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(contains(nowhere.err, "node.json"), nowhere);
 }
 
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_help_exits_0) {
+  auto unknown = run({syncmesh_binary(), "ctl", "--no-such-flag", "status"});
+  BOOST_TEST(unknown.exit_code == 2, unknown);
+  BOOST_TEST(!unknown.err.empty(), unknown);
+  auto missing = run({syncmesh_binary(), "node"});  // --config is required
+  BOOST_TEST(missing.exit_code == 2, missing);
+  auto help = run({syncmesh_binary(), "ctl", "--help"});
+  BOOST_TEST(help.exit_code == 0, help);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
