@@ -281,11 +281,8 @@ outcome run_seed(std::uint64_t seed, const std::string& tie_winner = {}) {
   return good;
 }
 
-} // namespace
-
-BOOST_AUTO_TEST_SUITE(peer_convergence)
-
-BOOST_AUTO_TEST_CASE(random_writes_under_faults_converge_after_healing_on_200_seeds) {
+/// SYNCMESH_SEED alone when set (a replay), else 200 fresh seeds.
+std::vector<std::uint64_t> seeds_to_run() {
   std::vector<std::uint64_t> seeds;
   if (std::getenv("SYNCMESH_SEED")) {
     seeds.push_back(test::test_seed());
@@ -294,6 +291,15 @@ BOOST_AUTO_TEST_CASE(random_writes_under_faults_converge_after_healing_on_200_se
     for (std::uint64_t i = 0; i < 200; ++i)
       seeds.push_back(base + i);
   }
+  return seeds;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_convergence)
+
+BOOST_AUTO_TEST_CASE(random_writes_under_faults_converge_after_healing_on_200_seeds) {
+  const auto seeds = seeds_to_run();
   std::size_t failed = 0;
   for (auto seed : seeds) {
     auto out = run_seed(seed);
@@ -308,14 +314,7 @@ BOOST_AUTO_TEST_CASE(random_writes_under_faults_converge_after_healing_on_200_se
 }
 
 BOOST_AUTO_TEST_CASE(with_a_tie_winner_writes_with_equal_hlcs_converge_on_200_seeds) {
-  std::vector<std::uint64_t> seeds;
-  if (std::getenv("SYNCMESH_SEED")) {
-    seeds.push_back(test::test_seed());
-  } else {
-    auto base = test::test_seed();
-    for (std::uint64_t i = 0; i < 200; ++i)
-      seeds.push_back(base + i);
-  }
+  const auto seeds = seeds_to_run();
   std::size_t failed = 0, ties = 0;
   for (auto seed : seeds) {
     auto out = run_seed(seed, "n1");

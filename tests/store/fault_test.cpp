@@ -2,8 +2,7 @@
 
 #include <leveldb/db.h>
 
-#include "fixture.hpp"
-#include "store/fault_env.hpp"
+#include "faulty_fixture.hpp"
 #include "store/layout.hpp"
 
 using namespace syncmesh::store;
@@ -11,29 +10,8 @@ using namespace syncmesh::store::test;
 
 namespace {
 
-// A memory store whose file system can be told to fail.
-struct faulty_store_fixture {
-  faulty_store_fixture()
-    : mem(leveldb::NewMemEnv(leveldb::Env::Default())), faults(mem.get()), clock(1'700'000'000'000) {
-    opts.path = "/mem/faulty";
-    opts.node_id = "node-a";
-    opts.env = faults.env();
-    opts.clock = &clock;
-    reopen();
-    BOOST_REQUIRE(db->create_table(users_schema()).is_ok());
-    batch b;
-    b.changes.push_back(upsert("app.users", user(1, "before")));
-    b.cursors.emplace_back("src", "10");
-    BOOST_REQUIRE(db->apply(b).is_ok());
-  }
-
-  void reopen() {
-    db.reset();
-    auto r = store::open(opts);
-    BOOST_REQUIRE_MESSAGE(r.is_ok(), r.error().to_string());
-    db = std::move(r).value();
-  }
-
+// The faulty store, with the batch the tests try and what must survive it.
+struct faulty_store_fixture : faulty_store {
   batch next_batch() {
     batch b;
     b.changes.push_back(upsert("app.users", user(1, "after")));
@@ -53,11 +31,6 @@ struct faulty_store_fixture {
     BOOST_TEST(db->read_changes(1, 0)->size() == 1u);
   }
 
-  std::unique_ptr<leveldb::Env> mem;
-  fault_injection faults;
-  manual_physical_clock clock;
-  options opts;
-  std::unique_ptr<store> db;
 };
 
 } // namespace

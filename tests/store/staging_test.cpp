@@ -5,7 +5,7 @@
 #include <leveldb/db.h>
 #include <leveldb/iterator.h>
 
-#include "fixture.hpp"
+#include "faulty_fixture.hpp"
 #include "store/fault_env.hpp"
 #include "store/layout.hpp"
 
@@ -289,38 +289,8 @@ BOOST_AUTO_TEST_CASE(a_format_1_store_is_upgraded_by_its_first_swap_and_not_befo
 
 BOOST_AUTO_TEST_SUITE_END()
 
-namespace {
 
-struct faulty_staging_fixture {
-  faulty_staging_fixture()
-    : mem(leveldb::NewMemEnv(leveldb::Env::Default())), faults(mem.get()), clock(1'700'000'000'000) {
-    opts.path = "/mem/faulty-staging";
-    opts.env = faults.env();
-    opts.clock = &clock;
-    reopen();
-    BOOST_REQUIRE(db->create_table(users_schema()).is_ok());
-    batch b;
-    b.changes.push_back(upsert("app.users", user(1, "before")));
-    BOOST_REQUIRE(db->apply(b).is_ok());
-  }
-
-  void reopen() {
-    db.reset();
-    auto r = store::open(opts);
-    BOOST_REQUIRE_MESSAGE(r.is_ok(), r.error().to_string());
-    db = std::move(r).value();
-  }
-
-  std::unique_ptr<leveldb::Env> mem;
-  fault_injection faults;
-  manual_physical_clock clock;
-  options opts;
-  std::unique_ptr<store> db;
-};
-
-} // namespace
-
-BOOST_FIXTURE_TEST_SUITE(store_staging_faults, faulty_staging_fixture)
+BOOST_FIXTURE_TEST_SUITE(store_staging_faults, faulty_store)
 
 BOOST_AUTO_TEST_CASE(a_failed_swap_leaves_the_old_copy_and_the_reopened_store_collects_the_stage) {
   auto generation = db->begin_staging(users_schema());
