@@ -12,9 +12,9 @@ namespace syncmesh::messaging {
 /// The time seam of code that moves frames: what time it is, and running
 /// something later. Every delay, timeout and retry of the in-memory
 /// transport goes through one, so a test decides when time passes. An
-/// adapter onto an actor's clock (actors/actor_clock_scheduler.hpp; CAF's
-/// test_coordinator in tests) lets
-/// actors and transports share one virtual time.
+/// adapter onto an actor system's clock (actors/actor_clock_scheduler.hpp;
+/// CAF's test_coordinator in tests) lets actors and transports share one
+/// virtual time.
 class scheduler {
 public:
   virtual ~scheduler() = default;
