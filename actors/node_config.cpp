@@ -17,6 +17,7 @@
 #include <toml++/toml.h>
 
 #include "messaging/curve_keys.hpp"
+#include "messaging/peer_protocol.hpp"
 #include "store/key_codec.hpp"
 
 namespace syncmesh::actors {
@@ -863,6 +864,9 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
     r.fail_at(*allow, "'allow' in [peer] needs keys: set secret_key_file and public_key_file");
   r.integer("batch_max", out.batch_max, 1);
   r.integer("in_flight_max", out.in_flight_max, 1);
+  r.integer("credits", out.credits, 1);
+  r.integer("pause_at", out.pause_at, 1);
+  r.integer("commit_delay_ms", out.commit_delay_ms, 0);
   r.integer("retransmit_ms", out.retransmit_ms, 1);
   r.integer("heartbeat_ms", out.heartbeat_ms, 1);
   r.integer("dead_after_ms", out.dead_after_ms, 1);
@@ -877,6 +881,14 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
           "'dead_after_ms' in [peer] (" + std::to_string(out.dead_after_ms)
             + ") must be above heartbeat_ms (" + std::to_string(out.heartbeat_ms)
             + "), or every idle link would be declared dead");
+  r.check(out.credits <= messaging::peer::limits{}.credits_max, "credits",
+          "'credits' in [peer] (" + std::to_string(out.credits) + ") is above "
+            + std::to_string(messaging::peer::limits{}.credits_max)
+            + ", the most one grant of the peer protocol may carry; give a smaller number");
+  r.check(out.pause_at <= out.credits, "pause_at",
+          "'pause_at' in [peer] (" + std::to_string(out.pause_at) + ") is above credits ("
+            + std::to_string(out.credits)
+            + "), so a peer would never be paused; give at most credits");
   r.check(out.reconnect_max_ms >= out.reconnect_initial_ms, "reconnect_max_ms",
           "'reconnect_max_ms' in [peer] must be at least reconnect_initial_ms ("
             + std::to_string(out.reconnect_initial_ms) + ")");

@@ -137,6 +137,11 @@ struct peer_config {
   bool insecure = false;  // allow a non-loopback listen without keys
   std::size_t batch_max = 128;         // changes per delta
   std::size_t in_flight_max = 8;       // unacknowledged deltas per link
+  /// Flow control as a receiver: deltas a peer may send past the last one
+  /// acknowledged; the peer is paused at pause_at deltas not yet durable.
+  std::size_t credits = 16;
+  std::size_t pause_at = 12;
+  std::uint64_t commit_delay_ms = 0;   // received deltas wait this long to be committed together
   std::uint64_t retransmit_ms = 1000;  // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 1000;   // ping an idle link this often
   std::uint64_t dead_after_ms = 5000;  // silence that ends a link

@@ -252,6 +252,9 @@ std::string start(peer_actor* self) {
   rc.tie_winner = cfg.peer.tie_winner;
   rc.batch_max = cfg.peer.batch_max;
   rc.in_flight_max = cfg.peer.in_flight_max;
+  rc.credits = cfg.peer.credits;
+  rc.pause_at = cfg.peer.pause_at;
+  rc.commit_delay_ms = cfg.peer.commit_delay_ms;
   rc.retransmit_ms = cfg.peer.retransmit_ms;
   rc.heartbeat_ms = cfg.peer.heartbeat_ms;
   rc.dead_after_ms = cfg.peer.dead_after_ms;
@@ -310,6 +313,9 @@ json links_json(peer_actor* self) {
                    {"frames_refused", s.frames_refused},
                    {"dropped", s.dropped_changes},
                    {"unacked", s.unacked},
+                   {"over_credit", s.over_credit},
+                   {"pauses_sent", s.pauses_sent},
+                   {"pauses_received", s.pauses_received},
                    {"lag_changes", s.lag_changes},
                    {"lag_ms", s.lag_ms},
                    {"last_refusal", s.last_refusal}});

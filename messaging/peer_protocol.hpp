@@ -214,7 +214,11 @@ struct pause {
   bool operator==(const pause&) const { return true; }
 };
 
-/// Grants the peer `credits` more batches (1 to limits::credits_max).
+/// Ends a pause and grants the peer credit: it may send batches up to
+/// `credits` (1 to limits::credits_max) past the last one the sender of
+/// resume acknowledged. A window, not an increment, so a lost or repeated
+/// grant takes nothing away and adds nothing; a receiver keeps its window
+/// for the whole session and re-grants as it makes batches durable.
 struct resume {
   std::uint64_t credits = 1;
   bool operator==(const resume& o) const { return credits == o.credits; }
