@@ -17,6 +17,7 @@
 #include <toml++/toml.h>
 
 #include "messaging/curve_keys.hpp"
+#include "actors/trust_policy.hpp"
 #include "messaging/peer_protocol.hpp"
 #include "store/key_codec.hpp"
 
@@ -818,6 +819,20 @@ status read_peer_table(const source_doc& doc, const toml::table& t, peer_table_c
 }
 
 /// [peer]: the listening socket, keys, allow-list and protocol timing.
+/// Refuses `name`, read from `at`, unless a trust policy is registered
+/// under it.
+void check_trust_policy(table_reader& r, const toml::node* at, const std::string& name,
+                        const std::string& where) {
+  if (!at)
+    return;
+  const auto names = trust_policy_names();
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    r.fail_at(*at, "'trust_policy' " + where + " names '" + name
+                     + "', which is not a registered trust policy; registered: " + joined(names)
+                     + " (a program that embeds syncmesh registers its own with "
+                       "register_trust_policy before loading the config)");
+}
+
 status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) {
   table_reader r(doc, t, "[peer]");
   r.string("listen", out.listen);
@@ -874,6 +889,8 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
   r.integer("reconnect_max_ms", out.reconnect_max_ms, 1);
   r.integer("frame_bytes_max", out.frame_bytes_max, 1024);
   r.integer("tombstone_retention_ms", out.tombstone_retention_ms, 1000);
+  check_trust_policy(r, r.string("trust_policy", out.trust_policy), out.trust_policy,
+                     "in [peer]");
   if (auto* tw = r.string("tie_winner", out.tie_winner); tw && out.tie_winner.empty())
     r.fail_at(*tw, "'tie_winner' in [peer] is empty; name the node whose writes win ties "
                    "(the same on every node of the cluster), or leave the key out");
@@ -934,6 +951,8 @@ status read_link(const source_doc& doc, const toml::table& t,
                   + (names.empty() ? "declare it in [[tables]]" : "peer tables: " + joined(names)));
     }
   read_strings(r, "trusted_origins", "node id", out.trusted_origins);
+  check_trust_policy(r, r.string("trust_policy", out.trust_policy), out.trust_policy,
+                     "of link '" + out.peer + "'");
 
   // Excluded columns and filters name columns of the peer tables.
   auto schema_named = [&](const std::string& name) -> std::optional<store::schema> {

@@ -153,6 +153,9 @@ struct peer_config {
   /// Between writes with equal HLCs the one made on this node wins; empty:
   /// the larger node id. Must be the same on every node of the cluster.
   std::string tie_winner;
+  /// The custom trust policy (actors/trust_policy.hpp) of every link that
+  /// names none itself; empty: none.
+  std::string trust_policy;
 };
 
 /// A row filter of a link (`filters` of [[links]]): rows of `table` whose
@@ -173,6 +176,7 @@ struct peer_link_config {
   std::string mode = "bidirectional";  // push | pull | bidirectional
   std::vector<std::string> tables;     // empty: every peer table
   std::vector<std::string> trusted_origins;  // empty: any origin
+  std::string trust_policy;  // a registered custom policy; empty: [peer]'s
   std::vector<std::string> exclude;          // "ns.table.column": never crosses the link
   std::vector<peer_filter_config> filters;   // rows that cross the link
   int line = 0;

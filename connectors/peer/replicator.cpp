@@ -1094,6 +1094,13 @@ void replicator::on_delta(link& l, const wire::delta& d) {
       ++l.stats.duplicate_changes;
       continue;
     }
+    if (l.cfg.trust)
+      if (auto no = l.cfg.trust(c)) {
+        refuse(wire::nack_reason::policy_refused,
+               "node '" + node_id() + "' refuses a change of '" + c.table + "' made on '"
+                 + c.origin + "': " + *no);
+        continue;
+      }
     auto kept = without_excluded(l, c);
     if (!kept) {
       ++l.stats.dropped_changes;  // it set only columns this link excludes

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,6 +48,12 @@ struct link_config {
   std::vector<std::string> tables;  // carried tables; empty: every peer table
   /// Origins whose changes this node accepts over the link; empty: any.
   std::set<std::string> trusted_origins;
+  /// A custom trust policy, asked after every other check about each new
+  /// change (not one already held) received over the link, in order: a
+  /// sentence refuses the change — nacked as policy_refused with it and
+  /// counted as nacked — and nullopt takes it. Called synchronously on the
+  /// replicator's thread; empty: no policy.
+  std::function<std::optional<std::string>(const wire::change&)> trust;
   /// Columns ("ns.table.column") whose values never cross the link: this
   /// node sends them as not set, and ignores them in what it receives. Not
   /// key columns; nullable ones only (a peer holds NULL where it never got
