@@ -65,8 +65,13 @@ public:
     auto id = ++next_id_;
     pending_.emplace(id, std::move(fn));
     auto now = now_ms();
-    self_->delayed_send(self_, std::chrono::milliseconds(when_ms > now ? when_ms - now : 0),
-                        timer_atom::value, id);
+    // Due now (a commit of received deltas, most often): straight into the
+    // mailbox, behind the frames already there, without a round trip
+    // through the clock's thread.
+    if (when_ms <= now)
+      self_->send(self_, timer_atom::value, id);
+    else
+      self_->delayed_send(self_, std::chrono::milliseconds(when_ms - now), timer_atom::value, id);
   }
 
   void fire(std::uint64_t id) {

@@ -1160,6 +1160,7 @@ void replicator::commit() {
     if (auto* l = find_link(b.peer); l && l->session == b.session
                                      && std::find(touched.begin(), touched.end(), l) == touched.end())
       touched.push_back(l);
+  const auto first_seq = log_end_ + 1;
   if (auto st = apply(all); !st) {
     // Nothing of it is stored: every sender goes back to its first batch
     // not acknowledged (go-back-N), which this side now expects again.
@@ -1177,11 +1178,18 @@ void replicator::commit() {
     }
     return;
   }
+  auto seq = first_seq;  // apply() logs the changes in the order given
   for (auto& b : batches) {
     auto* l = find_link(b.peer);
+    const auto batch_first = seq;
+    seq += b.accepted;
     if (!l)
       continue;
     l->stats.applied_changes += b.accepted;
+    // The peer holds what it sent: when these log entries are the next the
+    // link would look at, it skips them instead of reading each back.
+    if (l->scan_pos == batch_first)
+      l->scan_pos = seq;
     if (l->session != b.session)
       continue;  // stored; the peer sends it again on its new session and it counts as held
     if (b.refused > 0) {
