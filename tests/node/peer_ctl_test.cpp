@@ -104,6 +104,44 @@ BOOST_AUTO_TEST_CASE(ctl_writes_a_peer_table_on_one_node_and_reads_it_and_its_li
   BOOST_TEST(bad_row.exit_code == 1, bad_row);
 }
 
+BOOST_AUTO_TEST_CASE(a_receiver_that_commits_slowly_pauses_its_sender_which_shows_paused_then_live) {
+  temp_dir dir;
+  auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
+  const std::string endpoint = info.value("peer", "");
+  // The spoke takes two deltas at a time and commits them 1.5 s later.
+  auto spoke_config = dir.write(
+    "spoke.toml", peer_config("spoke", "credits = 2\npause_at = 2\ncommit_delay_ms = 1500\n"
+                                       "[[links]]\npeer = \"hub\"\nendpoint = \""
+                                         + endpoint + "\"\n"));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+  BOOST_REQUIRE(await([&] {
+    auto r = link_record(hub, "spoke");
+    return r.is_object() && r["state"] == "live";
+  }));
+
+  for (int id = 1; id <= 3; ++id) {  // one delta each
+    auto w = hub.ctl({"exec", "--table", "app.notes", "--upsert",
+                      R"({"id": )" + std::to_string(id) + R"(, "body": "x"})"});
+    BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
+  }
+  json record;
+  BOOST_TEST(await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["state"] == "paused";
+  }), record.dump());
+  BOOST_TEST(await([&] { return row_count(spoke) == 3u; }));
+  BOOST_TEST(await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["state"] == "live" && record["unacked"] == 0;
+  }), record.dump());
+  BOOST_TEST(record["pauses_received"].get<int>() >= 1, record.dump());
+  BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
+}
+
 BOOST_AUTO_TEST_CASE(a_links_trust_policy_actor_refuses_a_peers_deletes_and_they_are_counted) {
   temp_dir dir;
   // The hub's link names the built-in policy actor refuse_deletes.
