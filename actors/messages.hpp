@@ -59,6 +59,26 @@ struct batch_ref {
   std::shared_ptr<const store::batch> ptr;
 };
 
+/// A custom trust policy's question (actors/trust_policy.hpp): may these
+/// changes, received in one delta from `peer`, be taken? Keys and rows are
+/// JSON arrays of the values in column order (actors/row_json.hpp).
+struct trust_change {
+  std::string origin;  // the node the change was made on
+  std::string table;   // ns.table
+  std::string op;      // insert, update, delete or truncate
+  std::string key;     // JSON array
+  std::string row;     // JSON array of the new row; empty for delete and truncate
+};
+struct trust_request {
+  std::string peer;
+  std::vector<trust_change> changes;
+};
+/// The answer: one entry per change of the request, in its order; an empty
+/// entry takes the change, a sentence refuses it and says why.
+struct trust_verdicts {
+  std::vector<std::string> refusals;
+};
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, snapshot_ref&) {
   return f(caf::meta::type_name("snapshot_ref"));
@@ -70,6 +90,14 @@ typename Inspector::result_type inspect(Inspector& f, changes_ref&) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_ref&) {
   return f(caf::meta::type_name("batch_ref"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, trust_request&) {
+  return f(caf::meta::type_name("trust_request"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, trust_verdicts&) {
+  return f(caf::meta::type_name("trust_verdicts"));
 }
 
 } // namespace syncmesh::actors
@@ -122,6 +150,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, restart_atom, "restart")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, children_atom, "children")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, shutdown_atom, "shutdown")
+  // Custom trust policies of peer links.
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::trust_request))
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::trust_verdicts))
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, trust_atom, "trust")
 CAF_END_TYPE_ID_BLOCK(syncmesh)
 
 namespace syncmesh::actors {

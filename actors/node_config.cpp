@@ -17,6 +17,8 @@
 #include <toml++/toml.h>
 
 #include "messaging/curve_keys.hpp"
+#include "actors/trust_policy.hpp"
+#include "messaging/peer_protocol.hpp"
 #include "store/key_codec.hpp"
 
 namespace syncmesh::actors {
@@ -817,6 +819,20 @@ status read_peer_table(const source_doc& doc, const toml::table& t, peer_table_c
 }
 
 /// [peer]: the listening socket, keys, allow-list and protocol timing.
+/// Refuses `name`, read from `at`, unless a trust policy is registered
+/// under it.
+void check_trust_policy(table_reader& r, const toml::node* at, const std::string& name,
+                        const std::string& where) {
+  if (!at)
+    return;
+  const auto names = trust_policy_names();
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    r.fail_at(*at, "'trust_policy' " + where + " names '" + name
+                     + "', which is not a registered trust policy; registered: " + joined(names)
+                     + " (a program that embeds syncmesh registers its own with "
+                       "register_trust_policy before loading the config)");
+}
+
 status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) {
   table_reader r(doc, t, "[peer]");
   r.string("listen", out.listen);
@@ -863,6 +879,9 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
     r.fail_at(*allow, "'allow' in [peer] needs keys: set secret_key_file and public_key_file");
   r.integer("batch_max", out.batch_max, 1);
   r.integer("in_flight_max", out.in_flight_max, 1);
+  r.integer("credits", out.credits, 1);
+  r.integer("pause_at", out.pause_at, 1);
+  r.integer("commit_delay_ms", out.commit_delay_ms, 0);
   r.integer("retransmit_ms", out.retransmit_ms, 1);
   r.integer("heartbeat_ms", out.heartbeat_ms, 1);
   r.integer("dead_after_ms", out.dead_after_ms, 1);
@@ -870,6 +889,8 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
   r.integer("reconnect_max_ms", out.reconnect_max_ms, 1);
   r.integer("frame_bytes_max", out.frame_bytes_max, 1024);
   r.integer("tombstone_retention_ms", out.tombstone_retention_ms, 1000);
+  check_trust_policy(r, r.string("trust_policy", out.trust_policy), out.trust_policy,
+                     "in [peer]");
   if (auto* tw = r.string("tie_winner", out.tie_winner); tw && out.tie_winner.empty())
     r.fail_at(*tw, "'tie_winner' in [peer] is empty; name the node whose writes win ties "
                    "(the same on every node of the cluster), or leave the key out");
@@ -877,6 +898,14 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
           "'dead_after_ms' in [peer] (" + std::to_string(out.dead_after_ms)
             + ") must be above heartbeat_ms (" + std::to_string(out.heartbeat_ms)
             + "), or every idle link would be declared dead");
+  r.check(out.credits <= messaging::peer::limits{}.credits_max, "credits",
+          "'credits' in [peer] (" + std::to_string(out.credits) + ") is above "
+            + std::to_string(messaging::peer::limits{}.credits_max)
+            + ", the most one grant of the peer protocol may carry; give a smaller number");
+  r.check(out.pause_at <= out.credits, "pause_at",
+          "'pause_at' in [peer] (" + std::to_string(out.pause_at) + ") is above credits ("
+            + std::to_string(out.credits)
+            + "), so a peer would never be paused; give at most credits");
   r.check(out.reconnect_max_ms >= out.reconnect_initial_ms, "reconnect_max_ms",
           "'reconnect_max_ms' in [peer] must be at least reconnect_initial_ms ("
             + std::to_string(out.reconnect_initial_ms) + ")");
@@ -922,6 +951,8 @@ status read_link(const source_doc& doc, const toml::table& t,
                   + (names.empty() ? "declare it in [[tables]]" : "peer tables: " + joined(names)));
     }
   read_strings(r, "trusted_origins", "node id", out.trusted_origins);
+  check_trust_policy(r, r.string("trust_policy", out.trust_policy), out.trust_policy,
+                     "of link '" + out.peer + "'");
 
   // Excluded columns and filters name columns of the peer tables.
   auto schema_named = [&](const std::string& name) -> std::optional<store::schema> {

@@ -137,6 +137,11 @@ struct peer_config {
   bool insecure = false;  // allow a non-loopback listen without keys
   std::size_t batch_max = 128;         // changes per delta
   std::size_t in_flight_max = 8;       // unacknowledged deltas per link
+  /// Flow control as a receiver: deltas a peer may send past the last one
+  /// acknowledged; the peer is paused at pause_at deltas not yet durable.
+  std::size_t credits = 16;
+  std::size_t pause_at = 12;
+  std::uint64_t commit_delay_ms = 0;   // received deltas wait this long to be committed together
   std::uint64_t retransmit_ms = 1000;  // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 1000;   // ping an idle link this often
   std::uint64_t dead_after_ms = 5000;  // silence that ends a link
@@ -148,6 +153,9 @@ struct peer_config {
   /// Between writes with equal HLCs the one made on this node wins; empty:
   /// the larger node id. Must be the same on every node of the cluster.
   std::string tie_winner;
+  /// The custom trust policy (actors/trust_policy.hpp) of every link that
+  /// names none itself; empty: none.
+  std::string trust_policy;
 };
 
 /// A row filter of a link (`filters` of [[links]]): rows of `table` whose
@@ -168,6 +176,7 @@ struct peer_link_config {
   std::string mode = "bidirectional";  // push | pull | bidirectional
   std::vector<std::string> tables;     // empty: every peer table
   std::vector<std::string> trusted_origins;  // empty: any origin
+  std::string trust_policy;  // a registered custom policy; empty: [peer]'s
   std::vector<std::string> exclude;          // "ns.table.column": never crosses the link
   std::vector<peer_filter_config> filters;   // rows that cross the link
   int line = 0;

@@ -13,6 +13,7 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "actors/row_json.hpp"
+#include "actors/trust_policy.hpp"
 #include "connectors/peer/replicator.hpp"
 #include "messaging/curve_keys.hpp"
 #include "messaging/zmq_transport.hpp"
@@ -64,8 +65,13 @@ public:
     auto id = ++next_id_;
     pending_.emplace(id, std::move(fn));
     auto now = now_ms();
-    self_->delayed_send(self_, std::chrono::milliseconds(when_ms > now ? when_ms - now : 0),
-                        timer_atom::value, id);
+    // Due now (a commit of received deltas, most often): straight into the
+    // mailbox, behind the frames already there, without a round trip
+    // through the clock's thread.
+    if (when_ms <= now)
+      self_->send(self_, timer_atom::value, id);
+    else
+      self_->delayed_send(self_, std::chrono::milliseconds(when_ms - now), timer_atom::value, id);
   }
 
   void fire(std::uint64_t id) {
@@ -94,6 +100,12 @@ struct peer_state {
   std::string endpoint;
   std::string failure;  // why the transport or replicator could not start
   std::map<std::string, peer::link_state> last_states;
+  /// Custom trust policies, by the peer of the link that names one, and the
+  /// verdicts on the delta being handed to the replicator, by (origin, HLC)
+  /// of each change: empty takes it, a sentence refuses it.
+  std::map<std::string, caf::actor> policies;
+  std::map<std::string, std::string> policy_names;
+  std::map<std::pair<std::string, std::uint64_t>, std::string> verdicts;
 
   static inline const char* name = "peer";
 };
@@ -242,6 +254,27 @@ std::string start(peer_actor* self) {
     lc.tables = l.tables;
     lc.trusted_origins.insert(l.trusted_origins.begin(), l.trusted_origins.end());
     lc.excluded = l.exclude;
+    const auto& policy = l.trust_policy.empty() ? cfg.peer.trust_policy : l.trust_policy;
+    if (!policy.empty()) {
+      auto actor = spawn_trust_policy(self->system(), policy);
+      if (!actor)
+        return "link '" + l.peer + "' names trust policy '" + policy
+               + "', which is not registered in this process";
+      st.policies[l.peer] = actor;
+      st.policy_names[l.peer] = policy;
+      // The replicator asks synchronously; the actor asked the policy
+      // before it handed the frame over (see ask_policy), so the verdict
+      // is here. A change it was not asked about is refused.
+      lc.trust = [self, policy](const peer::wire::change& c) -> std::optional<std::string> {
+        auto& v = self->state.verdicts;
+        auto it = v.find({c.origin, c.hlc.packed()});
+        if (it == v.end())
+          return "the trust policy '" + policy + "' was not asked about it";
+        if (it->second.empty())
+          return std::nullopt;
+        return it->second;
+      };
+    }
     for (const auto& f : l.filters)
       lc.filters.push_back({f.table, f.column, filter_op_of(f.op), f.values});
     rc.links.push_back(std::move(lc));
@@ -252,6 +285,9 @@ std::string start(peer_actor* self) {
   rc.tie_winner = cfg.peer.tie_winner;
   rc.batch_max = cfg.peer.batch_max;
   rc.in_flight_max = cfg.peer.in_flight_max;
+  rc.credits = cfg.peer.credits;
+  rc.pause_at = cfg.peer.pause_at;
+  rc.commit_delay_ms = cfg.peer.commit_delay_ms;
   rc.retransmit_ms = cfg.peer.retransmit_ms;
   rc.heartbeat_ms = cfg.peer.heartbeat_ms;
   rc.dead_after_ms = cfg.peer.dead_after_ms;
@@ -310,6 +346,9 @@ json links_json(peer_actor* self) {
                    {"frames_refused", s.frames_refused},
                    {"dropped", s.dropped_changes},
                    {"unacked", s.unacked},
+                   {"over_credit", s.over_credit},
+                   {"pauses_sent", s.pauses_sent},
+                   {"pauses_received", s.pauses_received},
                    {"lag_changes", s.lag_changes},
                    {"lag_ms", s.lag_ms},
                    {"last_refusal", s.last_refusal}});
@@ -346,6 +385,76 @@ caf::result<std::string> exec(peer_actor* self, const std::string& table,
   return json{{"table", table}, {"upserted", upserts.size()}, {"deleted", removes.size()}}.dump();
 }
 
+/// Hands a frame from `peer` to the replicator.
+void deliver(peer_actor* self, const std::string& peer, std::string frame) {
+  if (auto& f = self->state.net->handler().received)
+    f(peer, std::move(frame));
+  report_states(self);
+}
+
+/// A frame from a peer whose link has a custom trust policy. The
+/// replicator is synchronous and single-threaded (it runs on the in-memory
+/// network in tests, with a plain function as policy), and the policy is an
+/// actor: so a delta goes to the policy first, and to the replicator with
+/// the verdicts once they are in. `await` holds every other message of
+/// this actor meanwhile, so frames, timers and writes keep their order.
+void ask_policy(peer_actor* self, const std::string& peer, std::string frame) {
+  auto& st = self->state;
+  peer::wire::limits lim;
+  lim.frame_bytes_max = st.ctx->config.peer.frame_bytes_max;
+  auto m = peer::wire::decode(frame, lim);
+  const auto* d = m ? std::get_if<peer::wire::delta>(&m.value()) : nullptr;
+  if (!d) {
+    deliver(self, peer, std::move(frame));  // not a delta: nothing to judge
+    return;
+  }
+  trust_request req;
+  req.peer = peer;
+  std::vector<std::pair<std::string, std::uint64_t>> asked;
+  for (const auto& c : d->changes) {
+    trust_change tc;
+    tc.origin = c.origin;
+    tc.table = c.table;
+    tc.op = store::to_string(c.op);
+    json key = json::array();
+    for (const auto& v : c.key)
+      key.push_back(to_json(v));
+    tc.key = key.dump();
+    if (c.new_row) {
+      json row = json::array();
+      for (const auto& v : *c.new_row)
+        row.push_back(to_json(v));
+      tc.row = row.dump();
+    }
+    req.changes.push_back(std::move(tc));
+    asked.emplace_back(c.origin, c.hlc.packed());
+  }
+  const auto name = st.policy_names[peer];
+  auto judged = [self, peer, asked, frame = std::move(frame)](
+                  const std::vector<std::string>& refusals) mutable {
+    auto& v = self->state.verdicts;
+    for (std::size_t i = 0; i < asked.size(); ++i)
+      v[asked[i]] = refusals[i];
+    deliver(self, peer, std::move(frame));
+    v.clear();
+  };
+  self->request(st.policies[peer], std::chrono::milliseconds(st.ctx->config.peer.heartbeat_ms),
+                trust_atom::value, std::move(req))
+    .await(
+      [judged, name, n = asked.size()](trust_verdicts& out) mutable {
+        if (out.refusals.size() != n)
+          out.refusals.assign(n, "the trust policy '" + name + "' answered "
+                                   + std::to_string(out.refusals.size()) + " verdicts for "
+                                   + std::to_string(n) + " changes; fix the policy");
+        judged(out.refusals);
+      },
+      [self, judged, name, n = asked.size()](caf::error& e) mutable {
+        judged(std::vector<std::string>(
+          n, "the trust policy '" + name + "' did not answer (" + self->system().render(e)
+               + "); every change it was asked about is refused"));
+      });
+}
+
 caf::behavior failed_behavior(peer_actor* self) {
   auto refuse = [self]() -> caf::error {
     return make_error(errc::escalated, "peer sync did not start: " + self->state.failure);
@@ -365,10 +474,17 @@ caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
     self->state.failure = why;
     self->state.rep.reset();
     self->state.zmq.reset();
+    for (const auto& [peer, p] : self->state.policies)
+      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+    self->state.policies.clear();
     spdlog::error("peer sync did not start: {}", why);
     publish(self, {{"type", "error"}, {"child", "peer"}, {"message", "peer sync did not start: " + why}});
     return failed_behavior(self);
   }
+  self->attach_functor([policies = self->state.policies] {
+    for (const auto& [peer, p] : policies)
+      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+  });
   spdlog::info("peer: listening on {}, {} link(s), {} table(s)", self->state.endpoint,
                self->state.ctx->config.links.size(), self->state.ctx->config.tables.size());
   return {
@@ -383,9 +499,10 @@ caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
       report_states(self);
     },
     [self](frame_atom, const std::string& peer, std::string& frame) {
-      if (auto& f = self->state.net->handler().received)
-        f(peer, std::move(frame));
-      report_states(self);
+      if (self->state.policies.count(peer))
+        ask_policy(self, peer, std::move(frame));
+      else
+        deliver(self, peer, std::move(frame));
     },
     [self](timer_atom, std::uint64_t id) {
       self->state.clock->fire(id);

@@ -16,6 +16,10 @@ namespace syncmesh::actors {
 /// (a link up or down, a frame), and the replicator's timers are delayed
 /// messages to itself on the actor clock.
 ///
+/// A link with a custom trust policy (actors/trust_policy.hpp) has its
+/// policy actor, spawned and stopped with this one, asked about each delta
+/// before the replicator takes it.
+///
 /// When the transport cannot start (a listen endpoint that cannot be bound,
 /// unreadable keys) the actor stays up and answers every request with that
 /// sentence, so the node can refuse to start with it.

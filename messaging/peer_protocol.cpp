@@ -650,6 +650,7 @@ const char* to_string(nack_reason r) noexcept {
     case nack_reason::unknown_table: return "unknown_table";
     case nack_reason::invalid_change: return "invalid_change";
     case nack_reason::apply_failed: return "apply_failed";
+    case nack_reason::policy_refused: return "policy_refused";
   }
   return "unknown";
 }

@@ -94,9 +94,10 @@ enum class nack_reason : std::uint8_t {
   unknown_table = 4,      // the receiver has no such table
   invalid_change = 5,     // a change does not fit the table's schema
   apply_failed = 6,       // the receiver's store failed; retry later
+  policy_refused = 7,     // the receiver's custom trust policy refused a change
 };
 
-inline constexpr std::uint8_t nack_reason_max = 6;
+inline constexpr std::uint8_t nack_reason_max = 7;
 
 /// The code of an `error` message. 1-6 are the decoder's refusals
 /// (messaging::errc); the rest are refusals of a well-formed message.
@@ -214,7 +215,11 @@ struct pause {
   bool operator==(const pause&) const { return true; }
 };
 
-/// Grants the peer `credits` more batches (1 to limits::credits_max).
+/// Ends a pause and grants the peer credit: it may send batches up to
+/// `credits` (1 to limits::credits_max) past the last one the sender of
+/// resume acknowledged. A window, not an increment, so a lost or repeated
+/// grant takes nothing away and adds nothing; a receiver keeps its window
+/// for the whole session and re-grants as it makes batches durable.
 struct resume {
   std::uint64_t credits = 1;
   bool operator==(const resume& o) const { return credits == o.credits; }

@@ -181,9 +181,21 @@ const char* to_string(link_state s) noexcept {
     case link_state::connecting: return "connecting";
     case link_state::syncing: return "syncing";
     case link_state::live: return "live";
+    case link_state::paused: return "paused";
   }
   return "unknown";
 }
+
+struct replicator::pending_batch {
+  std::string peer;
+  std::uint64_t session = 0;
+  std::uint64_t id = 0;  // the delta's
+  std::vector<wire::change> changes;  // accepted ones
+  std::size_t accepted = 0;           // changes.size() before commit() takes them
+  std::size_t refused = 0;
+  wire::nack_reason reason{};
+  std::string why;  // the first refusal's sentence
+};
 
 struct replicator::link {
   link_config cfg;
@@ -206,7 +218,20 @@ struct replicator::link {
   /// anything the peer may do; it only tells this side that the peer will
   /// not ask for changes (push), see offer().
   wire::link_mode peer_mode = wire::link_mode::bidirectional;
-  bool paused = false;            // the peer asked to pause
+  // Flow control as the sender: the peer's pause, the highest delta id it
+  // acknowledged, its window (its last resume) and the highest delta id that
+  // window allows.
+  bool peer_paused = false;
+  std::uint64_t acked_id = 0;
+  std::uint64_t peer_credits = 0;
+  std::uint64_t credit_through = 0;
+  // As the receiver: the highest delta id committed and acknowledged, the
+  // batches of this session waiting in the commit queue, whether the peer
+  // is paused by this side, and when the peer's last new delta arrived.
+  std::uint64_t durable_id = 0;
+  std::size_t queued = 0;
+  bool pausing = false;
+  std::uint64_t last_delta_ms = 0;
   wire::watermark peer_vv;        // what the peer holds, as it told us
   std::uint64_t scan_pos = 1;     // next own log entry to consider sending
   std::uint64_t next_delta_id = 1;
@@ -241,6 +266,14 @@ const std::string& replicator::node_id() const { return db_.node_id(); }
 
 store::status replicator::start() {
   order_.tie_winner = cfg_.tie_winner;
+  if (cfg_.credits < 1 || cfg_.credits > cfg_.limits.credits_max)
+    return status::invalid_argument("credits is " + std::to_string(cfg_.credits)
+                                    + "; grant a peer 1 to "
+                                    + std::to_string(cfg_.limits.credits_max) + " batches");
+  if (cfg_.pause_at < 1 || cfg_.pause_at > cfg_.credits)
+    return status::invalid_argument("pause_at is " + std::to_string(cfg_.pause_at)
+                                    + "; pause a peer at 1 to credits ("
+                                    + std::to_string(cfg_.credits) + ") batches waiting");
   // Version vectors are per origin: a change counts as held once a later
   // change of its origin is. That is sound while every link this node takes
   // changes over carries them all; a link that leaves some out (tables,
@@ -336,6 +369,7 @@ store::status replicator::start() {
       return vv.error();
     vv_ = std::move(vv).value();
   }
+  pending_vv_ = vv_;
   // The newest log entry: scan from the end is not offered, so count on.
   for (std::uint64_t from = 1;;) {
     auto page = db_.ext_scan(log_prefix, log_name(from), 1024);
@@ -454,6 +488,10 @@ std::map<std::string, link_stats> replicator::stats() const {
   for (const auto& [peer, l] : links_) {
     auto s = l->stats;
     s.state = l->state;
+    const bool no_credit = l->peer_wants && l->scan_pos <= log_end_
+                           && l->next_delta_id > l->credit_through;
+    if (s.state == link_state::live && (l->peer_paused || no_credit))
+      s.state = link_state::paused;
     s.unacked = l->unacked.size();
     for (const auto& [id, changes] : l->unacked)
       s.lag_changes += changes.size();
@@ -623,8 +661,12 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
   }
   if (changes.empty())
     return status::invalid_argument("a write needs at least one upsert or remove");
+  // Received batches go first: the log and the version vectors then grow
+  // in one order.
+  commit();
   if (auto st = apply(changes); !st)
     return st;
+  pending_vv_ = vv_;
   pump_all();
   offer(changes);
   return changes.back().hlc;
@@ -634,7 +676,8 @@ void replicator::offer(const std::vector<wire::change>& changes) {
   for (auto& [peer, lp] : links_) {
     auto& l = *lp;
     if (l.state != link_state::live || !l.hello_seen || l.peer_wants || !sends(l.cfg.mode)
-        || takes(l.peer_mode) || l.unacked.size() >= cfg_.in_flight_max)
+        || takes(l.peer_mode) || l.unacked.size() >= cfg_.in_flight_max || l.peer_paused
+        || l.next_delta_id > l.credit_through)
       continue;
     std::vector<wire::change> out;
     for (const auto& c : changes)
@@ -680,7 +723,14 @@ void replicator::on_connected(const std::string& peer) {
   l->sync_started = false;
   l->peer_wants = false;
   l->peer_mode = wire::link_mode::bidirectional;
-  l->paused = false;
+  l->peer_paused = false;
+  l->acked_id = 0;
+  l->peer_credits = 0;
+  l->credit_through = 0;
+  l->durable_id = 0;
+  l->queued = 0;
+  l->pausing = false;
+  l->last_delta_ms = clock_.now_ms();
   l->peer_vv.clear();
   l->scan_pos = 1;
   l->next_delta_id = 1;
@@ -787,6 +837,11 @@ void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
       send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l)});
     else if (takes(l->cfg.mode) && !l->sync_started)
       send(*l, wire::sync_request{wire::sync_kind::from_watermark, vv_});
+    else if (!l->pausing && now - l->last_delta_ms >= cfg_.heartbeat_ms)
+      // A grant may be lost like any frame: while the peer sends nothing
+      // and this side does not hold it paused, the grant is repeated (a
+      // repeat grants nothing new, see resume). It doubles as the ping.
+      send(*l, wire::resume{cfg_.credits});
     else if (now - l->last_sent_ms >= cfg_.heartbeat_ms)
       send(*l, wire::ping{now});
     // Unacknowledged deltas are sent again, in order, when overdue.
@@ -807,9 +862,10 @@ void replicator::pump_all() {
 }
 
 void replicator::pump(link& l) {
-  if (l.state != link_state::live || !l.peer_wants || l.paused)
+  if (l.state != link_state::live || !l.peer_wants || l.peer_paused)
     return;
-  while (l.unacked.size() < cfg_.in_flight_max && l.scan_pos <= log_end_) {
+  while (l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
+         && l.scan_pos <= log_end_) {
     std::vector<wire::change> out;
     while (out.size() < cfg_.batch_max && l.scan_pos <= log_end_) {
       auto page = db_.ext_scan(log_prefix, log_name(l.scan_pos), cfg_.batch_max);
@@ -881,6 +937,9 @@ void replicator::handle(link& l, wire::message m) {
           return;
         l.hello_seen = true;
         l.state = link_state::live;
+        // The first grant goes before the sync_request, so a peer that
+        // starts sending on it has credit already.
+        send(l, wire::resume{cfg_.credits});
         if (takes(l.cfg.mode))
           send(l, wire::sync_request{wire::sync_kind::from_watermark, vv_});
         pump(l);  // a sync_request may have come before the greeting
@@ -913,6 +972,9 @@ void replicator::handle(link& l, wire::message m) {
         // The oldest delta still waiting decides when to send again.
         if (erased && !l.sent_at.empty())
           l.oldest_unacked_sent_ms = l.sent_at.begin()->second;
+        // The peer's window slides with its acknowledgements (see resume).
+        l.acked_id = std::max(l.acked_id, msg.id);
+        l.credit_through = std::max(l.credit_through, l.acked_id + l.peer_credits);
         for (const auto& [origin, at] : msg.through)
           raise(l.peer_vv, origin, at);
         pump(l);
@@ -920,9 +982,18 @@ void replicator::handle(link& l, wire::message m) {
         ++l.stats.nacks_received;
         l.stats.last_refusal = msg.message;
       } else if constexpr (std::is_same_v<T, wire::pause>) {
-        l.paused = true;
+        if (!l.peer_paused)
+          ++l.stats.pauses_received;
+        l.peer_paused = true;
       } else if constexpr (std::is_same_v<T, wire::resume>) {
-        l.paused = false;
+        // A grant is a window: `credits` batches past the last one the peer
+        // acknowledged. Lost, repeated or reordered grants and acks then
+        // never let this side send more than the peer allows: the peer's
+        // own view of what it acknowledged is never behind this side's,
+        // and its window does not change within a session.
+        l.peer_paused = false;
+        l.peer_credits = msg.credits;
+        l.credit_through = std::max(l.credit_through, l.acked_id + msg.credits);
         pump(l);
       } else if constexpr (std::is_same_v<T, wire::ping>) {
         send(l, wire::pong{msg.nonce});
@@ -938,9 +1009,25 @@ void replicator::handle(link& l, wire::message m) {
 }
 
 void replicator::on_delta(link& l, const wire::delta& d) {
+  l.last_delta_ms = clock_.now_ms();
   if (d.id < l.expected_id) {
-    // A retransmission of what was applied: acknowledge it again.
-    send(l, wire::delta_ack{d.id, vv_});
+    // A retransmission of what was received: acknowledge it again once it
+    // is durable (a queued one is acknowledged by its commit).
+    if (d.id <= l.durable_id)
+      send(l, wire::delta_ack{l.durable_id, vv_});
+    return;
+  }
+  if (d.id > l.durable_id + cfg_.credits) {
+    ++l.stats.over_credit;
+    l.stats.last_refusal = "'" + l.cfg.peer + "' sent delta " + std::to_string(d.id)
+                           + " beyond its credit (through delta "
+                           + std::to_string(l.durable_id + cfg_.credits) + ")";
+    send(l, wire::error{wire::error_code::over_credit,
+                        "node '" + node_id() + "' granted credit through delta "
+                          + std::to_string(l.durable_id + cfg_.credits) + " and got delta "
+                          + std::to_string(d.id)
+                          + "; it is dropped: send no more batches than resume grants",
+                        false});
     return;
   }
   if (d.id > l.expected_id)
@@ -955,7 +1042,7 @@ void replicator::on_delta(link& l, const wire::delta& d) {
       why = std::move(sentence);
     }
   };
-  auto seen = vv_;
+  auto seen = pending_vv_;
   for (const auto& c : d.changes) {
     if (!takes(l.cfg.mode)) {
       refuse(wire::nack_reason::write_not_allowed,
@@ -1007,6 +1094,13 @@ void replicator::on_delta(link& l, const wire::delta& d) {
       ++l.stats.duplicate_changes;
       continue;
     }
+    if (l.cfg.trust)
+      if (auto no = l.cfg.trust(c)) {
+        refuse(wire::nack_reason::policy_refused,
+               "node '" + node_id() + "' refuses a change of '" + c.table + "' made on '"
+                 + c.origin + "': " + *no);
+        continue;
+      }
     auto kept = without_excluded(l, c);
     if (!kept) {
       ++l.stats.dropped_changes;  // it set only columns this link excludes
@@ -1015,24 +1109,107 @@ void replicator::on_delta(link& l, const wire::delta& d) {
     raise(seen, c.origin, c.hlc);
     accepted.push_back(std::move(*kept));
   }
-  if (auto st = apply(accepted); !st) {
-    send(l, wire::delta_nack{d.id, wire::nack_reason::apply_failed,
-                             "node '" + node_id() + "' could not store the changes: "
-                               + st.message() + "; they are sent again"});
-    return;  // not acknowledged: retransmitted
-  }
+  // Queued, not applied: batches that arrive together are committed
+  // together, and acknowledged once durable.
+  pending_batch p;
+  p.peer = l.cfg.peer;
+  p.session = l.session;
+  p.id = d.id;
+  p.refused = refused;
+  p.reason = reason;
+  p.why = std::move(why);
+  for (const auto& c : accepted)
+    raise(pending_vv_, c.origin, c.hlc);
+  p.accepted = accepted.size();
+  p.changes = std::move(accepted);
+  queue_.push_back(std::move(p));
   ++l.expected_id;
-  l.stats.applied_changes += accepted.size();
-  if (refused > 0) {
-    l.stats.nacked += refused;
-    l.stats.last_refusal = why;
-    send(l, wire::delta_nack{d.id, reason,
-                             why + (refused > 1 ? " (and " + std::to_string(refused - 1)
-                                                    + " more refused in this delta)"
-                                                : std::string())});
+  ++l.queued;
+  if (l.queued >= cfg_.pause_at && !l.pausing) {
+    l.pausing = true;
+    ++l.stats.pauses_sent;
+    send(l, wire::pause{});
   }
-  send(l, wire::delta_ack{d.id, vv_});
-  if (!accepted.empty())
+  schedule_commit();
+}
+
+void replicator::schedule_commit() {
+  if (commit_scheduled_)
+    return;
+  commit_scheduled_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  clock_.at(clock_.now_ms() + cfg_.commit_delay_ms, [this, alive] {
+    if (!alive.expired())
+      commit();
+  });
+}
+
+void replicator::commit() {
+  commit_scheduled_ = false;
+  if (queue_.empty())
+    return;
+  auto batches = std::move(queue_);
+  queue_.clear();
+  std::vector<wire::change> all;
+  for (auto& b : batches)
+    all.insert(all.end(), std::make_move_iterator(b.changes.begin()),
+               std::make_move_iterator(b.changes.end()));
+  // The links whose current session had batches in this commit.
+  std::vector<link*> touched;
+  for (const auto& b : batches)
+    if (auto* l = find_link(b.peer); l && l->session == b.session
+                                     && std::find(touched.begin(), touched.end(), l) == touched.end())
+      touched.push_back(l);
+  const auto first_seq = log_end_ + 1;
+  if (auto st = apply(all); !st) {
+    // Nothing of it is stored: every sender goes back to its first batch
+    // not acknowledged (go-back-N), which this side now expects again.
+    pending_vv_ = vv_;
+    for (auto* l : touched) {
+      send(*l, wire::delta_nack{l->durable_id + 1, wire::nack_reason::apply_failed,
+                                "node '" + node_id() + "' could not store the changes: "
+                                  + st.message() + "; they are sent again"});
+      l->expected_id = l->durable_id + 1;
+      l->queued = 0;
+      if (l->pausing) {
+        l->pausing = false;
+        send(*l, wire::resume{cfg_.credits});
+      }
+    }
+    return;
+  }
+  auto seq = first_seq;  // apply() logs the changes in the order given
+  for (auto& b : batches) {
+    auto* l = find_link(b.peer);
+    const auto batch_first = seq;
+    seq += b.accepted;
+    if (!l)
+      continue;
+    l->stats.applied_changes += b.accepted;
+    // The peer holds what it sent: when these log entries are the next the
+    // link would look at, it skips them instead of reading each back.
+    if (l->scan_pos == batch_first)
+      l->scan_pos = seq;
+    if (l->session != b.session)
+      continue;  // stored; the peer sends it again on its new session and it counts as held
+    if (b.refused > 0) {
+      l->stats.nacked += b.refused;
+      l->stats.last_refusal = b.why;
+      send(*l, wire::delta_nack{b.id, b.reason,
+                                b.why + (b.refused > 1 ? " (and " + std::to_string(b.refused - 1)
+                                                           + " more refused in this delta)"
+                                                       : std::string())});
+    }
+    l->durable_id = b.id;
+    --l->queued;
+  }
+  for (auto* l : touched) {
+    send(*l, wire::delta_ack{l->durable_id, vv_});
+    // The new credit; it also ends a pause, the queue being empty now.
+    l->pausing = false;
+    send(*l, wire::resume{cfg_.credits});
+  }
+  if (!all.empty())
     pump_all();
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,6 +48,12 @@ struct link_config {
   std::vector<std::string> tables;  // carried tables; empty: every peer table
   /// Origins whose changes this node accepts over the link; empty: any.
   std::set<std::string> trusted_origins;
+  /// A custom trust policy, asked after every other check about each new
+  /// change (not one already held) received over the link, in order: a
+  /// sentence refuses the change — nacked as policy_refused with it and
+  /// counted as nacked — and nullopt takes it. Called synchronously on the
+  /// replicator's thread; empty: no policy.
+  std::function<std::optional<std::string>(const wire::change&)> trust;
   /// Columns ("ns.table.column") whose values never cross the link: this
   /// node sends them as not set, and ignores them in what it receives. Not
   /// key columns; nullable ones only (a peer holds NULL where it never got
@@ -63,6 +70,20 @@ struct replicator_config {
   std::vector<link_config> links;
   std::size_t batch_max = 128;         // changes per delta
   std::size_t in_flight_max = 8;       // unacknowledged deltas per link
+  /// Flow control, as the receiver of a link: the batches (deltas) the
+  /// peer may send beyond the last one this node acknowledged. Granted with
+  /// `resume` when the link goes live and again as received batches become
+  /// durable; a peer that sends more gets an `over_credit` error and its
+  /// batch is dropped (it is sent again once there is credit).
+  std::size_t credits = 16;
+  /// Batches received from one peer and not yet durable at which this node
+  /// sends it `pause`; it sends `resume` once they are committed.
+  /// REQUIRES: 1 <= pause_at <= credits
+  std::size_t pause_at = 12;
+  /// How long received batches wait to be committed together, in one store
+  /// write (one sync); 0: as soon as the frames that arrived meanwhile are
+  /// taken. Acknowledgements and credit follow the commit.
+  std::uint64_t commit_delay_ms = 0;
   std::uint64_t retransmit_ms = 400;   // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 200;    // ping an idle link this often
   std::uint64_t dead_after_ms = 1000;  // silence that ends a link
@@ -82,7 +103,9 @@ struct replicator_config {
   wire::limits limits;
 };
 
-enum class link_state { down, connecting, syncing, live };
+/// `paused`: live, and this side sends nothing now because the peer asked it
+/// to pause or granted no credit for its next batch.
+enum class link_state { down, connecting, syncing, live, paused };
 const char* to_string(link_state s) noexcept;
 
 struct link_stats {
@@ -95,6 +118,9 @@ struct link_stats {
   std::uint64_t frames_refused = 0;    // frames that did not decode
   std::uint64_t dropped_changes = 0;   // received updates of excluded columns only
   std::uint64_t unacked = 0;           // deltas in flight
+  std::uint64_t over_credit = 0;       // deltas refused: the peer sent beyond its credit
+  std::uint64_t pauses_sent = 0;       // times this node asked the peer to pause
+  std::uint64_t pauses_received = 0;   // times the peer asked this node to pause
   /// How far the peer is behind this node: changes sent and not yet
   /// acknowledged plus changes not yet sent (0 when the peer does not ask
   /// for changes), and how long the oldest unacknowledged delta has waited.
@@ -193,6 +219,10 @@ private:
 
   /// Merges `changes` (already accepted) into the store in one batch.
   store::status apply(const std::vector<wire::change>& changes);
+  /// Commits the received batches waiting in queue_, then acknowledges
+  /// them and grants their senders new credit.
+  void commit();
+  void schedule_commit();
 
   store::store& db_;
   messaging::transport& net_;
@@ -201,6 +231,13 @@ private:
   std::map<std::string, store::schema> tables_;
   std::map<std::string, std::unique_ptr<link>> links_;
   wire::watermark vv_;
+  /// Batches received and accepted, not yet durable (see commit()), in the
+  /// order received, and the version vector with them applied: what a new
+  /// change is judged a duplicate against.
+  struct pending_batch;
+  std::vector<pending_batch> queue_;
+  wire::watermark pending_vv_;
+  bool commit_scheduled_ = false;
   std::uint64_t log_end_ = 0;  // seq of the newest log entry; 0: empty
   std::string gc_cursor_;      // the row state the next tombstone round starts at
   std::uint64_t tombstones_collected_ = 0;

@@ -645,4 +645,30 @@ BOOST_AUTO_TEST_CASE(bad_link_exclusions_filters_and_tie_winner_are_refused_with
   });
 }
 
+BOOST_AUTO_TEST_CASE(flow_control_and_trust_policies_parse_and_bad_ones_are_refused_naming_what_is_allowed) {
+  const std::string table = "[[tables]]\nname = \"app.notes\"\n"
+                            "columns = [ { name = \"id\", type = \"integer\", key = true } ]";
+  auto got = parse_node_config(
+    base_plus({table, "[peer]", "credits = 8", "pause_at = 6", "commit_delay_ms = 5",
+               "trust_policy = \"refuse_deletes\"", "[[links]]", "peer = \"hub\"",
+               "trust_policy = \"refuse_deletes\""}),
+    "node.toml");
+  BOOST_REQUIRE_MESSAGE(got.is_ok(), (got.is_ok() ? "" : got.error().message()));
+  BOOST_TEST(got->peer.credits == 8u);
+  BOOST_TEST(got->peer.pause_at == 6u);
+  BOOST_TEST(got->peer.commit_delay_ms == 5u);
+  BOOST_TEST(got->peer.trust_policy == "refuse_deletes");
+  BOOST_TEST(got->links.at(0).trust_policy == "refuse_deletes");
+
+  // The table occupies lines 17-19; [peer] or [[links]] is line 20.
+  expect_refused({
+    {base_plus({table, "[peer]", "credits = 4", "pause_at = 5"}), 22, {"pause_at", "above credits (4)"}},
+    {base_plus({table, "[peer]", "credits = 70000"}), 21, {"credits", "65536"}},
+    {base_plus({table, "[peer]", "trust_policy = \"nobody\""}), 21,
+     {"'nobody'", "not a registered trust policy", "refuse_deletes", "register_trust_policy"}},
+    {base_plus({table, "[[links]]", "peer = \"hub\"", "trust_policy = \"nobody\""}), 22,
+     {"of link 'hub'", "'nobody'", "refuse_deletes"}},
+  });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

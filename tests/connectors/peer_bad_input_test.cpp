@@ -14,51 +14,6 @@ namespace wire = messaging::peer;
 
 namespace {
 
-/// A peer that speaks raw frames: whatever a test wants to send, and every
-/// frame the hub answers, decoded.
-struct raw_peer {
-  raw_peer(cluster& c, const std::string& id) : c(c), net(c.net.attach(id)) {
-    messaging::transport_handler h;
-    h.connected = [this](const std::string&) { linked = true; };
-    h.disconnected = [this](const std::string&, const std::string&) { linked = false; };
-    h.received = [this](const std::string&, std::string frame) {
-      auto m = wire::decode(frame, wire::limits{});
-      if (m)
-        got.push_back(std::move(m).value());
-    };
-    net.set_handler(std::move(h));
-    net.connect("hub");
-    c.sched.advance(100);
-  }
-
-  void send(std::string frame) {
-    BOOST_REQUIRE(net.send("hub", std::move(frame)));
-    c.sched.advance(50);
-  }
-
-  /// The errors the hub sent back so far.
-  std::vector<wire::error> errors() const {
-    std::vector<wire::error> out;
-    for (const auto& m : got)
-      if (auto* e = std::get_if<wire::error>(&m))
-        out.push_back(*e);
-    return out;
-  }
-
-  std::vector<wire::delta_nack> nacks() const {
-    std::vector<wire::delta_nack> out;
-    for (const auto& m : got)
-      if (auto* n = std::get_if<wire::delta_nack>(&m))
-        out.push_back(*n);
-    return out;
-  }
-
-  cluster& c;
-  messaging::transport& net;
-  bool linked = false;
-  std::vector<wire::message> got;
-};
-
 std::string frame_of(std::initializer_list<std::uint64_t> head) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);

@@ -44,6 +44,7 @@ struct node {
   std::unique_ptr<leveldb::Env> env;
   std::unique_ptr<scheduler_clock> clock;
   std::unique_ptr<store::store> db;
+  std::unique_ptr<messaging::transport> decorator;  // over the network's transport, if any
   std::unique_ptr<peer::replicator> rep;
 
   std::size_t rows() const { return db->scan("app.notes", {}).value().size(); }
@@ -69,16 +70,22 @@ struct node {
   }
 };
 
+/// Puts a decorator over node `id`'s transport `net`, or returns null.
+using transport_decorator = std::function<std::unique_ptr<messaging::transport>(
+  const std::string& id, messaging::transport& net)>;
+
 /// Nodes on one network without faults, each with the links given, after
 /// half a second of virtual time (every link is up by then). `tune` may
-/// change each node's replicator config; a string names the tie winner.
+/// change each node's replicator config; a string names the tie winner;
+/// `decorate` may wrap a node's transport.
 struct cluster {
   messaging::manual_scheduler sched{1'700'000'000'000ULL};
   messaging::memory_network net{sched, 7};
   std::map<std::string, node> nodes;
 
   explicit cluster(const std::map<std::string, std::vector<peer::link_config>>& links,
-                   std::function<void(peer::replicator_config&)> tune = {}) {
+                   std::function<void(peer::replicator_config&)> tune = {},
+                   const transport_decorator& decorate = {}) {
     for (const auto& [id, ls] : links) {
       auto& n = nodes[id];
       n.env.reset(leveldb::NewMemEnv(leveldb::Env::Default()));
@@ -95,7 +102,11 @@ struct cluster {
       cfg.links = ls;
       if (tune)
         tune(cfg);
-      n.rep = std::make_unique<peer::replicator>(*n.db, net.attach(id), sched, cfg);
+      auto* t = &net.attach(id);
+      if (decorate)
+        if ((n.decorator = decorate(id, *t)))
+          t = n.decorator.get();
+      n.rep = std::make_unique<peer::replicator>(*n.db, *t, sched, cfg);
     }
     for (auto& [id, n] : nodes)
       BOOST_REQUIRE(n.rep->start().is_ok());
@@ -105,6 +116,51 @@ struct cluster {
   cluster(const std::map<std::string, std::vector<peer::link_config>>& links,
           const std::string& tie_winner)
       : cluster(links, [tie_winner](peer::replicator_config& cfg) { cfg.tie_winner = tie_winner; }) {}
+};
+
+/// A peer that speaks raw frames: whatever a test wants to send, and every
+/// frame the hub answers, decoded.
+struct raw_peer {
+  raw_peer(cluster& c, const std::string& id) : c(c), net(c.net.attach(id)) {
+    messaging::transport_handler h;
+    h.connected = [this](const std::string&) { linked = true; };
+    h.disconnected = [this](const std::string&, const std::string&) { linked = false; };
+    h.received = [this](const std::string&, std::string frame) {
+      auto m = peer::wire::decode(frame, peer::wire::limits{});
+      if (m)
+        got.push_back(std::move(m).value());
+    };
+    net.set_handler(std::move(h));
+    net.connect("hub");
+    c.sched.advance(100);
+  }
+
+  void send(std::string frame) {
+    BOOST_REQUIRE(net.send("hub", std::move(frame)));
+    c.sched.advance(50);
+  }
+
+  /// The errors the hub sent back so far.
+  std::vector<peer::wire::error> errors() const {
+    std::vector<peer::wire::error> out;
+    for (const auto& m : got)
+      if (auto* e = std::get_if<peer::wire::error>(&m))
+        out.push_back(*e);
+    return out;
+  }
+
+  std::vector<peer::wire::delta_nack> nacks() const {
+    std::vector<peer::wire::delta_nack> out;
+    for (const auto& m : got)
+      if (auto* n = std::get_if<peer::wire::delta_nack>(&m))
+        out.push_back(*n);
+    return out;
+  }
+
+  cluster& c;
+  messaging::transport& net;
+  bool linked = false;
+  std::vector<peer::wire::message> got;
 };
 
 inline peer::link_config link(const std::string& peer, bool connects = false) {

@@ -2,7 +2,8 @@
 // 3-5 nodes in hub-and-spoke or mesh, random writes under loss,
 // duplication, reordering, partitions and cuts; then heal and quiesce, and
 // every node must hold byte-identical tables, the same merge state, and no
-// acknowledged write may be missing.
+// acknowledged write may be missing. Flow control is on with random
+// windows, pause marks and commit delays.
 //
 // SYNCMESH_SEED=N replays one seed exactly; without it 200 fresh seeds run
 // and the first failing one is printed.
@@ -121,6 +122,11 @@ outcome run_seed(std::uint64_t seed, const std::string& tie_winner = {}) {
     cfg.tie_winner = tie_winner;
     cfg.batch_max = pick(1, 16);
     cfg.in_flight_max = pick(1, 4);
+    // Flow control: a window that may be below in_flight_max, a pause mark
+    // within it, and commits that may wait.
+    cfg.credits = pick(1, 6);
+    cfg.pause_at = pick(1, cfg.credits);
+    cfg.commit_delay_ms = chance(0.5) ? 0 : pick(1, 20);
     auto link_to = [&](std::size_t j, bool connects) {
       peer::link_config l;
       l.peer = nodes[j].id;

@@ -58,6 +58,44 @@ BOOST_AUTO_TEST_CASE(changes_made_on_an_untrusted_origin_are_nacked_even_when_a_
   BOOST_TEST(c.nodes["c"].rows() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_custom_trust_policy_refuses_the_changes_it_judges_with_its_reason_and_takes_the_rest) {
+  // The hub's policy on a's link: no deletes, and no row 13.
+  std::vector<std::string> asked;
+  auto to_a = link("a");
+  to_a.trust = [&](const peer::wire::change& c) -> std::optional<std::string> {
+    asked.push_back(c.origin + ":" + store::to_string(c.op));
+    if (c.op == store::change_op::remove)
+      return std::string("deletes are not taken from peers");
+    if (c.key == store::row{value::integer(13)})
+      return std::string("row 13 is the hub's own");
+    return std::nullopt;
+  };
+  cluster c({{"hub", {to_a}}, {"a", {link("hub", true)}}});
+  auto& hub = c.nodes["hub"];
+  auto& a = c.nodes["a"];
+
+  a.write(1);
+  a.write(2);
+  a.write(13);
+  a.remove(2);
+  c.sched.advance(500);
+  BOOST_TEST(hub.rows() == 2u);  // 1 and 2: the delete and row 13 refused
+  BOOST_TEST(!hub.row(2).empty());
+  BOOST_TEST(hub.row(13).empty());
+  BOOST_TEST(hub.link("a").nacked == 2u);
+  BOOST_TEST(a.link("hub").nacks_received >= 1u);
+  const auto why = hub.link("a").last_refusal;
+  BOOST_TEST((why.find("deletes are not taken") != std::string::npos
+              || why.find("row 13") != std::string::npos), why);
+  BOOST_TEST(asked.size() == 4u);  // each new change once, nothing already held
+
+  // Held changes are not asked about again; the hub's own writes still flow.
+  hub.write(3);
+  c.sched.advance(500);
+  BOOST_TEST(a.rows() == 3u);  // 1, 3, 13 (a deleted 2)
+  BOOST_TEST(asked.size() == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(lag_counts_what_a_cut_off_peer_has_not_acknowledged_and_drains_on_heal) {
   cluster c({{"hub", {link("a")}}, {"a", {link("hub", true)}}});
   auto& hub = c.nodes["hub"];

@@ -373,8 +373,8 @@ BOOST_AUTO_TEST_CASE(fields_out_of_range_are_refused_naming_the_field) {
                 "names origin \"a\" twice");
   check_refused(mp().head(6, 1).map(1).s("a").u(0).str(), errc::invalid_field,
                 "field 'hlc' must not be 0");
-  check_refused(mp().head(9, 3).u(1).u(7).s("x").str(), errc::invalid_field,
-                "delta_nack field 'reason' has unknown reason 7");
+  check_refused(mp().head(9, 3).u(1).u(8).s("x").str(), errc::invalid_field,
+                "delta_nack field 'reason' has unknown reason 8");
   check_refused(mp().head(9, 3).u(1).u(1).s(std::string(peer::sentence_bytes_max + 1, 'x'))
                   .str(),
                 errc::invalid_field, "delta_nack field 'message' has 4097 bytes");

@@ -104,6 +104,89 @@ BOOST_AUTO_TEST_CASE(ctl_writes_a_peer_table_on_one_node_and_reads_it_and_its_li
   BOOST_TEST(bad_row.exit_code == 1, bad_row);
 }
 
+BOOST_AUTO_TEST_CASE(a_receiver_that_commits_slowly_pauses_its_sender_which_shows_paused_then_live) {
+  temp_dir dir;
+  auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
+  const std::string endpoint = info.value("peer", "");
+  // The spoke takes two deltas at a time and commits them 1.5 s later.
+  auto spoke_config = dir.write(
+    "spoke.toml", peer_config("spoke", "credits = 2\npause_at = 2\ncommit_delay_ms = 1500\n"
+                                       "[[links]]\npeer = \"hub\"\nendpoint = \""
+                                         + endpoint + "\"\n"));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+  BOOST_REQUIRE(await([&] {
+    auto r = link_record(hub, "spoke");
+    return r.is_object() && r["state"] == "live";
+  }));
+
+  for (int id = 1; id <= 3; ++id) {  // one delta each
+    auto w = hub.ctl({"exec", "--table", "app.notes", "--upsert",
+                      R"({"id": )" + std::to_string(id) + R"(, "body": "x"})"});
+    BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
+  }
+  json record;
+  BOOST_TEST(await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["state"] == "paused";
+  }), record.dump());
+  BOOST_TEST(await([&] { return row_count(spoke) == 3u; }));
+  BOOST_TEST(await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["state"] == "live" && record["unacked"] == 0;
+  }), record.dump());
+  BOOST_TEST(record["pauses_received"].get<int>() >= 1, record.dump());
+  BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_links_trust_policy_actor_refuses_a_peers_deletes_and_they_are_counted) {
+  temp_dir dir;
+  // The hub's link names the built-in policy actor refuse_deletes.
+  auto hub_config = dir.write(
+    "hub.toml",
+    peer_config("hub", "[[links]]\npeer = \"spoke\"\ntrust_policy = \"refuse_deletes\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
+  const std::string endpoint = info.value("peer", "");
+  auto spoke_config = dir.write(
+    "spoke.toml",
+    peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+
+  auto written = spoke.ctl({"exec", "--table", "app.notes", "--upsert",
+                            R"([{"id": 1, "body": "kept"}, {"id": 2, "body": "also kept"}])"});
+  BOOST_REQUIRE_MESSAGE(written.exit_code == 0, written);
+  BOOST_REQUIRE(await([&] { return row_count(hub) == 2u; }));
+  auto removed = spoke.ctl({"exec", "app.notes", "--delete", R"({"id": 2})"});
+  BOOST_REQUIRE_MESSAGE(removed.exit_code == 0, removed);
+
+  json record;
+  const bool refused = await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["nacked"] == 1;
+  });
+  BOOST_TEST(refused, record.dump());
+  BOOST_TEST(record["last_refusal"].get<std::string>().find("refuse_deletes") != std::string::npos,
+             record.dump());
+  BOOST_TEST(row_count(hub) == 2u);  // the delete was not taken
+  BOOST_TEST(row_count(spoke) == 1u);
+  json back;
+  BOOST_TEST(await([&] {
+    back = link_record(spoke, "hub");
+    return back.is_object() && back["nacks_received"] == 1;
+  }), back.dump());
+
+  // The hub's own writes, and the spoke's upserts, still flow.
+  auto more = spoke.ctl({"exec", "--table", "app.notes", "--upsert", R"({"id": 3, "body": "new"})"});
+  BOOST_REQUIRE_MESSAGE(more.exit_code == 0, more);
+  BOOST_TEST(await([&] { return row_count(hub) == 3u; }));
+}
+
 BOOST_AUTO_TEST_CASE(a_node_whose_peer_endpoint_cannot_be_bound_refuses_to_start_with_a_sentence) {
   temp_dir dir;
   // Not loopback and no keys: the transport refuses to listen there.

@@ -1,0 +1,203 @@
+// Credit-based flow control on the in-memory network: a receiver that
+// commits slowly holds its sender to the credit it grants and pauses it
+// while batches wait, and a peer that sends beyond its credit is told so.
+
+#include <set>
+
+#include "tests/connectors/peer_cluster.hpp"
+
+using namespace syncmesh;
+using namespace syncmesh::test;
+namespace wire = messaging::peer;
+
+namespace {
+
+/// Watches the credit a node grants on its links, from the frames it sends
+/// (its acknowledgements and grants: a peer may send deltas up to the last
+/// acknowledged one plus the window of the last grant), and counts the new
+/// deltas it receives beyond what it had granted when they arrived. A
+/// decorator over the real transport: frames pass unchanged.
+class credit_watch final : public messaging::transport {
+public:
+  explicit credit_watch(messaging::transport& net) : net_(net) {}
+
+  const std::string& local_id() const override { return net_.local_id(); }
+  void connect(const std::string& peer) override { net_.connect(peer); }
+  void disconnect(const std::string& peer) override { net_.disconnect(peer); }
+
+  void set_handler(messaging::transport_handler h) override {
+    auto inner = std::move(h);
+    messaging::transport_handler outer;
+    outer.connected = [this, inner](const std::string& peer) {
+      peers_[peer] = {};  // delta ids start again on a new link
+      if (inner.connected)
+        inner.connected(peer);
+    };
+    outer.disconnected = inner.disconnected;
+    outer.received = [this, inner](const std::string& peer, std::string frame) {
+      auto m = wire::decode(frame, wire::limits{});
+      if (m)
+        if (auto* d = std::get_if<wire::delta>(&m.value())) {
+          auto& p = peers_[peer];
+          ++deltas;
+          if (d->id > p.limit)
+            ++beyond_credit;
+        }
+      if (inner.received)
+        inner.received(peer, std::move(frame));
+    };
+    net_.set_handler(std::move(outer));
+  }
+
+  [[nodiscard]] bool send(const std::string& peer, std::string frame) override {
+    auto m = wire::decode(frame, wire::limits{});
+    if (m) {
+      auto& p = peers_[peer];
+      if (auto* a = std::get_if<wire::delta_ack>(&m.value()))
+        p.acked = std::max(p.acked, a->id);
+      if (auto* r = std::get_if<wire::resume>(&m.value()))
+        p.window = r->credits;
+      if (std::holds_alternative<wire::pause>(m.value()))
+        ++pauses;
+      p.limit = std::max(p.limit, p.acked + p.window);
+    }
+    return net_.send(peer, std::move(frame));
+  }
+
+  std::uint64_t deltas = 0;         // received
+  std::uint64_t beyond_credit = 0;  // received with an id past the credit granted
+  std::uint64_t pauses = 0;         // sent
+
+private:
+  struct grants {
+    std::uint64_t acked = 0, window = 0, limit = 0;
+  };
+  messaging::transport& net_;
+  std::map<std::string, grants> peers_;
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_flow)
+
+BOOST_AUTO_TEST_CASE(a_slow_receiver_holds_its_sender_to_the_credit_and_pauses_it_and_nothing_is_lost) {
+  credit_watch* watch = nullptr;
+  cluster c(
+    {{"hub", {link("a")}}, {"a", {link("hub", true)}}},
+    [](peer::replicator_config& cfg) {
+      cfg.batch_max = 5;
+      cfg.in_flight_max = 16;     // the sender would send 16 deltas at once
+      cfg.credits = 4;            // the receiver takes 4
+      cfg.pause_at = 3;
+      cfg.commit_delay_ms = 40;   // and commits them slowly
+    },
+    [&](const std::string& id, messaging::transport& net) -> std::unique_ptr<messaging::transport> {
+      if (id != "a")
+        return nullptr;
+      auto w = std::make_unique<credit_watch>(net);
+      watch = w.get();
+      return w;
+    });
+  auto& hub = c.nodes["hub"];
+  auto& a = c.nodes["a"];
+  BOOST_TEST_REQUIRE((hub.link("a").state == peer::link_state::live));
+
+  for (std::int64_t id = 1; id <= 200; ++id)
+    hub.write(id, "note " + std::to_string(id));
+  std::set<peer::link_state> seen;
+  std::uint64_t unacked_max = 0;
+  for (int ms = 0; ms < 10'000 && a.rows() < 200; ++ms) {
+    c.sched.advance(1);
+    seen.insert(hub.link("a").state);
+    unacked_max = std::max(unacked_max, hub.link("a").unacked);
+  }
+  c.sched.advance(1'000);  // the last acknowledgements and grants arrive
+
+  BOOST_TEST(a.rows() == 200u);
+  BOOST_TEST(*peer::table_digest(*a.db, "app.notes") == *peer::table_digest(*hub.db, "app.notes"));
+  BOOST_TEST(watch->deltas >= 40u);         // 200 changes, 5 a delta
+  BOOST_TEST(watch->beyond_credit == 0u);   // never more than granted
+  BOOST_TEST(unacked_max <= 4u);
+  BOOST_TEST(a.link("hub").over_credit == 0u);
+  BOOST_TEST(watch->pauses > 0u);
+  BOOST_TEST(a.link("hub").pauses_sent == watch->pauses);
+  BOOST_TEST(hub.link("a").pauses_received > 0u);
+  BOOST_TEST(seen.count(peer::link_state::paused) == 1u);
+  BOOST_TEST((hub.link("a").state == peer::link_state::live));
+  BOOST_TEST(hub.link("a").unacked == 0u);
+  BOOST_TEST(hub.link("a").lag_changes == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_sends_beyond_its_credit_gets_over_credit_and_that_delta_is_dropped) {
+  cluster c({{"hub", {link("rogue")}}}, [](peer::replicator_config& cfg) {
+    cfg.credits = 4;
+    cfg.pause_at = 4;
+    cfg.commit_delay_ms = 1'000;  // nothing is committed while the rogue sends
+    cfg.dead_after_ms = 10'000;   // the rogue sends no heartbeats
+  });
+  auto& hub = c.nodes["hub"];
+  raw_peer rogue(c, "rogue");
+  BOOST_TEST_REQUIRE(rogue.linked);
+  rogue.send(wire::encode(wire::hello{"rogue", wire::link_mode::bidirectional, {}}));
+  bool granted = false;
+  for (const auto& m : rogue.got)
+    if (auto* r = std::get_if<wire::resume>(&m))
+      granted = r->credits == 4;
+  BOOST_TEST_REQUIRE(granted);  // the window the hub grants when the link goes live
+
+  auto delta = [](std::uint64_t id) {
+    wire::change ch;
+    ch.hlc = store::hlc_timestamp(1'700'000'000'000ULL + id, 0);
+    ch.origin = "rogue";
+    ch.table = "app.notes";
+    ch.op = store::change_op::insert;
+    ch.key = {value::integer(static_cast<std::int64_t>(id))};
+    ch.new_row = store::row{value::integer(static_cast<std::int64_t>(id)), value::text("r"),
+                            value::null()};
+    return wire::encode(wire::delta{id, {ch}});
+  };
+  for (std::uint64_t id = 1; id <= 5; ++id)
+    rogue.send(delta(id));
+  auto errors = rogue.errors();
+  BOOST_REQUIRE_EQUAL(errors.size(), 1u);
+  BOOST_TEST((errors[0].code == wire::error_code::over_credit));
+  BOOST_TEST(!errors[0].fatal);
+  BOOST_TEST(errors[0].message.find("delta 5") != std::string::npos);
+  BOOST_TEST(hub.link("rogue").over_credit == 1u);
+  BOOST_TEST(rogue.linked);
+
+  // The four within credit are committed and acknowledged; the fifth was
+  // dropped, and is taken when sent again within the new credit.
+  c.sched.advance(1'000);
+  BOOST_TEST(hub.rows() == 4u);
+  std::uint64_t acked = 0;
+  for (const auto& m : rogue.got)
+    if (auto* a = std::get_if<wire::delta_ack>(&m))
+      acked = std::max(acked, a->id);
+  BOOST_TEST(acked == 4u);
+  rogue.send(delta(5));
+  c.sched.advance(1'000);
+  BOOST_TEST(hub.rows() == 5u);
+  BOOST_TEST(hub.link("rogue").over_credit == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_receiver_that_keeps_up_grants_again_and_never_pauses_its_sender) {
+  // The default window and pause mark; many small deltas, so the sender
+  // lives on grants renewed as the receiver commits.
+  cluster c({{"hub", {link("a")}}, {"a", {link("hub", true)}}},
+            [](peer::replicator_config& cfg) { cfg.batch_max = 5; });
+  auto& hub = c.nodes["hub"];
+  for (std::int64_t id = 1; id <= 500; ++id)
+    hub.write(id);
+  std::set<peer::link_state> seen;
+  for (int ms = 0; ms < 2'000; ++ms) {
+    c.sched.advance(1);
+    seen.insert(hub.link("a").state);
+  }
+  BOOST_TEST(c.nodes["a"].rows() == 500u);
+  BOOST_TEST(seen.count(peer::link_state::paused) == 0u);
+  BOOST_TEST(c.nodes["a"].link("hub").pauses_sent == 0u);
+  BOOST_TEST(c.nodes["a"].link("hub").over_credit == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
