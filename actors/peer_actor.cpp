@@ -448,10 +448,15 @@ void ask_policy(peer_actor* self, const std::string& peer, std::string frame) {
                                    + std::to_string(n) + " changes; fix the policy");
         judged(out.refusals);
       },
-      [self, judged, name, n = asked.size()](caf::error& e) mutable {
-        judged(std::vector<std::string>(
-          n, "the trust policy '" + name + "' did not answer (" + self->system().render(e)
-               + "); every change it was asked about is refused"));
+      [self, peer, name](caf::error& e) mutable {
+        // No verdict is not a refusal: a nack would be final, and the
+        // changes would be lost here for a policy's hiccup. Dropped
+        // unacknowledged, the delta comes again and the policy is asked again.
+        auto why = "the trust policy '" + name + "' did not answer about a delta from '" + peer
+                   + "' (" + self->system().render(e)
+                   + "); the delta is not taken, and the peer sends it again";
+        spdlog::warn("peer: {}", why);
+        publish(self, {{"type", "error"}, {"message", why}});
       });
 }
 
