@@ -317,6 +317,20 @@ void print_links(const json& links) {
               rows);
 }
 
+void print_conflicts(const json& records) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : records)
+    rows.push_back({cell(c["view"]), cell(c["seq"]), cell(c["state"]), cell(c["op"]),
+                    c["key"].dump(), c["local"].dump(), c["remote"].dump(), cell(c["winner"]),
+                    cell(c["error"])});
+  if (rows.empty()) {
+    std::cout << "(no conflicts or failed writes)\n";
+    return;
+  }
+  print_table(std::cout,
+              {"VIEW", "SEQ", "STATE", "OP", "KEY", "LOCAL", "REMOTE", "WINNER", "ERROR"}, rows);
+}
+
 json parse_rows(const std::string& text, const char* what, std::string& error) {
   if (text.empty())
     return json::array();
@@ -379,6 +393,9 @@ CLI::App* add_ctl_command(CLI::App& app) {
   events->add_option("--for", opts.events_timeout_ms, "Exit after this many milliseconds")
     ->check(CLI::PositiveNumber);
   ctl->add_subcommand("links", "One record per peer link: state, counts, last refusal");
+  auto* conflicts = ctl->add_subcommand(
+    "conflicts", "Writes of sync views that conflicted or failed upstream, with both versions");
+  conflicts->add_option("view", opts.view, "ns.view (default: every view)");
   auto* topology = ctl->add_subcommand("topology", "The node's views, remotes and links");
   topology->add_option("--format", opts.format, "text (default), dot or json")
     ->check(CLI::IsMember({"text", "dot", "json"}));
@@ -436,6 +453,9 @@ int run_ctl() {
       args["upsert"] = up;
     if (!del.empty())
       args["delete"] = del;
+  } else if (verb == "conflicts") {
+    if (!opts.view.empty())
+      args["view"] = opts.view;
   } else if (verb == "remote") {
     if (opts.down && opts.up)
       return fail(2, "remote takes --down or --up, not both");
@@ -516,6 +536,8 @@ int run_ctl() {
     print_query(result);
   else if (verb == "links")
     print_links(result);
+  else if (verb == "conflicts")
+    print_conflicts(result);
   else if (verb == "topology" && opts.format != "json")
     print_topology(result, opts.format);
   else if (verb == "remote" && !args.contains("outage"))
