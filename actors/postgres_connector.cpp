@@ -1204,7 +1204,8 @@ store::status origin_refused(pg_state& st, const std::string& origin, const std:
   return store::status::invalid_argument(
     "role " + user + " may not use replication origins, which a sync view's pushes run under "
     "so that its change stream can drop their echoes (" + msg + "); have a superuser run GRANT "
-    "EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create(text), "
+    "EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_oid(text), "
+    "pg_catalog.pg_replication_origin_create(text), "
     "pg_catalog.pg_replication_origin_session_setup(text), "
     "pg_catalog.pg_replication_origin_session_reset() TO " + quote_ident(user));
 }
@@ -1233,10 +1234,17 @@ store::status push_session(pg_state& st, const std::string& origin) {
     return store::status::invalid_argument(what + ": " + r.error);
   };
   if (!st.mutations_ready) {
-    for (const auto& sql : pg::create_mutations_sql())
-      if (auto r = run_push_sql(conn, sql); !r.ok)
-        return failed(r, "could not create the bookkeeping table syncmesh.mutations (grant "
-                         "the role CREATE on the database, or create it as the README shows)");
+    // Made by another role, it needs only USAGE and INSERT here, not CREATE.
+    auto exists = run_push_sql(conn, "SELECT pg_catalog.to_regclass('syncmesh.mutations') IS NOT NULL");
+    if (!exists.ok)
+      return failed(exists, "could not look for syncmesh.mutations");
+    if (exists.rows.empty() || !exists.rows[0][0] || *exists.rows[0][0] != "t")
+      for (const auto& sql : pg::create_mutations_sql())
+        if (auto r = run_push_sql(conn, sql); !r.ok)
+          return failed(r, "could not create the bookkeeping table syncmesh.mutations, which "
+                           "records every pushed write; grant the role CREATE on the database, "
+                           "or create it as the README shows and grant the role USAGE on schema "
+                           "syncmesh and INSERT on syncmesh.mutations");
     st.mutations_ready = true;
   }
   if (st.push_origin == origin)

@@ -118,12 +118,27 @@ std::string slot_cell(const json& v) {
   return out;
 }
 
+// A sync view's queue: "3 pending (oldest 2s), 1 failed, 1 conflicted".
+std::string outbox_cell(const json& v) {
+  if (!v.contains("outbox") || !v["outbox"].is_object())
+    return "-";
+  const auto& ob = v["outbox"];
+  std::string out = std::to_string(ob.value("pending", 0)) + " pending";
+  if (ob.contains("oldest_pending_age_ms") && ob["oldest_pending_age_ms"].is_number())
+    out += " (oldest " + std::to_string(ob["oldest_pending_age_ms"].get<std::uint64_t>() / 1000)
+           + "s)";
+  for (const auto* k : {"failed", "conflicted"})
+    if (ob.value(k, 0) > 0)
+      out += ", " + std::to_string(ob.value(k, 0)) + " " + k;
+  return out;
+}
+
 void print_status(const json& views) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& v : views) {
     if (v.contains("error") && !v.contains("persistence")) {
       rows.push_back({cell(v["view"]), "-", "-", "-", cell(v.value("state", json("failed"))),
-                      "-", "-", "-", "-", "-", cell(v["error"])});
+                      "-", "-", "-", "-", "-", "-", cell(v["error"])});
       continue;
     }
     rows.push_back({v["namespace"].get<std::string>() + "." + v["name"].get<std::string>(),
@@ -131,11 +146,11 @@ void print_status(const json& views) {
                     v["enabled"].get<bool>() ? "yes" : "no", cell(v["state"]),
                     cell(v["retry_count"]), cell(v["last_seen_commit"]),
                     age(v["next_retry_at"]), age(v["updated_at"], true), slot_cell(v),
-                    cell(v["last_error"])});
+                    outbox_cell(v), cell(v["last_error"])});
   }
   print_table(std::cout,
               {"VIEW", "PERSISTENCE", "MODE", "ENABLED", "STATE", "RETRIES", "LAST SEEN",
-               "NEXT RETRY", "UPDATED", "SLOT", "LAST ERROR"},
+               "NEXT RETRY", "UPDATED", "SLOT", "OUTBOX", "LAST ERROR"},
               rows);
 }
 
