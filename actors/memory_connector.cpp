@@ -278,6 +278,7 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
       auto report = std::make_shared<push_report>();
       report->position = written.value.get_as<std::uint64_t>(0);
       push_outcome applied;
+      applied.state = store::outbox_state::applied;
       applied.written = true;
       report->outcomes.assign(cs.ptr->changes.size(), applied);
       return push_report_ref{std::move(report)};

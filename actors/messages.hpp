@@ -65,7 +65,7 @@ struct push_outcome {
   /// applied, failed (the remote refused it: `error`), conflicted (the row
   /// was not the base the write expected), or pending (not tried: an
   /// earlier write of the batch blocked the queue).
-  store::outbox_state state = store::outbox_state::applied;
+  store::outbox_state state = store::outbox_state::pending;
   /// The remote holds the write now (applied, or a conflict the write won).
   bool written = false;
   /// Applied earlier: the remote had already recorded the mutation id.

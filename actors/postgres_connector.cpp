@@ -1354,8 +1354,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   auto* conn = st.push_conn.get();
   auto report = std::make_shared<push_report>();
   report->echoes = true;
-  report->outcomes.resize(cs.changes.size(), push_outcome{store::outbox_state::pending, false,
-                                                          false, "", false, std::nullopt, ""});
+  report->outcomes.resize(cs.changes.size());  // pending: not tried
   // Nothing is known when the connection goes or the commit fails: the
   // view pushes the same writes again, and the mutation ids keep them once.
   auto lost = [&](const sql_result& r) -> caf::error {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <map>
@@ -353,8 +354,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
   std::map<std::string, std::optional<store::change>> local_fix;
   for (std::size_t i = 0; i < pushed.size(); ++i) {
     auto& e = pushed[i];
-    const push_outcome o = i < report.outcomes.size() ? report.outcomes[i] : push_outcome{
-      store::outbox_state::pending, false, false, "", false, std::nullopt, ""};
+    const push_outcome o = i < report.outcomes.size() ? report.outcomes[i] : push_outcome{};
     const auto key = store::encode_key(e.key);
     if (!report.echoes || !o.written)
       count_down(st.unechoed, key);
@@ -582,8 +582,15 @@ void restage(view_actor* self) {
     c.new_row = e.new_row;
     b->changes.push_back(std::move(c));
   }
-  if (!b->changes.empty())
-    self->send(st.store, apply_atom::value, batch_ref{b});
+  if (b->changes.empty())
+    return;
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then([](std::uint64_t) {},
+          [self](const caf::error& err) {
+            publish(self, {{"type", "error"},
+                           {"message", "could not write the queued writes over the new copy: "
+                                         + describe(err)}});
+          });
 }
 
 // Moves the snapshot along: stages waiting pieces while the store has room,
