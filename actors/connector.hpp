@@ -24,9 +24,12 @@
 //       everything up to `position` is durable locally; the connector may
 //       confirm it upstream (PostgreSQL: the slot's confirmed flush LSN)
 //   (unsubscribe_atom, table, actor)       -> void
-//   (push_atom, table, changes_ref, actor) -> uint64 position | error
-//       applies local writes at the remote; the change stream does not echo
-//       them back to `actor`
+//   (push_atom, table, changes_ref, actor) -> push_report_ref | error
+//       applies local writes at the remote, in order, each once (by mutation
+//       id) and against its base version; the report says per write whether
+//       it was applied, failed or conflicted. The change stream does not
+//       send them back to `actor` as changes (PostgreSQL: as echoes only).
+//       An error means nothing is known: the writes are pushed again.
 //   (forget_atom, table, string view)      -> string (JSON)
 //       ends the view's stream and drops what the remote keeps for it (a
 //       PostgreSQL slot and publication); the JSON lists what was dropped

@@ -17,7 +17,8 @@ constexpr auto quick_timeout = std::chrono::seconds(10);
 constexpr auto run_timeout = std::chrono::minutes(5);
 
 constexpr const char* verbs =
-  "hello, status, sync, stop, resume, forget, query, exec, remote, links, topology, children";
+  "hello, status, sync, stop, resume, forget, query, exec, conflicts, remote, links, topology, "
+  "children";
 
 struct control_state {
   node_context_ptr ctx;
@@ -263,6 +264,27 @@ void dispatch(control_actor* self, std::uint64_t token, const std::string& verb,
       .then([self, token, remote](bool up) { answer(self, token, {{"remote", remote}, {"up", up}}); },
             [self, token](const caf::error& err) { refuse(self, token, describe(err)); });
     return;
+  }
+  if (verb == "conflicts") {
+    // Durable records the view actors wrote with the outbox states they
+    // explain (conflicted and failed writes); read straight from the store.
+    std::string prefix = "conflict/";
+    if (auto it = args.find("view"); it != args.end()) {
+      if (!it->is_string())
+        return refuse(self, token, "conflicts takes 'view': \"ns.view\", or nothing for all views");
+      prefix += it->get<std::string>() + "/";
+    }
+    auto records = st.ctx->db->ext_scan(prefix);
+    if (!records)
+      return refuse(self, token, "could not read the conflict records: "
+                                   + records.error().message());
+    json out = json::array();
+    for (const auto& [name, text] : *records) {
+      auto rec = json::parse(text, nullptr, false);
+      if (!rec.is_discarded())
+        out.push_back(std::move(rec));
+    }
+    return answer(self, token, out);
   }
   if (verb == "topology")
     return topology(self, token);

@@ -267,10 +267,20 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
         .dump();
     },
     [self](push_atom, const std::string& table, const changes_ref& cs,
-           const caf::actor& origin) -> caf::result<std::uint64_t> {
+           const caf::actor& origin) -> caf::result<push_report_ref> {
       if (!cs.ptr || cs.ptr->table != table)
         return make_error(errc::invalid_request, "a push names no changes for table " + table);
-      return remote_write(self, *cs.ptr, origin.address());
+      auto written = remote_write(self, *cs.ptr, origin.address());
+      if (written.flag == caf::rt_error)
+        return written.err;
+      // A memory remote takes every write as it comes: no base versions,
+      // no conflicts, and no echoes on its stream.
+      auto report = std::make_shared<push_report>();
+      report->position = written.value.get_as<std::uint64_t>(0);
+      push_outcome applied;
+      applied.written = true;
+      report->outcomes.assign(cs.ptr->changes.size(), applied);
+      return push_report_ref{std::move(report)};
     },
     [self](exec_atom, const changes_ref& cs) -> caf::result<std::uint64_t> {
       if (!cs.ptr)

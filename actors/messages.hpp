@@ -47,6 +47,45 @@ struct change_set {
   /// order), so a remote can apply each mutation once however often it is
   /// retransmitted. Empty for changes from a remote.
   std::vector<std::string> mutation_ids;
+  /// For pushed local writes: the row each write was based on
+  /// (store::encode_row of the local row before it), or "" when the key
+  /// held no row; same order as `changes`. A remote checks it before it
+  /// writes (compare-and-set): a mismatch is a conflict.
+  std::vector<std::string> base_versions;
+  /// For pushed local writes: the view that wrote them.
+  std::string view;
+  /// From a PostgreSQL stream: keys that this view's own pushes wrote in
+  /// this transaction (the transaction ran under the view's replication
+  /// origin). Their changes are not in `changes`: the view holds them.
+  std::vector<store::row> echoes;
+};
+
+/// What became of one pushed write.
+struct push_outcome {
+  /// applied, failed (the remote refused it: `error`), conflicted (the row
+  /// was not the base the write expected), or pending (not tried: an
+  /// earlier write of the batch blocked the queue).
+  store::outbox_state state = store::outbox_state::applied;
+  /// The remote holds the write now (applied, or a conflict the write won).
+  bool written = false;
+  /// Applied earlier: the remote had already recorded the mutation id.
+  bool duplicate = false;
+  std::string error;
+  /// Conflicted or failed: the remote's row under the key when it decided
+  /// (nullopt: no row), and whether it was read at all.
+  bool remote_known = false;
+  std::optional<store::row> remote_row;
+  /// Conflicted: "remote" or "local", the side whose row both hold now.
+  std::string winner;
+};
+
+/// The answer to a push: one outcome per change, in order.
+struct push_report {
+  std::uint64_t position = 0;
+  std::vector<push_outcome> outcomes;
+  /// The remote's change stream will carry each written write back to the
+  /// view as an echo (change_set::echoes).
+  bool echoes = false;
 };
 
 struct snapshot_ref {
@@ -57,6 +96,9 @@ struct changes_ref {
 };
 struct batch_ref {
   std::shared_ptr<const store::batch> ptr;
+};
+struct push_report_ref {
+  std::shared_ptr<const push_report> ptr;
 };
 
 template <class Inspector>
@@ -71,6 +113,10 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_ref&) {
   return f(caf::meta::type_name("batch_ref"));
 }
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, push_report_ref&) {
+  return f(caf::meta::type_name("push_report_ref"));
+}
 
 } // namespace syncmesh::actors
 
@@ -78,6 +124,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::snapshot_ref))
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::changes_ref))
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::batch_ref))
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::push_report_ref))
 
   // Control surface (view actors, control actor).
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, sync_atom, "sync")

@@ -616,6 +616,7 @@ status read_remote(const source_doc& doc, const toml::table& t, remote_config& o
   r.integer("snapshot_delay_ms", out.snapshot_delay_ms, 0);
   r.integer("snapshot_batch_rows", out.snapshot_batch_rows, 1);
   r.integer("snapshot_batch_bytes", out.snapshot_batch_bytes, 1);
+  r.fraction("failpoint_push_committed", out.failpoint_push_committed);
   read_postgres_remote(r, out);
   const auto* tables = r.tables("tables", "[[remotes.tables]] sections");
   std::map<std::string, int> table_lines;
@@ -673,6 +674,14 @@ status read_view(const source_doc& doc, const toml::table& t,
   if (query && out.source.empty())
     out.source = out.ns + "." + out.name;
   r.one_of("write_policy", out.write_policy, {"local_first", "origin_first"});
+  auto* conflict = r.string("conflict", out.conflict);
+  if (conflict)
+    r.one_of("conflict", out.conflict, {"remote-wins", "local-wins", "lww"});
+  auto* lww_column = r.string("lww_column", out.lww_column);
+  auto* version_column = r.string("version_column", out.version_column);
+  auto* on_error = r.string("on_error", out.on_error);
+  if (on_error)
+    r.one_of("on_error", out.on_error, {"skip", "block"});
   r.boolean("enabled", out.enabled);
   auto* columns = r.array("columns", "an array of column names");
   auto* key = r.array("key", "an array of key column names");
@@ -742,11 +751,21 @@ status read_view(const source_doc& doc, const toml::table& t,
                            + (names.empty() ? "add a [[remotes]] entry with that name"
                                             : "declared remotes: " + joined(names)));
     } else if (it->kind == "postgres") {
-      if (out.persistence == "sync")
-        r.fail_at(*t.get("persistence"), "view '" + out.full_name()
-                                           + "' is a sync view of a PostgreSQL remote; writing "
-                                             "back to PostgreSQL arrives with the write path — "
-                                             "use \"realtime\" or \"materialized\" for now");
+      if (out.persistence == "sync" && query)
+        r.fail_at(*t.get("persistence"),
+                  "view '" + out.full_name()
+                    + "' reads a query and is a sync view; a write to a query's result cannot "
+                      "be pushed back (which table, which row?), so sync views are of tables: "
+                      "use source = \"schema.table\", or make this view materialized");
+      if (out.persistence == "sync" && out.write_policy == "origin_first")
+        r.fail_at(*t.get("write_policy"),
+                  "view '" + out.full_name()
+                    + "' asks for write_policy \"origin_first\", which PostgreSQL remotes do "
+                      "not support yet; use \"local_first\" (the default)");
+      if (out.persistence == "sync" && out.conflict == "lww" && out.lww_column.empty())
+        r.fail_at(*conflict, "view '" + out.full_name()
+                               + "' resolves conflicts by \"lww\" but names no lww_column; add "
+                                 "lww_column = \"updated_at\" (a timestamp column)");
       // A query without a key is refused when the view runs, in its status,
       // so that the rest of the node keeps running.
       if (query && out.persistence == "realtime")
@@ -761,6 +780,12 @@ status read_view(const source_doc& doc, const toml::table& t,
         r.fail_at(*key, "'key' is only for query views; a table's key comes from its catalog");
       if (query && (!out.filters.empty() || !out.columns.empty()))
         r.fail_at(*query, "a query view takes no 'columns' or 'filters'; put them in the query");
+      if (out.persistence != "sync"
+          && (conflict || lww_column || version_column || on_error))
+        r.fail_at(*(conflict ? conflict : lww_column ? lww_column
+                    : version_column ? version_column : on_error),
+                  "conflict, lww_column, version_column and on_error apply to sync views only; "
+                  "view '" + out.full_name() + "' is " + out.persistence);
     } else if (query || !out.columns.empty() || !out.filters.empty() || !out.key.empty()) {
       r.fail_at(query ? *static_cast<const toml::node*>(query)
                       : *static_cast<const toml::node*>(t.get("columns") ? t.get("columns")

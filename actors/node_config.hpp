@@ -67,6 +67,11 @@ struct remote_config {
   /// idle database, and reports each slot's wal_status and retained bytes to
   /// its view. 0 = neither.
   std::uint32_t heartbeat_ms = 10'000;
+  /// Test only: after a push's COMMIT returned and before the view hears
+  /// of it, the node kills itself (SIGKILL) with this probability (drawn
+  /// from the node's seed), for tests of the crash window between an
+  /// upstream commit and its local acknowledgement. 0 = never.
+  double failpoint_push_committed = 0;
 
   int line = 0;  // where it is declared in the config file
 };
@@ -87,6 +92,16 @@ struct view_config {
   std::string remote;        // name of a [[remotes]] entry
   std::string source;        // table on the remote
   std::string write_policy = "local_first";  // sync views: local_first | origin_first
+  // Sync views of PostgreSQL tables: how a write that meets a changed row
+  // (a conflict) ends — "remote-wins" (the remote's row replaces the local
+  // one), "local-wins" (the write is forced) or "lww" (the newer
+  // `lww_column` wins); the column a compare-and-set reads (empty: the
+  // whole row); and whether a write the remote refuses is skipped ("skip":
+  // it ends failed and the queue goes on) or holds the queue ("block").
+  std::string conflict = "remote-wins";
+  std::string lww_column;
+  std::string version_column;
+  std::string on_error = "skip";
   bool enabled = true;
   // Views of PostgreSQL remotes: `source` is "schema.table" (or "table" in
   // public), optionally narrowed to `columns` and `filters`; or a `query`

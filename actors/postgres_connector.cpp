@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <csignal>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -17,9 +19,11 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "connectors/postgres/pgoutput.hpp"
+#include "connectors/postgres/push.hpp"
 #include "connectors/postgres/replication_stream.hpp"
 #include "connectors/postgres/row_filter.hpp"
 #include "store/key_codec.hpp"
+#include "store/record_codec.hpp"
 
 namespace syncmesh::actors {
 
@@ -228,6 +232,14 @@ struct pg_state {
   std::map<caf::actor_addr, held_slot> held;  // by the view that took the snapshot
   std::map<std::string, std::unique_ptr<stream_worker>> workers;  // by source table
   std::set<caf::actor> watchers;
+  /// The normal connection sync views' writes are pushed on, the
+  /// replication origin its session is set up with ("" none), and whether
+  /// syncmesh.mutations is known to exist on it.
+  pg_conn_ptr push_conn;
+  std::string push_origin;
+  bool mutations_ready = false;
+  /// How each sync view's columns map onto its source table, by view.
+  std::map<std::string, pg::push_table> push_tables;
 
   static inline const char* name = "postgres_connector";
 };
@@ -628,10 +640,13 @@ private:
 // The stream thread of one followed view: reads until stopped or lost.
 void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape shape,
                 node_context_ptr ctx, caf::actor view, caf::actor connector,
-                stream_worker* worker) {
+                stream_worker* worker, std::string own_origin) {
   txn_converter conv(shape, *ctx);  // keeps its own copy: it learns the relation oid
   auto cs = std::make_shared<change_set>();
   cs->table = shape.local.table;
+  // Inside a transaction the view's own push committed (its Origin message
+  // names the view's replication origin): its changes are echoes.
+  bool echo = false;
   std::uint64_t last_sent = 0;   // end LSN of the last change set sent to the view
   std::uint64_t idle_end = 0;    // end LSN of later transactions with nothing for us
   auto lost = [&](const std::string& why) {
@@ -660,10 +675,26 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
         idle_end = std::max(idle_end, x->end.value);
         continue;
       }
+      if (pg::kind_of(*msg) == pg::message_kind::begin) {
+        echo = false;
+      } else if (pg::kind_of(*msg) == pg::message_kind::origin) {
+        echo = std::get<pg::origin_message>(*msg).name == own_origin;
+        continue;
+      }
+      if (echo && pg::kind_of(*msg) != pg::message_kind::commit) {
+        // The view holds these rows already; it learns only their keys.
+        change_set scratch;
+        if (auto st = conv.on_message(*msg, scratch); !st)
+          return lost(st.message());
+        for (auto& c : scratch.changes)
+          if (c.op != store::change_op::truncate)
+            cs->echoes.push_back(c.new_row ? shape.local.key_of(*c.new_row) : std::move(c.key));
+        continue;
+      }
       if (pg::kind_of(*msg) == pg::message_kind::commit) {
         auto end = std::get<pg::commit_message>(*msg).end_lsn;
         conv.committed(end);
-        if (cs->changes.empty()) {
+        if (cs->changes.empty() && cs->echoes.empty()) {
           idle_end = end;
         } else {
           cs->position = end;
@@ -1118,6 +1149,345 @@ store::result<held_slot> resume_slot(pg_actor* self, const std::string& source,
   return held;
 }
 
+// --- push: a sync view's local writes, applied upstream -------------------
+
+/// One statement's result on the push connection.
+struct sql_result {
+  bool ok = false;
+  bool lost = false;  // the connection is gone: nothing more is known
+  std::string error;  // PostgreSQL's message when !ok
+  int affected = 0;   // rows an INSERT/UPDATE/DELETE touched
+  text_rows rows;
+};
+
+sql_result run_push_sql(PGconn* conn, const std::string& sql,
+                        const std::vector<std::optional<std::string>>& params = {}) {
+  std::vector<const char*> values;
+  for (const auto& p : params)
+    values.push_back(p ? p->c_str() : nullptr);
+  pg_result_ptr res(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                 values.data(), nullptr, nullptr, 0));
+  sql_result out;
+  auto code = PQresultStatus(res.get());
+  if (code != PGRES_COMMAND_OK && code != PGRES_TUPLES_OK) {
+    out.error = res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn);
+    while (!out.error.empty() && (out.error.back() == '\n' || out.error.back() == ' '))
+      out.error.pop_back();
+    out.lost = PQstatus(conn) != CONNECTION_OK;
+    return out;
+  }
+  out.ok = true;
+  const char* n = PQcmdTuples(res.get());
+  out.affected = n && *n ? std::atoi(n) : 0;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    out.rows.emplace_back();
+    for (int c = 0; c < PQnfields(res.get()); ++c)
+      out.rows.back().push_back(PQgetisnull(res.get(), r, c)
+                                  ? std::nullopt
+                                  : std::optional<std::string>(PQgetvalue(res.get(), r, c)));
+  }
+  return out;
+}
+
+sql_result run_push_sql(PGconn* conn, const pg::statement& s) {
+  return run_push_sql(conn, s.sql, s.params);
+}
+
+// The origin functions are superuser-only unless granted: say what to grant.
+store::status origin_refused(pg_state& st, const std::string& origin, const std::string& msg) {
+  if (msg.find("permission denied") == std::string::npos)
+    return store::status::invalid_argument("could not set up replication origin " + origin
+                                           + ": " + msg);
+  std::string user = "the role";
+  if (auto who = admin_query(st, "SELECT current_user::text"); who && !who->empty())
+    user = *(*who)[0][0];
+  return store::status::invalid_argument(
+    "role " + user + " may not use replication origins, which a sync view's pushes run under "
+    "so that its change stream can drop their echoes (" + msg + "); have a superuser run GRANT "
+    "EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_oid(text), "
+    "pg_catalog.pg_replication_origin_create(text), "
+    "pg_catalog.pg_replication_origin_session_setup(text), "
+    "pg_catalog.pg_replication_origin_session_reset() TO " + quote_ident(user));
+}
+
+// The push connection, with syncmesh.mutations and the view's origin set up.
+store::status push_session(pg_state& st, const std::string& origin) {
+  if (!st.push_conn || PQstatus(st.push_conn.get()) != CONNECTION_OK) {
+    const char* keywords[] = {"connect_timeout", "dbname", nullptr};
+    const char* values[] = {"5", st.conninfo.c_str(), nullptr};
+    st.push_conn.reset(PQconnectdbParams(keywords, values, 1));
+    st.push_origin.clear();
+    if (PQstatus(st.push_conn.get()) != CONNECTION_OK) {
+      std::string msg = PQerrorMessage(st.push_conn.get());
+      st.push_conn.reset();
+      return store::status::io_error("cannot connect to PostgreSQL: " + msg);
+    }
+    // IF NOT EXISTS notices are expected; libpq would print them to stderr.
+    PQsetNoticeProcessor(st.push_conn.get(), [](void*, const char*) {}, nullptr);
+  }
+  auto* conn = st.push_conn.get();
+  auto failed = [&](const sql_result& r, const std::string& what) {
+    if (r.lost) {
+      st.push_conn.reset();
+      return store::status::io_error("lost the connection to PostgreSQL: " + r.error);
+    }
+    return store::status::invalid_argument(what + ": " + r.error);
+  };
+  if (!st.mutations_ready) {
+    // Made by another role, it needs only USAGE and INSERT here, not CREATE.
+    auto exists = run_push_sql(conn, "SELECT pg_catalog.to_regclass('syncmesh.mutations') IS NOT NULL");
+    if (!exists.ok)
+      return failed(exists, "could not look for syncmesh.mutations");
+    if (exists.rows.empty() || !exists.rows[0][0] || *exists.rows[0][0] != "t")
+      for (const auto& sql : pg::create_mutations_sql())
+        if (auto r = run_push_sql(conn, sql); !r.ok)
+          return failed(r, "could not create the bookkeeping table syncmesh.mutations, which "
+                           "records every pushed write; grant the role CREATE on the database, "
+                           "or create it as the README shows and grant the role USAGE on schema "
+                           "syncmesh and INSERT on syncmesh.mutations");
+    st.mutations_ready = true;
+  }
+  if (st.push_origin == origin)
+    return store::status::ok();
+  if (!st.push_origin.empty()) {
+    auto r = run_push_sql(conn, "SELECT pg_catalog.pg_replication_origin_session_reset()");
+    if (!r.ok)
+      return r.lost ? failed(r, "") : origin_refused(st, origin, r.error);
+    st.push_origin.clear();
+  }
+  auto r = run_push_sql(conn,
+                        "SELECT pg_catalog.pg_replication_origin_create($1) WHERE "
+                        "pg_catalog.pg_replication_origin_oid($1) IS NULL",
+                        {origin});
+  if (r.ok)
+    r = run_push_sql(conn, "SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin});
+  if (!r.ok)
+    return r.lost ? failed(r, "") : origin_refused(st, origin, r.error);
+  st.push_origin = origin;
+  return store::status::ok();
+}
+
+// How `view`'s local columns map onto its source table (read once).
+store::result<const pg::push_table*> push_table_of(pg_state& st, const view_config& vc) {
+  const auto view = vc.full_name();
+  if (auto it = st.push_tables.find(view); it != st.push_tables.end())
+    return &it->second;
+  auto local = st.ctx->db->table(view);
+  if (!local)
+    return local.error();
+  if (!*local)
+    return store::status::not_found("view " + view + " has no local table yet; sync it first");
+  auto [schema_name, table_name] = split_source(vc.source);
+  auto reader = pg::snapshot_reader::connect(st.conninfo);
+  if (!reader)
+    return reader.error();
+  auto info = (*reader)->describe(schema_name, table_name);
+  if (!info)
+    return info.error();
+  pg::push_table t;
+  t.schema = info->schema;
+  t.name = info->name;
+  for (const auto& col : (*local)->columns) {
+    const auto* c = info->find(col.name);
+    if (!c)
+      return store::status::invalid_argument("view " + view + " has column '" + col.name + "', which "
+                                             + vc.source + " no longer has; sync the view again");
+    t.columns.push_back(*c);
+  }
+  for (auto k : (*local)->primary_key)
+    t.key.push_back(k);
+  if (!vc.version_column.empty()) {
+    auto idx = (*local)->column_index(vc.version_column);
+    if (!idx)
+      return store::status::invalid_argument(
+        "view " + view + " names version_column '" + vc.version_column
+        + "', which it does not hold; name one of its columns, or leave it out to compare "
+          "whole rows");
+    t.version_column = *idx;
+  }
+  if (!vc.lww_column.empty() && !(*local)->column_index(vc.lww_column))
+    return store::status::invalid_argument("view " + view + " names lww_column '" + vc.lww_column
+                                           + "', which it does not hold; name one of its "
+                                             "timestamp columns");
+  return &st.push_tables.emplace(view, std::move(t)).first->second;
+}
+
+// A row read with select_row() as local values.
+store::result<store::row> local_row_of(const pg::push_table& t, const store::schema& shape,
+                                       const std::vector<std::optional<std::string>>& text) {
+  store::row out;
+  pg::type_names names;
+  for (std::size_t i = 0; i < t.columns.size() && i < text.size(); ++i) {
+    if (!text[i]) {
+      out.push_back(store::value::null());
+      continue;
+    }
+    auto v = value_for(shape.columns[i], t.columns[i].type_oid, *text[i], names);
+    if (!v)
+      return v.error();
+    out.push_back(std::move(v).value());
+  }
+  return out;
+}
+
+// Applies `cs` (one sync view's queued writes) in one transaction under the
+// view's replication origin, each once and against its base row.
+caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& source,
+                                         const change_set& cs) {
+  auto& st = self->state;
+  const auto* vc = view_named(st, cs.view);
+  if (!vc || vc->source != source)
+    return make_error(errc::invalid_request, "remote '" + st.cfg.name + "' has no sync view '"
+                                               + cs.view + "' of " + source);
+  const auto origin = replication_name(st.ctx->config.node_id, cs.view);
+  if (auto s = push_session(st, origin); !s)
+    return remote_error(st, s);
+  auto table = push_table_of(st, *vc);
+  if (!table)
+    return remote_error(st, table.error());
+  const auto& t = **table;
+  auto shape = st.ctx->db->table(cs.view);
+  if (!shape || !*shape)
+    return make_error(errc::invalid_request, "view " + cs.view + " has no local table");
+  auto* conn = st.push_conn.get();
+  auto report = std::make_shared<push_report>();
+  report->echoes = true;
+  report->outcomes.resize(cs.changes.size(), push_outcome{store::outbox_state::pending, false,
+                                                          false, "", false, std::nullopt, ""});
+  // Nothing is known when the connection goes or the commit fails: the
+  // view pushes the same writes again, and the mutation ids keep them once.
+  auto lost = [&](const sql_result& r) -> caf::error {
+    if (r.lost)
+      st.push_conn.reset();
+    else
+      (void) run_push_sql(conn, "ROLLBACK");
+    return remote_error(st, r.lost ? store::status::io_error("lost the connection to PostgreSQL "
+                                                             "while pushing: " + r.error)
+                                   : store::status::invalid_argument("the push failed: " + r.error));
+  };
+  auto read_remote = [&](const store::row& key, push_outcome& o) -> std::optional<sql_result> {
+    auto r = run_push_sql(conn, pg::select_row(t, key));
+    if (!r.ok)
+      return r;
+    o.remote_known = true;
+    if (!r.rows.empty()) {
+      auto row = local_row_of(t, **shape, r.rows[0]);
+      if (row)
+        o.remote_row = std::move(row).value();
+      else
+        o.remote_known = false;
+    }
+    return std::nullopt;
+  };
+  if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
+    return lost(r);
+  bool wrote_new = false;
+  for (std::size_t i = 0; i < cs.changes.size(); ++i) {
+    const auto& c = cs.changes[i];
+    auto& o = report->outcomes[i];
+    std::optional<store::row> base;
+    if (!cs.base_versions[i].empty()) {
+      auto b = store::decode_row(cs.base_versions[i], "base of " + cs.mutation_ids[i]);
+      if (!b)
+        return make_error(errc::invalid_request, b.error().message());
+      base = std::move(b).value();
+    }
+    if (auto r = run_push_sql(conn, "SAVEPOINT syncmesh_write"); !r.ok)
+      return lost(r);
+    auto recorded = run_push_sql(conn,
+                                 "INSERT INTO syncmesh.mutations (mutation_id, node, view) "
+                                 "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                                 {cs.mutation_ids[i], st.ctx->config.node_id, cs.view});
+    if (!recorded.ok)
+      return lost(recorded);
+    if (recorded.affected == 0) {
+      // Applied before: the acknowledgement was lost (a crash, a timeout).
+      o.state = store::outbox_state::applied;
+      o.duplicate = true;
+      if (auto r = run_push_sql(conn, "RELEASE SAVEPOINT syncmesh_write"); !r.ok)
+        return lost(r);
+      continue;
+    }
+    const bool remove = c.op == store::change_op::remove;
+    if (!remove && !c.new_row)
+      return make_error(errc::invalid_request, "a pushed upsert carries no row");
+    auto stmt = remove ? pg::delete_from(t, c.key, base ? &*base : nullptr)
+                : base ? pg::update_from(t, *c.new_row, &*base)
+                       : pg::insert_new(t, *c.new_row);
+    auto w = run_push_sql(conn, stmt);
+    auto undo = [&]() { return run_push_sql(conn, "ROLLBACK TO SAVEPOINT syncmesh_write"); };
+    if (!w.ok && w.lost)
+      return lost(w);
+    if (!w.ok) {
+      // The remote refused the write (a constraint, a type): it ends failed
+      // with PostgreSQL's words, and the remote's row is what the view keeps.
+      if (auto r = undo(); !r.ok)
+        return lost(r);
+      o.error = "PostgreSQL refused the write: " + w.error;
+      if (auto r = read_remote(c.key.empty() && c.new_row ? (**shape).key_of(*c.new_row) : c.key, o))
+        return lost(*r);
+      if (vc->on_error == "block") {
+        o.state = store::outbox_state::pending;
+        o.remote_known = false;
+        break;  // the writes behind it wait too
+      }
+      o.state = store::outbox_state::failed;
+      continue;
+    }
+    if (w.affected > 0) {
+      o.state = store::outbox_state::applied;
+      o.written = true;
+      wrote_new = true;
+      continue;
+    }
+    // No row matched: someone else changed the row since the write's base.
+    o.state = store::outbox_state::conflicted;
+    const auto key = remove ? c.key : (**shape).key_of(*c.new_row);
+    if (auto r = read_remote(key, o))
+      return lost(*r);
+    bool local_wins = vc->conflict == "local-wins";
+    if (vc->conflict == "lww" && !remove && o.remote_row) {
+      auto idx = *(**shape).column_index(vc->lww_column);
+      auto remote_text = pg::text_for((*o.remote_row)[idx]);
+      auto newer = run_push_sql(conn, pg::newer_than(t, idx, (*c.new_row)[idx], remote_text));
+      if (!newer.ok)
+        return lost(newer);
+      local_wins = !newer.rows.empty() && newer.rows[0][0] && *newer.rows[0][0] == "t";
+    }
+    if (!local_wins) {
+      o.winner = "remote";
+      if (auto r = undo(); !r.ok)  // the mutation id goes too: nothing was written
+        return lost(r);
+      continue;
+    }
+    auto forced = remove ? pg::delete_from(t, key, nullptr) : pg::update_from(t, *c.new_row, nullptr);
+    auto f = run_push_sql(conn, forced);
+    if (!f.ok && f.lost)
+      return lost(f);
+    if (!f.ok) {
+      if (auto r = undo(); !r.ok)
+        return lost(r);
+      o.state = store::outbox_state::failed;
+      o.error = "PostgreSQL refused the write that won a conflict: " + f.error;
+      continue;
+    }
+    o.winner = "local";
+    o.written = f.affected > 0;
+    wrote_new = wrote_new || o.written;
+  }
+  if (auto r = run_push_sql(conn, "COMMIT"); !r.ok)
+    return lost(r);
+  // Test only: die in the window between the upstream commit and the local
+  // acknowledgement (remote_config::failpoint_push_committed).
+  // The draw depends on the seed and the batch, so a seed replays the kills.
+  if (wrote_new && st.cfg.failpoint_push_committed > 0) {
+    std::mt19937_64 rng(st.ctx->config.seed ^ std::hash<std::string>{}(cs.mutation_ids.front()));
+    if (std::uniform_real_distribution<double>(0, 1)(rng) < st.cfg.failpoint_push_committed)
+      std::raise(SIGKILL);
+  }
+  return push_report_ref{std::move(report)};
+}
+
 caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remote_config cfg) {
   auto& st = self->state;
   st.ctx = ctx;
@@ -1171,7 +1541,8 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       auto* w = worker.get();
       st.workers[source] = nullptr;  // ends an older stream of this table first
       worker->thread = std::thread(run_stream, std::move(held.stream), std::move(held.shape),
-                                   st.ctx, view, caf::actor{self}, w);
+                                   st.ctx, view, caf::actor{self}, w,
+                                   replication_name(st.ctx->config.node_id, view_name));
       st.workers[source] = std::move(worker);
       return from;
     },
@@ -1284,11 +1655,14 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       }
       return nlohmann::json{{"remote", st.cfg.name}, {"dropped", dropped}}.dump();
     },
-    [self](push_atom, const std::string&, const changes_ref&,
-           const caf::actor&) -> caf::result<std::uint64_t> {
-      return make_error(errc::read_only, "remote '" + self->state.cfg.name
-                                           + "' takes no writes yet: pushing to PostgreSQL "
-                                             "arrives with the write path");
+    [self](push_atom, const std::string& source, const changes_ref& cs,
+           const caf::actor&) -> caf::result<push_report_ref> {
+      if (!cs.ptr || cs.ptr->changes.size() != cs.ptr->mutation_ids.size()
+          || cs.ptr->changes.size() != cs.ptr->base_versions.size())
+        return make_error(errc::invalid_request, "a push to remote '" + self->state.cfg.name
+                                                   + "' must carry a mutation id and a base "
+                                                     "version per write");
+      return push_writes(self, source, *cs.ptr);
     },
     [self](health_atom) { return caf::make_message(true, std::string{}); },
     [self](stats_atom) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -13,6 +14,8 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "actors/row_json.hpp"
+#include "store/key_codec.hpp"
+#include "store/record_codec.hpp"
 
 namespace syncmesh::actors {
 
@@ -30,6 +33,9 @@ constexpr auto snapshot_timeout = std::chrono::minutes(30);
 /// most this many + 2 pieces of rows (remote_config::snapshot_batch_rows
 /// each), whatever the table's size.
 constexpr std::size_t snapshot_batches_in_flight_max = 2;
+/// Outbox entries pushed in one request (one remote transaction); a longer
+/// queue drains in several, in order.
+constexpr std::size_t push_batch_entries_max = 500;
 
 /// A snapshot being staged into the store: the run's copy of the table,
 /// written in bounded batches into a generation readers do not see, and
@@ -79,6 +85,18 @@ struct view_state {
   // and kept current by exec and push.
   std::uint64_t outbox_pending = 0;
   std::uint64_t outbox_applied = 0;
+  std::uint64_t outbox_failed = 0;
+  std::uint64_t outbox_conflicted = 0;
+  /// Wall-clock ms the oldest pending entry was written at; 0: none pending.
+  std::uint64_t oldest_pending_ms = 0;
+  /// Keys (store::encode_key) with pending outbox entries, and how many:
+  /// their local rows are staged, and the change stream does not overwrite
+  /// them (the push settles them: applied, or the conflict's resolution).
+  std::map<std::string, std::uint32_t> staged;
+  /// Keys of pushed writes whose echo the stream has not brought yet: a
+  /// stream change for such a key committed before the push and is older
+  /// than the local row, so it is skipped too.
+  std::map<std::string, std::uint32_t> unechoed;
   /// The connector's last report on this view's replication slot
   /// (wal_status, retained bytes, ...), with when it arrived; null if none.
   nlohmann::json slot;
@@ -140,8 +158,18 @@ json status_json(view_actor* self) {
                                                             st.snap->rows_done)}}
                          : json(nullptr)},
   };
-  if (st.cfg.persistence == "sync")
-    out["outbox"] = {{"pending", st.outbox_pending}, {"applied", st.outbox_applied}};
+  if (st.cfg.persistence == "sync") {
+    auto now = now_ms(self);
+    out["outbox"] = {{"pending", st.outbox_pending},
+                     {"applied", st.outbox_applied},
+                     {"failed", st.outbox_failed},
+                     {"conflicted", st.outbox_conflicted},
+                     // Rows whose local value the remote has not confirmed yet.
+                     {"staged_rows", st.staged.size()},
+                     {"oldest_pending_age_ms",
+                      st.oldest_pending_ms == 0 ? json(nullptr)
+                      : json(now > st.oldest_pending_ms ? now - st.oldest_pending_ms : 0)}};
+  }
   return out;
 }
 
@@ -200,6 +228,8 @@ json run_result(view_actor* self, std::uint64_t run, const std::string& error) {
 
 void start_run(view_actor* self);
 void stop_stream(view_actor* self);
+void push_now(view_actor* self);
+void restage(view_actor* self);
 
 void finish_run(view_actor* self, const std::string& error) {
   auto& st = self->state;
@@ -214,6 +244,8 @@ void finish_run(view_actor* self, const std::string& error) {
     set_state(self, !st.job.enabled ? "idle" : st.subscribed ? "running" : "synced");
     publish(self, {{"type", "sync:end"}, {"run", st.runs}, {"pulled", st.run_pulled},
                    {"pushed", st.run_pushed}});
+    if (st.outbox_pending > 0 && st.next.empty())
+      self->send(self, push_atom::value);  // written during the run
   } else {
     st.job.retry_count += 1;
     st.job.last_error = error;
@@ -247,8 +279,159 @@ void finish_run(view_actor* self, const std::string& error) {
   }
 }
 
-// Pushes this view's pending outbox entries in one batch; calls `done` with
-// an empty string on success or the reason on failure.
+void count_down(std::map<std::string, std::uint32_t>& counts, const std::string& key) {
+  auto it = counts.find(key);
+  if (it != counts.end() && --it->second == 0)
+    counts.erase(it);
+}
+
+// The oldest pending entry's age comes from the outbox itself.
+void recount_oldest_pending(view_actor* self) {
+  auto& st = self->state;
+  st.oldest_pending_ms = 0;
+  if (st.outbox_pending == 0)
+    return;
+  if (auto ob = st.ctx->db->outbox(); ob)
+    for (const auto& e : *ob)
+      if (e.view == st.cfg.full_name() && e.state == store::outbox_state::pending) {
+        st.oldest_pending_ms = e.created.wall_ms();
+        return;
+      }
+}
+
+json row_or_null(const std::optional<store::schema>& shape, const std::optional<store::row>& r) {
+  return shape && r ? row_to_json(*shape, *r) : json(nullptr);
+}
+
+// The durable record of one conflict (or failure): both versions, and who won.
+json conflict_record(view_actor* self, const store::outbox_entry& e, const push_outcome& o) {
+  auto& st = self->state;
+  std::optional<store::row> base;
+  if (!e.base_version.empty())
+    if (auto b = store::decode_row(e.base_version, "base of " + e.mutation_id); b)
+      base = std::move(b).value();
+  json key = json::object();
+  for (std::size_t i = 0; st.shape && i < st.shape->primary_key.size() && i < e.key.size(); ++i)
+    key[st.shape->columns[st.shape->primary_key[i]].name] = to_json(e.key[i]);
+  return {{"view", st.cfg.full_name()},
+          {"seq", e.seq},
+          {"mutation_id", e.mutation_id},
+          {"state", store::to_string(o.state)},
+          {"op", e.op == store::change_op::remove ? "delete" : "upsert"},
+          {"key", key},
+          {"base", row_or_null(st.shape, base)},
+          {"local", row_or_null(st.shape, e.new_row)},
+          {"remote", o.remote_known ? row_or_null(st.shape, o.remote_row) : json(nullptr)},
+          {"winner", o.winner},
+          {"error", o.error},
+          {"policy", st.cfg.conflict},
+          {"at", now_ms(self)}};
+}
+
+std::string conflict_key(const std::string& view, std::uint64_t seq) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%020llu", static_cast<unsigned long long>(seq));
+  return "conflict/" + view + "/" + buf;
+}
+
+template <class Done>
+void push_pending(view_actor* self, Done done);
+
+// Records what the remote made of `pushed`: outbox states, conflict
+// records, and for writes that lost (or failed) the remote's row locally,
+// all in one store batch; then pushes the rest of the queue.
+template <class Done>
+void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
+                 const push_report& report, Done done) {
+  auto& st = self->state;
+  auto b = std::make_shared<store::batch>();
+  std::string blocked;
+  std::uint64_t applied = 0, failed = 0, conflicted = 0, settled = 0;
+  std::vector<json> events;
+  // The local row of a key follows the last settled write of that key that
+  // the remote did not take as written (nullopt: it took it).
+  std::map<std::string, std::optional<store::change>> local_fix;
+  for (std::size_t i = 0; i < pushed.size(); ++i) {
+    auto& e = pushed[i];
+    const push_outcome o = i < report.outcomes.size() ? report.outcomes[i] : push_outcome{
+      store::outbox_state::pending, false, false, "", false, std::nullopt, ""};
+    const auto key = store::encode_key(e.key);
+    if (!report.echoes || !o.written)
+      count_down(st.unechoed, key);
+    e.attempts += 1;
+    e.last_error = o.error;
+    if (o.state == store::outbox_state::pending) {
+      if (blocked.empty())
+        blocked = o.error.empty() ? "the remote left a write untried" : o.error;
+      b->outbox_put.push_back(e);
+      continue;
+    }
+    ++settled;
+    e.state = o.state;
+    count_down(st.staged, key);
+    if (o.state == store::outbox_state::applied) {
+      ++applied;
+      local_fix[key].reset();
+    } else {
+      (o.state == store::outbox_state::failed ? failed : conflicted) += 1;
+      auto rec = conflict_record(self, e, o);
+      b->ext.emplace_back(conflict_key(st.cfg.full_name(), e.seq), rec.dump());
+      rec["type"] = o.state == store::outbox_state::failed ? "write:failed" : "conflict";
+      events.push_back(std::move(rec));
+      if (o.written || !o.remote_known || !st.shape) {
+        local_fix[key].reset();
+      } else {
+        store::change c;
+        c.table = st.shape->table;
+        if (o.remote_row) {
+          c.op = store::change_op::insert;
+          c.new_row = o.remote_row;
+        } else {
+          c.op = store::change_op::remove;
+          c.key = e.key;
+        }
+        local_fix[key] = std::move(c);
+      }
+    }
+    b->outbox_put.push_back(e);
+  }
+  for (auto& [key, fix] : local_fix)
+    if (fix && !st.staged.count(key))  // a later write of the key is still queued
+      b->changes.push_back(std::move(*fix));
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then(
+      [self, applied, failed, conflicted, settled, events, blocked, full = pushed.size(),
+       done](std::uint64_t) mutable {
+        auto& st = self->state;
+        st.pushing = false;
+        st.run_pushed += applied;
+        st.outbox_pending -= std::min<std::uint64_t>(st.outbox_pending, settled);
+        st.outbox_applied += applied;
+        st.outbox_failed += failed;
+        st.outbox_conflicted += conflicted;
+        recount_oldest_pending(self);
+        refresh_status(self);
+        for (auto& ev : events)
+          publish(self, std::move(ev));
+        if (!blocked.empty()) {
+          done("the write queue of view " + st.cfg.full_name()
+               + " is blocked (on_error = \"block\"): " + blocked);
+          return;
+        }
+        if (full == push_batch_entries_max || st.outbox_pending > 0)
+          push_pending(self, done);  // more waited, or were written meanwhile
+        else
+          done(std::string{});
+      },
+      [self, done](const caf::error& err) mutable {
+        self->state.pushing = false;
+        done(describe(err));
+      });
+}
+
+// Pushes this view's pending outbox entries, in order, a bounded batch per
+// request; calls `done` with an empty string once the queue is drained or
+// with the reason it stopped.
 template <class Done>
 void push_pending(view_actor* self, Done done) {
   auto& st = self->state;
@@ -263,7 +446,8 @@ void push_pending(view_actor* self, Done done) {
   }
   std::vector<store::outbox_entry> pending;
   for (const auto& e : *ob)
-    if (e.view == st.cfg.full_name() && e.state == store::outbox_state::pending)
+    if (e.view == st.cfg.full_name() && e.state == store::outbox_state::pending
+        && pending.size() < push_batch_entries_max)
       pending.push_back(e);
   if (pending.empty()) {
     done(std::string{});
@@ -271,6 +455,7 @@ void push_pending(view_actor* self, Done done) {
   }
   auto cs = std::make_shared<change_set>();
   cs->table = st.cfg.source;
+  cs->view = st.cfg.full_name();
   for (const auto& e : pending) {
     store::change c;
     c.table = st.cfg.source;
@@ -279,35 +464,28 @@ void push_pending(view_actor* self, Done done) {
     c.new_row = e.new_row;
     cs->changes.push_back(std::move(c));
     cs->mutation_ids.push_back(e.mutation_id);
+    cs->base_versions.push_back(e.base_version);
+    // Until its echo (or its outcome) arrives, the stream does not
+    // overwrite the key with something older.
+    st.unechoed[store::encode_key(e.key)] += 1;
   }
   st.pushing = true;
   self->request(st.connector, step_timeout, push_atom::value, st.cfg.source, changes_ref{cs},
                 caf::actor{self})
     .then(
-      [self, pending, done](std::uint64_t) mutable {
-        auto b = std::make_shared<store::batch>();
-        for (auto e : pending) {
-          e.state = store::outbox_state::applied;
-          e.attempts += 1;
-          b->outbox_put.push_back(std::move(e));
+      [self, pending, done](const push_report_ref& report) mutable {
+        if (!report.ptr) {
+          for (const auto& e : pending)
+            count_down(self->state.unechoed, store::encode_key(e.key));
+          self->state.pushing = false;
+          done("the remote answered a push with nothing");
+          return;
         }
-        self->request(self->state.store, step_timeout, apply_atom::value, batch_ref{b})
-          .then(
-            [self, n = pending.size(), done](std::uint64_t) mutable {
-              auto& st = self->state;
-              st.pushing = false;
-              st.run_pushed += n;
-              st.outbox_pending -= std::min<std::uint64_t>(st.outbox_pending, n);
-              st.outbox_applied += n;
-              refresh_status(self);
-              done(std::string{});
-            },
-            [self, done](const caf::error& err) mutable {
-              self->state.pushing = false;
-              done(describe(err));
-            });
+        settle_push(self, std::move(pending), *report.ptr, done);
       },
-      [self, done](const caf::error& err) mutable {
+      [self, pending, done](const caf::error& err) mutable {
+        for (const auto& e : pending)
+          count_down(self->state.unechoed, store::encode_key(e.key));
         self->state.pushing = false;
         done("push to remote '" + self->state.cfg.remote + "' failed: " + describe(err));
       });
@@ -365,6 +543,8 @@ void swap_in(view_actor* self) {
         st.job.updated_at_ms = job.updated_at_ms;
         st.shape = st.snap->shape;
         st.position = st.snap->position;
+        st.unechoed.clear();  // the copy holds every push before it
+        restage(self);
         st.slot_lost_said = false;  // a followed view's snapshot came with a new slot
         st.run_pulled += st.snap->rows_done;
         st.snap.reset();
@@ -381,6 +561,30 @@ void swap_in(view_actor* self) {
 }
 
 void fetch_piece(view_actor* self);
+
+// A fresh copy of the source does not hold the writes still queued: write
+// them over it again, in order, so the local rows stay the staged ones.
+void restage(view_actor* self) {
+  auto& st = self->state;
+  if (st.outbox_pending == 0 || !st.shape)
+    return;
+  auto ob = st.ctx->db->outbox();
+  if (!ob)
+    return;
+  auto b = std::make_shared<store::batch>();
+  for (const auto& e : *ob) {
+    if (e.view != st.cfg.full_name() || e.state != store::outbox_state::pending)
+      continue;
+    store::change c;
+    c.table = st.shape->table;
+    c.op = e.op;
+    c.key = e.key;
+    c.new_row = e.new_row;
+    b->changes.push_back(std::move(c));
+  }
+  if (!b->changes.empty())
+    self->send(st.store, apply_atom::value, batch_ref{b});
+}
 
 // Moves the snapshot along: stages waiting pieces while the store has room,
 // asks for the next piece when nothing waits, swaps when all is staged.
@@ -552,6 +756,30 @@ void stop_stream(view_actor* self) {
   refresh_status(self);
 }
 
+// Pushes queued writes outside a run, while the remote is up: after an exec,
+// and after a run that ended while writes were made.
+void push_now(view_actor* self) {
+  auto& st = self->state;
+  if (!st.remote_up || !st.job.enabled || st.running || st.outbox_pending == 0)
+    return;
+  st.run_pushed = 0;
+  push_pending(self, [self](const std::string& err) {
+    auto& st = self->state;
+    if (!err.empty() && !st.running) {
+      // The writes stay queued; fail like a run so the retry timer
+      // pushes them again (a lost acknowledgement is retransmitted).
+      st.running = true;
+      finish_run(self, err);
+      return;
+    }
+    if (!err.empty())
+      publish(self, {{"type", "error"}, {"message", err}});
+    else if (self->state.run_pushed > 0)
+      publish(self, {{"type", "sync:end"}, {"pulled", 0}, {"pushed", self->state.run_pushed}});
+    self->state.run_pushed = 0;
+  });
+}
+
 caf::result<std::string> exec_local(view_actor* self, const json& ops) {
   auto& st = self->state;
   if (st.cfg.persistence != "sync")
@@ -567,6 +795,10 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
   if (!changes)
     return make_error(errc::invalid_request, changes.error().message());
   auto b = std::make_shared<store::batch>();
+  // Each write is based on the row its key holds locally before it (an
+  // earlier write of the same exec included): the remote checks that base.
+  std::map<std::string, std::optional<store::row>> rows_now;
+  std::vector<std::string> keys;
   for (auto& c : *changes) {
     store::outbox_entry e;
     e.view = st.cfg.full_name();
@@ -574,9 +806,26 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
     e.op = c.op;
     e.key = c.new_row ? st.shape->key_of(*c.new_row) : c.key;
     e.new_row = c.new_row;
+    auto key = store::encode_key(e.key);
+    auto it = rows_now.find(key);
+    if (it == rows_now.end()) {
+      auto got = st.ctx->db->get(st.shape->table, e.key);
+      if (!got)
+        return make_error(errc::invalid_request, "could not read the row a write replaces: "
+                                                   + got.error().message());
+      it = rows_now.emplace(key, *got).first;
+    }
+    if (it->second)
+      e.base_version = store::encode_row(*it->second);
+    it->second = e.new_row;
+    keys.push_back(key);
     b->outbox_put.push_back(std::move(e));
     b->changes.push_back(std::move(c));
   }
+  // Staged from now on: a stream change applied after this write must not
+  // overwrite it.
+  for (const auto& k : keys)
+    st.staged[k] += 1;
   auto rp = self->make_response_promise<std::string>();
   auto n = b->changes.size();
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
@@ -584,27 +833,17 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
       [self, rp, n](std::uint64_t) mutable {
         auto& st = self->state;
         st.outbox_pending += n;
+        if (st.oldest_pending_ms == 0)
+          recount_oldest_pending(self);
         refresh_status(self);
         rp.deliver(json{{"view", st.cfg.full_name()}, {"applied", n}, {"queued", n}}.dump());
-        if (st.remote_up && st.job.enabled && !st.running)
-          push_pending(self, [self](const std::string& err) {
-            auto& st = self->state;
-            if (!err.empty() && !st.running) {
-              // The writes stay queued; fail like a run so the retry timer
-              // pushes them again (a lost acknowledgement is retransmitted).
-              st.running = true;
-              finish_run(self, err);
-              return;
-            }
-            if (!err.empty())
-              publish(self, {{"type", "error"}, {"message", err}});
-            else if (self->state.run_pushed > 0)
-              publish(self, {{"type", "sync:end"}, {"pulled", 0},
-                             {"pushed", self->state.run_pushed}});
-            self->state.run_pushed = 0;
-          });
+        push_now(self);
       },
-      [rp](const caf::error& err) mutable { rp.deliver(err); });
+      [self, rp, keys](const caf::error& err) mutable {
+        for (const auto& k : keys)
+          count_down(self->state.staged, k);
+        rp.deliver(err);
+      });
   return rp;
 }
 
@@ -612,8 +851,18 @@ void apply_stream(view_actor* self, const change_set& cs) {
   auto& st = self->state;
   if (!st.subscribed || !st.job.enabled || !st.shape || cs.position <= st.position)
     return;  // stale: covered by the snapshot or by an earlier change set
+  // This view's own pushes come back as echoes: the local rows already hold them.
+  for (const auto& key : cs.echoes)
+    count_down(st.unechoed, store::encode_key(key));
   auto b = std::make_shared<store::batch>();
   for (auto c : cs.changes) {
+    // A staged row, or one pushed but not echoed yet, is newer than this
+    // change (committed upstream before the push): keep the local row.
+    if ((!st.staged.empty() || !st.unechoed.empty()) && c.op != store::change_op::truncate) {
+      auto key = store::encode_key(c.new_row ? st.shape->key_of(*c.new_row) : c.key);
+      if (st.staged.count(key) || st.unechoed.count(key))
+        continue;
+    }
     c.table = st.shape->table;
     b->changes.push_back(std::move(c));
   }
@@ -673,9 +922,20 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     st.position = std::stoull(**cur);
   if (cfg.persistence == "sync")
     if (auto ob = ctx->db->outbox(); ob)
-      for (const auto& e : *ob)
-        if (e.view == cfg.full_name())
-          (e.state == store::outbox_state::pending ? st.outbox_pending : st.outbox_applied) += 1;
+      for (const auto& e : *ob) {
+        if (e.view != cfg.full_name())
+          continue;
+        switch (e.state) {
+          case store::outbox_state::pending:
+            if (st.outbox_pending++ == 0)
+              st.oldest_pending_ms = e.created.wall_ms();
+            st.staged[store::encode_key(e.key)] += 1;
+            break;
+          case store::outbox_state::applied: ++st.outbox_applied; break;
+          case store::outbox_state::failed: ++st.outbox_failed; break;
+          case store::outbox_state::conflicted: ++st.outbox_conflicted; break;
+        }
+      }
   st.may_resume = follows_stream(cfg) && st.shape && st.position > 0
                   && (st.job.state == "synced" || st.job.state == "idle");
 
@@ -722,6 +982,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       return rp;
     },
     [self](status_atom) { return status_json(self).dump(); },
+    [self](push_atom) { push_now(self); },
     [self](exec_atom, const std::string& text) -> caf::result<std::string> {
       auto ops = json::parse(text, nullptr, false);
       if (ops.is_discarded())

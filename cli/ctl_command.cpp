@@ -118,12 +118,27 @@ std::string slot_cell(const json& v) {
   return out;
 }
 
+// A sync view's queue: "3 pending (oldest 2s), 1 failed, 1 conflicted".
+std::string outbox_cell(const json& v) {
+  if (!v.contains("outbox") || !v["outbox"].is_object())
+    return "-";
+  const auto& ob = v["outbox"];
+  std::string out = std::to_string(ob.value("pending", 0)) + " pending";
+  if (ob.contains("oldest_pending_age_ms") && ob["oldest_pending_age_ms"].is_number())
+    out += " (oldest " + std::to_string(ob["oldest_pending_age_ms"].get<std::uint64_t>() / 1000)
+           + "s)";
+  for (const auto* k : {"failed", "conflicted"})
+    if (ob.value(k, 0) > 0)
+      out += ", " + std::to_string(ob.value(k, 0)) + " " + k;
+  return out;
+}
+
 void print_status(const json& views) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& v : views) {
     if (v.contains("error") && !v.contains("persistence")) {
       rows.push_back({cell(v["view"]), "-", "-", "-", cell(v.value("state", json("failed"))),
-                      "-", "-", "-", "-", "-", cell(v["error"])});
+                      "-", "-", "-", "-", "-", "-", cell(v["error"])});
       continue;
     }
     rows.push_back({v["namespace"].get<std::string>() + "." + v["name"].get<std::string>(),
@@ -131,11 +146,11 @@ void print_status(const json& views) {
                     v["enabled"].get<bool>() ? "yes" : "no", cell(v["state"]),
                     cell(v["retry_count"]), cell(v["last_seen_commit"]),
                     age(v["next_retry_at"]), age(v["updated_at"], true), slot_cell(v),
-                    cell(v["last_error"])});
+                    outbox_cell(v), cell(v["last_error"])});
   }
   print_table(std::cout,
               {"VIEW", "PERSISTENCE", "MODE", "ENABLED", "STATE", "RETRIES", "LAST SEEN",
-               "NEXT RETRY", "UPDATED", "SLOT", "LAST ERROR"},
+               "NEXT RETRY", "UPDATED", "SLOT", "OUTBOX", "LAST ERROR"},
               rows);
 }
 
@@ -317,6 +332,20 @@ void print_links(const json& links) {
               rows);
 }
 
+void print_conflicts(const json& records) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : records)
+    rows.push_back({cell(c["view"]), cell(c["seq"]), cell(c["state"]), cell(c["op"]),
+                    c["key"].dump(), c["local"].dump(), c["remote"].dump(), cell(c["winner"]),
+                    cell(c["error"])});
+  if (rows.empty()) {
+    std::cout << "(no conflicts or failed writes)\n";
+    return;
+  }
+  print_table(std::cout,
+              {"VIEW", "SEQ", "STATE", "OP", "KEY", "LOCAL", "REMOTE", "WINNER", "ERROR"}, rows);
+}
+
 json parse_rows(const std::string& text, const char* what, std::string& error) {
   if (text.empty())
     return json::array();
@@ -379,6 +408,9 @@ CLI::App* add_ctl_command(CLI::App& app) {
   events->add_option("--for", opts.events_timeout_ms, "Exit after this many milliseconds")
     ->check(CLI::PositiveNumber);
   ctl->add_subcommand("links", "One record per peer link: state, counts, last refusal");
+  auto* conflicts = ctl->add_subcommand(
+    "conflicts", "Writes of sync views that conflicted or failed upstream, with both versions");
+  conflicts->add_option("view", opts.view, "ns.view (default: every view)");
   auto* topology = ctl->add_subcommand("topology", "The node's views, remotes and links");
   topology->add_option("--format", opts.format, "text (default), dot or json")
     ->check(CLI::IsMember({"text", "dot", "json"}));
@@ -436,6 +468,9 @@ int run_ctl() {
       args["upsert"] = up;
     if (!del.empty())
       args["delete"] = del;
+  } else if (verb == "conflicts") {
+    if (!opts.view.empty())
+      args["view"] = opts.view;
   } else if (verb == "remote") {
     if (opts.down && opts.up)
       return fail(2, "remote takes --down or --up, not both");
@@ -516,6 +551,8 @@ int run_ctl() {
     print_query(result);
   else if (verb == "links")
     print_links(result);
+  else if (verb == "conflicts")
+    print_conflicts(result);
   else if (verb == "topology" && opts.format != "json")
     print_topology(result, opts.format);
   else if (verb == "remote" && !args.contains("outage"))

@@ -194,9 +194,31 @@ int push_result(lua_State* L, const json& j) {
   return 1;
 }
 
+// A call given a deadline in ms as its last argument answers nil and the
+// error instead of raising: for nodes that may die meanwhile (failpoints).
+int call_or_nil(lua_State* L, node_process& n, const std::string& verb, json args,
+                lua_Integer timeout_ms) {
+  auto r = n.call(verb, std::move(args), milliseconds(timeout_ms));
+  if (!r) {
+    lua_pushnil(L);
+    lua_pushstring(L, r.error().message().c_str());
+    return 2;
+  }
+  return push_result(L, *r);
+}
+
 int node_status(lua_State* L) {
   auto& n = check_node(L);
+  if (!lua_isnoneornil(L, 3))
+    return call_or_nil(L, n, "status", {{"selector", selector_arg(L, 2)}}, luaL_checkinteger(L, 3));
   return push_result(L, call_node(L, n, "status", {{"selector", selector_arg(L, 2)}}));
+}
+int node_conflicts(lua_State* L) {
+  auto& n = check_node(L);
+  json args = json::object();
+  if (!lua_isnoneornil(L, 2))
+    args["view"] = luaL_checkstring(L, 2);
+  return push_result(L, call_node(L, n, "conflicts", args));
 }
 int node_sync(lua_State* L) {
   auto& n = check_node(L);
@@ -254,6 +276,8 @@ int node_exec(lua_State* L) {
   auto& n = check_node(L);
   auto ops = to_json(L, 3, "exec");
   ops["view"] = luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 4))
+    return call_or_nil(L, n, "exec", ops, luaL_checkinteger(L, 4));
   return push_result(L, call_node(L, n, "exec", ops));
 }
 int node_exec_remote(lua_State* L) {
@@ -751,7 +775,7 @@ void register_type(lua_State* L, const char* name, const luaL_Reg* methods) {
 void register_api(lua_State* L) {
   static const luaL_Reg node_methods[] = {
     {"status", node_status},   {"sync", node_sync},
-    {"stop", node_stop_views}, {"resume", node_resume}, {"forget", node_forget},
+    {"conflicts", node_conflicts}, {"stop", node_stop_views}, {"resume", node_resume}, {"forget", node_forget},
     {"query", node_query},     {"rows", node_rows},
     {"exec", node_exec},       {"exec_remote", node_exec_remote},
     {"sync_concurrently", node_sync_concurrently},

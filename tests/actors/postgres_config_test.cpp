@@ -101,4 +101,35 @@ BOOST_AUTO_TEST_CASE(postgres_only_settings_are_refused_elsewhere) {
   BOOST_TEST(op.find("'op'") != std::string::npos, op);
 }
 
+BOOST_AUTO_TEST_CASE(a_sync_view_of_a_table_takes_its_conflict_settings_and_a_query_is_refused) {
+  auto sync = [](const std::string& view) {
+    auto text = config("", view);
+    auto at = text.find("\"realtime\"");
+    return text.replace(at, 10, "\"sync\"");
+  };
+  auto ok = parse_node_config(sync("source = \"items\"\nconflict = \"lww\"\nlww_column = "
+                                   "\"updated_at\"\non_error = \"block\"\nversion_column = \"v\""),
+                              "node.toml");
+  BOOST_REQUIRE_MESSAGE(ok.is_ok(), ok.error().message());
+  BOOST_TEST(ok->views[0].conflict == "lww");
+  BOOST_TEST(ok->views[0].lww_column == "updated_at");
+  BOOST_TEST(ok->views[0].version_column == "v");
+  BOOST_TEST(ok->views[0].on_error == "block");
+  auto defaults = parse_node_config(sync("source = \"items\""), "node.toml");
+  BOOST_REQUIRE(defaults.is_ok());
+  BOOST_TEST(defaults->views[0].conflict == "remote-wins");
+  BOOST_TEST(defaults->views[0].on_error == "skip");
+
+  auto query = error_of(sync("query = \"SELECT id FROM items\"\nkey = [\"id\"]"));
+  BOOST_TEST(query.find("sync views are of tables") != std::string::npos, query);
+  auto lww = error_of(sync("source = \"items\"\nconflict = \"lww\""));
+  BOOST_TEST(lww.find("names no lww_column") != std::string::npos, lww);
+  auto policy = error_of(sync("source = \"items\"\nconflict = \"mine\""));
+  BOOST_TEST(policy.find("'conflict'") != std::string::npos, policy);
+  auto origin_first = error_of(sync("source = \"items\"\nwrite_policy = \"origin_first\""));
+  BOOST_TEST(origin_first.find("not support yet") != std::string::npos, origin_first);
+  auto realtime = error_of(config("", "source = \"items\"\nconflict = \"local-wins\""));
+  BOOST_TEST(realtime.find("apply to sync views only") != std::string::npos, realtime);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

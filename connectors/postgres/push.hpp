@@ -1,0 +1,77 @@
+#pragma once
+
+// The SQL of a sync view's push: each local write becomes one statement
+// against the source table, checked against the row it was based on, and
+// the mutation id is recorded in syncmesh.mutations in the same transaction.
+//
+// Why not xmin: pgoutput does not send a row's xmin, so the version a view
+// holds cannot be learned from the stream; a row's full image (or a version
+// column the application maintains) is what the view does hold. A write is
+// therefore pushed as compare-and-set: UPDATE ... WHERE key = $k AND every
+// compared column IS NOT DISTINCT FROM the base row's value. No row matched
+// means someone else changed (or deleted) the row since: a conflict.
+//
+// Plain functions: they build text and parameters, run nothing, and are
+// unit-tested without a server. Values travel as text parameters, cast to
+// the column's type; identifiers are quoted.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "connectors/postgres/replication_stream.hpp"
+#include "store/value.hpp"
+
+namespace syncmesh::connectors::postgres {
+
+/// The bookkeeping schema and table the push creates upstream.
+inline constexpr const char* mutations_table = "syncmesh.mutations";
+
+/// CREATE SCHEMA / TABLE IF NOT EXISTS for syncmesh.mutations, one
+/// statement each.
+std::vector<std::string> create_mutations_sql();
+
+/// How a view's local columns map onto its source table.
+struct push_table {
+  std::string schema;
+  std::string name;
+  /// The source column behind each local column, in local column order.
+  std::vector<column_info> columns;
+  /// Indices into `columns` of the primary key, in key order.
+  std::vector<std::size_t> key;
+  /// Set: compare-and-set on this column only (an application-maintained
+  /// version); unset: on every column of the base row.
+  std::optional<std::size_t> version_column;
+};
+
+/// A statement and its text parameters (nullopt = SQL NULL).
+struct statement {
+  std::string sql;
+  std::vector<std::optional<std::string>> params;
+};
+
+/// PostgreSQL's text input for a local value; nullopt for NULL.
+std::optional<std::string> text_for(const store::value& v);
+
+/// INSERT of `row` that does nothing when the key exists (0 rows: conflict).
+statement insert_new(const push_table& t, const store::row& row);
+
+/// UPDATE of the row under `row`'s key to `row`, only if it still equals
+/// `base` on the compared columns (0 rows: conflict). Without `base` the
+/// write is forced: an upsert.
+statement update_from(const push_table& t, const store::row& row, const store::row* base);
+
+/// DELETE of the row under `key`, only if it still equals `base` on the
+/// compared columns (0 rows: conflict). Without `base` it is forced.
+statement delete_from(const push_table& t, const store::row& key, const store::row* base);
+
+/// SELECT of the row under `key`, every column as text.
+statement select_row(const push_table& t, const store::row& key);
+
+/// Whether `local` is newer than `remote` on timestamp column `column`,
+/// asked of PostgreSQL (it parses the column's type): SELECT $1::type > $2::type.
+statement newer_than(const push_table& t, std::size_t column, const store::value& local,
+                     const std::optional<std::string>& remote_text);
+
+} // namespace syncmesh::connectors::postgres
