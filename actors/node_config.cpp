@@ -682,6 +682,7 @@ status read_view(const source_doc& doc, const toml::table& t,
   auto* on_error = r.string("on_error", out.on_error);
   if (on_error)
     r.one_of("on_error", out.on_error, {"skip", "block"});
+  auto* id_block = r.integer("id_block", out.id_block, 0);
   r.boolean("enabled", out.enabled);
   auto* columns = r.array("columns", "an array of column names");
   auto* key = r.array("key", "an array of key column names");
@@ -786,6 +787,10 @@ status read_view(const source_doc& doc, const toml::table& t,
                     : version_column ? version_column : on_error),
                   "conflict, lww_column, version_column and on_error apply to sync views only; "
                   "view '" + out.full_name() + "' is " + out.persistence);
+      if (out.persistence != "sync" && id_block)
+        r.fail_at(*id_block, "id_block applies to sync views only (it leases ids for their "
+                             "offline inserts); view '" + out.full_name() + "' is "
+                               + out.persistence);
     } else if (query || !out.columns.empty() || !out.filters.empty() || !out.key.empty()) {
       r.fail_at(query ? *static_cast<const toml::node*>(query)
                       : *static_cast<const toml::node*>(t.get("columns") ? t.get("columns")

@@ -102,6 +102,11 @@ struct view_config {
   std::string lww_column;
   std::string version_column;
   std::string on_error = "skip";
+  // Sync views of PostgreSQL tables keyed by a serial or identity column:
+  // how many ids to lease from the key's sequence at a time, so that inserts
+  // that leave the key out get one even offline (0: lease none; such an
+  // insert must then give its key). See connectors/postgres/id_lease.hpp.
+  std::uint64_t id_block = 1000;
   bool enabled = true;
   // Views of PostgreSQL remotes: `source` is "schema.table" (or "table" in
   // public), optionally narrowed to `columns` and `filters`; or a `query`

@@ -52,8 +52,8 @@ store::result<id_pool> id_pool::decode(const std::string& text, const std::strin
   auto bad = [&](const std::string& why) {
     return store::status::invalid_argument(
       what + " is damaged (" + why + "): \"" + text
-      + "\"; erase it with `ctl forget` on the view and sync it again "
-        "to lease a fresh block");
+      + "\"; its ids are not used, and the view leases a fresh block when the remote is "
+        "next reachable");
   };
   while (!rest.empty()) {
     auto comma = rest.find(',');

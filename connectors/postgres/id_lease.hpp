@@ -62,6 +62,14 @@ std::string id_pool_record(const std::string& view);
 /// $1 = quoted "schema"."table", $2 = column name.
 inline constexpr const char* serial_sequence_sql = "SELECT pg_get_serial_sequence($1, $2)";
 
+/// SELECT of (column, sequence or NULL) for each primary key column of a
+/// table. $1 and $2 = the quoted "schema"."table" (once as text, once as
+/// regclass).
+inline constexpr const char* key_sequence_sql =
+  "SELECT a.attname::text, pg_catalog.pg_get_serial_sequence($1, a.attname)::text "
+  "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+  "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $2::regclass AND i.indisprimary";
+
 /// SELECT of `n` fresh values of the sequence $1 (a regclass text), one per
 /// row in nextval order. $2 = n.
 inline constexpr const char* lease_sql =
