@@ -231,7 +231,9 @@ struct pg_state {
   std::map<std::uint64_t, delayed_piece> delayed;  // by id
   std::uint64_t next_delayed = 0;
   std::map<caf::actor_addr, held_slot> held;  // by the view that took the snapshot
-  std::map<std::string, std::unique_ptr<stream_worker>> workers;  // by source table
+  /// By view: a table may be followed by several views (a sync view and a
+  /// realtime one), each on its own slot.
+  std::map<std::string, std::unique_ptr<stream_worker>> workers;
   std::set<caf::actor> watchers;
   /// The normal connection sync views' writes are pushed on, the
   /// replication origin its session is set up with ("" none), and whether
@@ -1540,21 +1542,24 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       worker->view = view.address();
       worker->slot = held.slot;
       auto* w = worker.get();
-      st.workers[source] = nullptr;  // ends an older stream of this table first
+      st.workers[view_name] = nullptr;  // ends an older stream of this view first
       worker->thread = std::thread(run_stream, std::move(held.stream), std::move(held.shape),
                                    st.ctx, view, caf::actor{self}, w,
                                    replication_name(st.ctx->config.node_id, view_name));
-      st.workers[source] = std::move(worker);
+      st.workers[view_name] = std::move(worker);
       return from;
     },
-    [self](unsubscribe_atom, const std::string& source, const caf::actor&) {
-      self->state.workers.erase(source);
+    [self](unsubscribe_atom, const std::string&, const caf::actor& view) {
+      auto& workers = self->state.workers;
+      for (auto it = workers.begin(); it != workers.end();)
+        it = it->second && it->second->view == view.address() ? workers.erase(it) : std::next(it);
     },
-    [self](ack_atom, const std::string& source, std::uint64_t position) {
-      auto it = self->state.workers.find(source);
-      if (it != self->state.workers.end() && it->second
-          && position > it->second->acked.load())
-        it->second->acked = position;
+    [self](ack_atom, const std::string&, std::uint64_t position) {
+      // From the view whose stream it was.
+      auto from = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      for (auto& [view, w] : self->state.workers)
+        if (w && w->view == from && position > w->acked.load())
+          w->acked = position;
     },
     [self](stream_lost_atom, const caf::actor& view, const std::string& why) {
       auto& st = self->state;
@@ -1623,13 +1628,13 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
             self->send(watcher, slot_atom::value, report.dump());
       }
     },
-    [self](forget_atom, const std::string& source,
+    [self](forget_atom, const std::string&,
            const std::string& view_name) -> caf::result<std::string> {
       auto& st = self->state;
       const auto name = replication_name(st.ctx->config.node_id, view_name);
       // The stream and any held replication connection let go of the slot first.
-      if (auto it = st.workers.find(source); it != st.workers.end() && it->second
-                                             && it->second->slot == name)
+      if (auto it = st.workers.find(view_name); it != st.workers.end() && it->second
+                                                && it->second->slot == name)
         st.workers.erase(it);
       for (auto it = st.held.begin(); it != st.held.end();)
         it = it->second.slot == name ? st.held.erase(it) : std::next(it);
