@@ -674,6 +674,7 @@ status read_view(const source_doc& doc, const toml::table& t,
   if (query && out.source.empty())
     out.source = out.ns + "." + out.name;
   r.one_of("write_policy", out.write_policy, {"local_first", "origin_first"});
+  r.one_of("origin_first_offline", out.origin_first_offline, {"refuse", "local_first"});
   auto* conflict = r.string("conflict", out.conflict);
   if (conflict)
     r.one_of("conflict", out.conflict, {"remote-wins", "local-wins", "lww"});
@@ -758,11 +759,6 @@ status read_view(const source_doc& doc, const toml::table& t,
                     + "' reads a query and is a sync view; a write to a query's result cannot "
                       "be pushed back (which table, which row?), so sync views are of tables: "
                       "use source = \"schema.table\", or make this view materialized");
-      if (out.persistence == "sync" && out.write_policy == "origin_first")
-        r.fail_at(*t.get("write_policy"),
-                  "view '" + out.full_name()
-                    + "' asks for write_policy \"origin_first\", which PostgreSQL remotes do "
-                      "not support yet; use \"local_first\" (the default)");
       if (out.persistence == "sync" && out.conflict == "lww" && out.lww_column.empty())
         r.fail_at(*conflict, "view '" + out.full_name()
                                + "' resolves conflicts by \"lww\" but names no lww_column; add "

@@ -92,6 +92,9 @@ struct view_config {
   std::string remote;        // name of a [[remotes]] entry
   std::string source;        // table on the remote
   std::string write_policy = "local_first";  // sync views: local_first | origin_first
+  // origin_first views while the remote is down (or the view stopped):
+  // "refuse" the write with a sentence, or "local_first" (queue it).
+  std::string origin_first_offline = "refuse";
   // Sync views of PostgreSQL tables: how a write that meets a changed row
   // (a conflict) ends — "remote-wins" (the remote's row replaces the local
   // one), "local-wins" (the write is forced) or "lww" (the newer

@@ -109,6 +109,13 @@ struct view_state {
   bool ids_checked = false;
   bool leasing = false;
   std::string lease_error;  // why the last lease failed; empty when it did not
+  /// origin_first execs waiting for the remote's verdict on their writes
+  /// (by mutation id), answered as their outbox entries settle.
+  struct origin_waiter {
+    std::vector<std::string> mutation_ids;
+    caf::response_promise rp;
+  };
+  std::vector<origin_waiter> origin_waiters;
   /// Execs waiting for a lease to give their inserts ids.
   std::vector<std::pair<json, caf::response_promise>> waiting_for_ids;
   /// The connector's last report on this view's replication slot
@@ -358,6 +365,17 @@ std::string conflict_key(const std::string& view, std::uint64_t seq) {
 
 template <class Done>
 void push_pending(view_actor* self, Done done);
+void answer_origin_waiters(view_actor* self, const std::string& error);
+
+// The local change a write makes (an origin_first write, once taken).
+store::change written_change(const store::schema& shape, const store::outbox_entry& e) {
+  store::change c;
+  c.table = shape.table;
+  c.op = e.op;
+  c.key = e.key;
+  c.new_row = e.new_row;
+  return c;
+}
 
 // Records what the remote made of `pushed`: outbox states, conflict
 // records, and for writes that lost (or failed) the remote's row locally,
@@ -394,13 +412,17 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
     if (o.state == store::outbox_state::applied) {
       ++applied;
       local_fix[key].reset();
+      if (st.cfg.write_policy == "origin_first" && st.shape)
+        local_fix[key] = written_change(*st.shape, e);
     } else {
       (o.state == store::outbox_state::failed ? failed : conflicted) += 1;
       auto rec = conflict_record(self, e, o);
       b->ext.emplace_back(conflict_key(st.cfg.full_name(), e.seq), rec.dump());
       rec["type"] = o.state == store::outbox_state::failed ? "write:failed" : "conflict";
       events.push_back(std::move(rec));
-      if (o.written || !o.remote_known || !st.shape) {
+      if (o.written && st.cfg.write_policy == "origin_first" && st.shape) {
+        local_fix[key] = written_change(*st.shape, e);  // it won: the remote holds it
+      } else if (o.written || !o.remote_known || !st.shape) {
         local_fix[key].reset();
       } else {
         store::change c;
@@ -435,6 +457,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
         refresh_status(self);
         for (auto& ev : events)
           publish(self, std::move(ev));
+        answer_origin_waiters(self, blocked);
         if (!blocked.empty()) {
           done("the write queue of view " + st.cfg.full_name()
                + " is blocked (on_error = \"block\"): " + blocked);
@@ -509,7 +532,9 @@ void push_pending(view_actor* self, Done done) {
         for (const auto& e : pending)
           count_down(self->state.unechoed, store::encode_key(e.key));
         self->state.pushing = false;
-        done("push to remote '" + self->state.cfg.remote + "' failed: " + describe(err));
+        auto why = "push to remote '" + self->state.cfg.remote + "' failed: " + describe(err);
+        answer_origin_waiters(self, why);
+        done(why);
       });
 }
 
@@ -802,6 +827,108 @@ void push_now(view_actor* self) {
   });
 }
 
+// --- origin_first: the remote takes a write before the local copy does -----
+//
+// The writes' outbox entries are made durable first (state pending, the
+// local rows untouched), then pushed like any others, in queue order; when
+// the remote has taken them, settle_push writes the rows locally from the
+// outcome, and the exec is answered. A write whose outcome is unknown (the
+// remote went away mid-push) stays queued — its mutation id keeps a retry
+// from applying it twice — and the exec is answered with a sentence saying
+// so. While the remote is down (or the view stopped) a write is refused
+// before anything is written, unless origin_first_offline = "local_first".
+
+// Answers the origin_first execs whose writes all settled; with `error`
+// (a push that failed), every waiting exec.
+void answer_origin_waiters(view_actor* self, const std::string& error) {
+  auto& st = self->state;
+  if (st.origin_waiters.empty())
+    return;
+  auto ob = st.ctx->db->outbox();
+  std::map<std::string, const store::outbox_entry*> by_id;
+  if (ob)
+    for (const auto& e : *ob)
+      if (e.view == st.cfg.full_name())
+        by_id[e.mutation_id] = &e;
+  std::vector<view_state::origin_waiter> still;
+  for (auto& w : st.origin_waiters) {
+    std::size_t applied = 0, pending = 0;
+    std::string why;
+    for (const auto& id : w.mutation_ids) {
+      auto it = by_id.find(id);
+      if (it == by_id.end() || it->second->state == store::outbox_state::pending) {
+        ++pending;
+        continue;
+      }
+      if (it->second->state == store::outbox_state::applied)
+        ++applied;
+      else if (why.empty())
+        why = std::string(store::to_string(it->second->state))
+              + (it->second->last_error.empty() ? "" : ": " + it->second->last_error);
+    }
+    auto n = w.mutation_ids.size();
+    if (pending > 0 && error.empty() && ob) {
+      still.push_back(std::move(w));
+      continue;
+    }
+    if (pending > 0) {
+      w.rp.deliver(make_error(
+        errc::invalid_request,
+        "view " + st.cfg.full_name() + " writes origin_first, but its remote could not confirm "
+          + std::to_string(pending) + " of " + std::to_string(n) + " writes ("
+          + (error.empty() ? "the outbox could not be read" : error)
+          + "); they stay queued and are pushed, once each, when the remote is reachable — "
+            "`ctl status` shows the outbox"));
+    } else if (applied < n) {
+      w.rp.deliver(make_error(errc::invalid_request,
+                              "view " + st.cfg.full_name() + ": the remote did not take "
+                                + std::to_string(n - applied) + " of " + std::to_string(n)
+                                + " writes (" + why + "); the remote's rows stand — `ctl "
+                                  "conflicts "
+                                + st.cfg.full_name() + "` shows each"));
+    } else {
+      w.rp.deliver(json{{"view", st.cfg.full_name()}, {"applied", n}, {"queued", 0}}.dump());
+    }
+  }
+  st.origin_waiters = std::move(still);
+}
+
+void exec_origin_first(view_actor* self, std::shared_ptr<store::batch> b,
+                       caf::response_promise rp) {
+  auto& st = self->state;
+  if (!st.remote_up || !st.job.enabled)
+    return rp.deliver(make_error(
+      errc::invalid_request,
+      "view " + st.cfg.full_name() + " writes origin_first and "
+        + (st.job.enabled ? "its remote '" + st.cfg.remote + "' is down"
+                          : std::string("is stopped"))
+        + ", so the write was not made; write again once "
+        + (st.job.enabled ? "the remote is back" : "the view is resumed")
+        + ", or set origin_first_offline = \"local_first\" to queue writes meanwhile"));
+  // The local copy changes when the remote has taken the writes.
+  b->changes.clear();
+  std::vector<std::string> ids;
+  for (auto& e : b->outbox_put) {
+    // An HLC reading never repeats, not even across restarts.
+    e.mutation_id = st.ctx->config.node_id + ":o"
+                    + std::to_string(st.ctx->db->clock().now().packed());
+    ids.push_back(e.mutation_id);
+  }
+  auto n = b->outbox_put.size();
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then(
+      [self, rp, n, ids](std::uint64_t) mutable {
+        auto& st = self->state;
+        st.outbox_pending += n;
+        if (st.oldest_pending_ms == 0)
+          recount_oldest_pending(self);
+        refresh_status(self);
+        st.origin_waiters.push_back({std::move(ids), std::move(rp)});
+        push_now(self);
+      },
+      [rp](const caf::error& err) mutable { rp.deliver(err); });
+}
+
 // Applies local writes with their outbox entries in one batch and answers
 // `rp`; `ids_record` (the view's leased id pool after this exec took from
 // it) lands in the same batch.
@@ -849,6 +976,16 @@ void exec_local(view_actor* self, const json& ops, caf::response_promise rp,
     keys.push_back(key);
     b->outbox_put.push_back(std::move(e));
     b->changes.push_back(std::move(c));
+  }
+  if (st.cfg.write_policy == "origin_first") {
+    bool reachable = st.remote_up && st.job.enabled;
+    if (reachable || st.cfg.origin_first_offline != "local_first") {
+      if (ids_record)
+        b->ext.emplace_back(connectors::postgres::id_pool_record(st.cfg.full_name()),
+                            std::move(*ids_record));
+      return exec_origin_first(self, std::move(b), std::move(rp));
+    }
+    // Down, and configured to fall back: queued as a local_first write.
   }
   // Staged from now on: a stream change applied after this write must not
   // overwrite it.
@@ -1158,6 +1295,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       ++st.timer_gen;  // any pending retry is void from now on
       st.job.next_retry_at_ms = 0;
       stop_stream(self);
+      answer_origin_waiters(self, "the view was stopped");
       // Answer once the disabled job is durable: a crash right after a stop
       // must not resurrect the job.
       auto rp = self->make_response_promise<std::string>();
@@ -1206,6 +1344,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](down_atom, const std::string&, const std::string& reason) {
       auto& st = self->state;
       st.remote_up = false;
+      answer_origin_waiters(self, "the remote went down: " + reason);
       if (st.subscribed && !st.running) {
         st.subscribed = false;
         st.running = true;  // fail the live stream as if it were a run
