@@ -33,6 +33,11 @@
 //   (forget_atom, table, string view)      -> string (JSON)
 //       ends the view's stream and drops what the remote keeps for it (a
 //       PostgreSQL slot and publication); the JSON lists what was dropped
+//   (lease_atom, string view, uint64 n)    -> string (JSON) | error
+//       PostgreSQL: {"column", "sequence", "ids"}: the view's key column
+//       when its table has a one-column key fed by a sequence (serial or
+//       identity), and n fresh values of that sequence, in nextval order;
+//       column and sequence are null (and ids empty) when the key has none
 //   (health_atom)                          -> (bool up, string reason)
 //   (health_atom, actor watcher)           -> (bool up, string reason)
 //       and from then on `watcher` receives (up_atom, remote) and

@@ -183,6 +183,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, slot_atom, "slot")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, heartbeat_atom, "heartbeat")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, forget_atom, "forget")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, lease_atom, "lease")
   // Peer actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, link_up_atom, "linkup")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, link_down_atom, "linkdown")

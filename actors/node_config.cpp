@@ -676,6 +676,7 @@ status read_view(const source_doc& doc, const toml::table& t,
   if (query && out.source.empty())
     out.source = out.ns + "." + out.name;
   r.one_of("write_policy", out.write_policy, {"local_first", "origin_first"});
+  r.one_of("origin_first_offline", out.origin_first_offline, {"refuse", "local_first"});
   auto* conflict = r.string("conflict", out.conflict);
   if (conflict)
     r.one_of("conflict", out.conflict, {"remote-wins", "local-wins", "lww"});
@@ -684,6 +685,7 @@ status read_view(const source_doc& doc, const toml::table& t,
   auto* on_error = r.string("on_error", out.on_error);
   if (on_error)
     r.one_of("on_error", out.on_error, {"skip", "block"});
+  auto* id_block = r.integer("id_block", out.id_block, 0);
   r.boolean("enabled", out.enabled);
   auto* columns = r.array("columns", "an array of column names");
   auto* key = r.array("key", "an array of key column names");
@@ -759,11 +761,6 @@ status read_view(const source_doc& doc, const toml::table& t,
                     + "' reads a query and is a sync view; a write to a query's result cannot "
                       "be pushed back (which table, which row?), so sync views are of tables: "
                       "use source = \"schema.table\", or make this view materialized");
-      if (out.persistence == "sync" && out.write_policy == "origin_first")
-        r.fail_at(*t.get("write_policy"),
-                  "view '" + out.full_name()
-                    + "' asks for write_policy \"origin_first\", which PostgreSQL remotes do "
-                      "not support yet; use \"local_first\" (the default)");
       if (out.persistence == "sync" && out.conflict == "lww" && out.lww_column.empty())
         r.fail_at(*conflict, "view '" + out.full_name()
                                + "' resolves conflicts by \"lww\" but names no lww_column; add "
@@ -788,6 +785,10 @@ status read_view(const source_doc& doc, const toml::table& t,
                     : version_column ? version_column : on_error),
                   "conflict, lww_column, version_column and on_error apply to sync views only; "
                   "view '" + out.full_name() + "' is " + out.persistence);
+      if (out.persistence != "sync" && id_block)
+        r.fail_at(*id_block, "id_block applies to sync views only (it leases ids for their "
+                             "offline inserts); view '" + out.full_name() + "' is "
+                               + out.persistence);
     } else if (query || !out.columns.empty() || !out.filters.empty() || !out.key.empty()) {
       r.fail_at(query ? *static_cast<const toml::node*>(query)
                       : *static_cast<const toml::node*>(t.get("columns") ? t.get("columns")

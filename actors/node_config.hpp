@@ -92,6 +92,9 @@ struct view_config {
   std::string remote;        // name of a [[remotes]] entry
   std::string source;        // table on the remote
   std::string write_policy = "local_first";  // sync views: local_first | origin_first
+  // origin_first views while the remote is down (or the view stopped):
+  // "refuse" the write with a sentence, or "local_first" (queue it).
+  std::string origin_first_offline = "refuse";
   // Sync views of PostgreSQL tables: how a write that meets a changed row
   // (a conflict) ends — "remote-wins" (the remote's row replaces the local
   // one), "local-wins" (the write is forced) or "lww" (the newer
@@ -102,6 +105,11 @@ struct view_config {
   std::string lww_column;
   std::string version_column;
   std::string on_error = "skip";
+  // Sync views of PostgreSQL tables keyed by a serial or identity column:
+  // how many ids to lease from the key's sequence at a time, so that inserts
+  // that leave the key out get one even offline (0: lease none; such an
+  // insert must then give its key). See connectors/postgres/id_lease.hpp.
+  std::uint64_t id_block = 1000;
   bool enabled = true;
   // Views of PostgreSQL remotes: `source` is "schema.table" (or "table" in
   // public), optionally narrowed to `columns` and `filters`; or a `query`

@@ -18,6 +18,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "connectors/postgres/id_lease.hpp"
 #include "connectors/postgres/pgoutput.hpp"
 #include "connectors/postgres/push.hpp"
 #include "connectors/postgres/replication_stream.hpp"
@@ -1667,6 +1668,34 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
                                                    + "' must carry a mutation id and a base "
                                                      "version per write");
       return push_writes(self, source, *cs.ptr);
+    },
+    [self](lease_atom, const std::string& view,
+           std::uint64_t n) -> caf::result<std::string> {
+      auto& st = self->state;
+      const auto* vc = view_named(st, view);
+      if (!vc)
+        return make_error(errc::invalid_request,
+                          "remote '" + st.cfg.name + "' has no view '" + view + "'");
+      auto [schema_name, table_name] = split_source(vc->source);
+      auto qualified = quote_ident(schema_name) + "." + quote_ident(table_name);
+      auto keys = admin_query(st, pg::key_sequence_sql, {qualified, qualified});
+      if (!keys)
+        return remote_error(st, keys.error());
+      nlohmann::json out = {{"column", nullptr}, {"sequence", nullptr},
+                            {"ids", nlohmann::json::array()}};
+      if (keys->size() != 1 || !(*keys)[0][0] || !(*keys)[0][1])
+        return out.dump();  // a composite key, or one no sequence feeds
+      out["column"] = *(*keys)[0][0];
+      out["sequence"] = *(*keys)[0][1];
+      if (n > 0) {
+        auto ids = admin_query(st, pg::lease_sql, {*(*keys)[0][1], std::to_string(n)});
+        if (!ids)
+          return remote_error(st, ids.error());
+        for (const auto& row : *ids)
+          if (!row.empty() && row[0])
+            out["ids"].push_back(std::stoll(*row[0]));
+      }
+      return out.dump();
     },
     [self](health_atom) { return caf::make_message(true, std::string{}); },
     [self](stats_atom) {

@@ -15,6 +15,7 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "actors/row_json.hpp"
+#include "connectors/postgres/id_lease.hpp"
 #include "store/key_codec.hpp"
 #include "store/record_codec.hpp"
 
@@ -98,6 +99,26 @@ struct view_state {
   /// stream change for such a key committed before the push and is older
   /// than the local row, so it is skipped too.
   std::map<std::string, std::uint32_t> unechoed;
+  /// Sync views of PostgreSQL tables whose one-column key a sequence feeds:
+  /// ids leased from it for inserts that leave the key out (kept in the
+  /// store with every batch that takes one; see
+  /// connectors/postgres/id_lease.hpp). `ids_checked`: the connector said
+  /// whether the key has a sequence (`id_column` empty: it has none).
+  connectors::postgres::id_pool ids;
+  std::string id_column;
+  std::string id_sequence;
+  bool ids_checked = false;
+  bool leasing = false;
+  std::string lease_error;  // why the last lease failed; empty when it did not
+  /// origin_first execs waiting for the remote's verdict on their writes
+  /// (by mutation id), answered as their outbox entries settle.
+  struct origin_waiter {
+    std::vector<std::string> mutation_ids;
+    caf::response_promise rp;
+  };
+  std::vector<origin_waiter> origin_waiters;
+  /// Execs waiting for a lease to give their inserts ids.
+  std::vector<std::pair<json, caf::response_promise>> waiting_for_ids;
   /// The connector's last report on this view's replication slot
   /// (wal_status, retained bytes, ...), with when it arrived; null if none.
   nlohmann::json slot;
@@ -159,6 +180,12 @@ json status_json(view_actor* self) {
                                                             st.snap->rows_done)}}
                          : json(nullptr)},
   };
+  if (st.cfg.persistence == "sync" && st.ids_checked && !st.id_column.empty())
+    out["ids"] = {{"column", st.id_column},
+                  {"sequence", st.id_sequence},
+                  {"in_hand", st.ids.size()},
+                  {"block", st.cfg.id_block},
+                  {"last_error", st.lease_error.empty() ? json(nullptr) : json(st.lease_error)}};
   if (st.cfg.persistence == "sync") {
     auto now = now_ms(self);
     out["outbox"] = {{"pending", st.outbox_pending},
@@ -230,6 +257,7 @@ json run_result(view_actor* self, std::uint64_t run, const std::string& error) {
 void start_run(view_actor* self);
 void stop_stream(view_actor* self);
 void push_now(view_actor* self);
+void top_up_ids(view_actor* self);
 void restage(view_actor* self);
 
 void finish_run(view_actor* self, const std::string& error) {
@@ -247,6 +275,7 @@ void finish_run(view_actor* self, const std::string& error) {
                    {"pushed", st.run_pushed}});
     if (st.outbox_pending > 0 && st.next.empty())
       self->send(self, push_atom::value);  // written during the run
+    top_up_ids(self);
   } else {
     st.job.retry_count += 1;
     st.job.last_error = error;
@@ -337,6 +366,17 @@ std::string conflict_key(const std::string& view, std::uint64_t seq) {
 
 template <class Done>
 void push_pending(view_actor* self, Done done);
+void answer_origin_waiters(view_actor* self, const std::string& error);
+
+// The local change a write makes (an origin_first write, once taken).
+store::change written_change(const store::schema& shape, const store::outbox_entry& e) {
+  store::change c;
+  c.table = shape.table;
+  c.op = e.op;
+  c.key = e.key;
+  c.new_row = e.new_row;
+  return c;
+}
 
 // Records what the remote made of `pushed`: outbox states, conflict
 // records, and for writes that lost (or failed) the remote's row locally,
@@ -372,13 +412,17 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
     if (o.state == store::outbox_state::applied) {
       ++applied;
       local_fix[key].reset();
+      if (st.cfg.write_policy == "origin_first" && st.shape)
+        local_fix[key] = written_change(*st.shape, e);
     } else {
       (o.state == store::outbox_state::failed ? failed : conflicted) += 1;
       auto rec = conflict_record(self, e, o);
       b->ext.emplace_back(conflict_key(st.cfg.full_name(), e.seq), rec.dump());
       rec["type"] = o.state == store::outbox_state::failed ? "write:failed" : "conflict";
       events.push_back(std::move(rec));
-      if (o.written || !o.remote_known || !st.shape) {
+      if (o.written && st.cfg.write_policy == "origin_first" && st.shape) {
+        local_fix[key] = written_change(*st.shape, e);  // it won: the remote holds it
+      } else if (o.written || !o.remote_known || !st.shape) {
         local_fix[key].reset();
       } else {
         store::change c;
@@ -413,6 +457,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
         refresh_status(self);
         for (auto& ev : events)
           publish(self, std::move(ev));
+        answer_origin_waiters(self, blocked);
         if (!blocked.empty()) {
           done("the write queue of view " + st.cfg.full_name()
                + " is blocked (on_error = \"block\"): " + blocked);
@@ -487,7 +532,9 @@ void push_pending(view_actor* self, Done done) {
         for (const auto& e : pending)
           count_down(self->state.unechoed, store::encode_key(e.key));
         self->state.pushing = false;
-        done("push to remote '" + self->state.cfg.remote + "' failed: " + describe(err));
+        auto why = "push to remote '" + self->state.cfg.remote + "' failed: " + describe(err);
+        answer_origin_waiters(self, why);
+        done(why);
       });
 }
 
@@ -787,20 +834,127 @@ void push_now(view_actor* self) {
   });
 }
 
-caf::result<std::string> exec_local(view_actor* self, const json& ops) {
+// --- origin_first: the remote takes a write before the local copy does -----
+//
+// The writes' outbox entries are made durable first (state pending, the
+// local rows untouched), then pushed like any others, in queue order; when
+// the remote has taken them, settle_push writes the rows locally from the
+// outcome, and the exec is answered. A write whose outcome is unknown (the
+// remote went away mid-push) stays queued — its mutation id keeps a retry
+// from applying it twice — and the exec is answered with a sentence saying
+// so. While the remote is down (or the view stopped) a write is refused
+// before anything is written, unless origin_first_offline = "local_first".
+
+// Answers the origin_first execs whose writes all settled; with `error`
+// (a push that failed), every waiting exec.
+void answer_origin_waiters(view_actor* self, const std::string& error) {
+  auto& st = self->state;
+  if (st.origin_waiters.empty())
+    return;
+  auto ob = st.ctx->db->outbox();
+  std::map<std::string, const store::outbox_entry*> by_id;
+  if (ob)
+    for (const auto& e : *ob)
+      if (e.view == st.cfg.full_name())
+        by_id[e.mutation_id] = &e;
+  std::vector<view_state::origin_waiter> still;
+  for (auto& w : st.origin_waiters) {
+    std::size_t applied = 0, pending = 0;
+    std::string why;
+    for (const auto& id : w.mutation_ids) {
+      auto it = by_id.find(id);
+      if (it == by_id.end() || it->second->state == store::outbox_state::pending) {
+        ++pending;
+        continue;
+      }
+      if (it->second->state == store::outbox_state::applied)
+        ++applied;
+      else if (why.empty())
+        why = std::string(store::to_string(it->second->state))
+              + (it->second->last_error.empty() ? "" : ": " + it->second->last_error);
+    }
+    auto n = w.mutation_ids.size();
+    if (pending > 0 && error.empty() && ob) {
+      still.push_back(std::move(w));
+      continue;
+    }
+    if (pending > 0) {
+      w.rp.deliver(make_error(
+        errc::invalid_request,
+        "view " + st.cfg.full_name() + " writes origin_first, but its remote could not confirm "
+          + std::to_string(pending) + " of " + std::to_string(n) + " writes ("
+          + (error.empty() ? "the outbox could not be read" : error)
+          + "); they stay queued and are pushed, once each, when the remote is reachable — "
+            "`ctl status` shows the outbox"));
+    } else if (applied < n) {
+      w.rp.deliver(make_error(errc::invalid_request,
+                              "view " + st.cfg.full_name() + ": the remote did not take "
+                                + std::to_string(n - applied) + " of " + std::to_string(n)
+                                + " writes (" + why + "); the remote's rows stand — `ctl "
+                                  "conflicts "
+                                + st.cfg.full_name() + "` shows each"));
+    } else {
+      w.rp.deliver(json{{"view", st.cfg.full_name()}, {"applied", n}, {"queued", 0}}.dump());
+    }
+  }
+  st.origin_waiters = std::move(still);
+}
+
+void exec_origin_first(view_actor* self, std::shared_ptr<store::batch> b,
+                       caf::response_promise rp) {
+  auto& st = self->state;
+  if (!st.remote_up || !st.job.enabled)
+    return rp.deliver(make_error(
+      errc::invalid_request,
+      "view " + st.cfg.full_name() + " writes origin_first and "
+        + (st.job.enabled ? "its remote '" + st.cfg.remote + "' is down"
+                          : std::string("is stopped"))
+        + ", so the write was not made; write again once "
+        + (st.job.enabled ? "the remote is back" : "the view is resumed")
+        + ", or set origin_first_offline = \"local_first\" to queue writes meanwhile"));
+  // The local copy changes when the remote has taken the writes.
+  b->changes.clear();
+  std::vector<std::string> ids;
+  for (auto& e : b->outbox_put) {
+    // An HLC reading never repeats, not even across restarts.
+    e.mutation_id = st.ctx->config.node_id + ":o"
+                    + std::to_string(st.ctx->db->clock().now().packed());
+    ids.push_back(e.mutation_id);
+  }
+  auto n = b->outbox_put.size();
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then(
+      [self, rp, n, ids](std::uint64_t) mutable {
+        auto& st = self->state;
+        st.outbox_pending += n;
+        if (st.oldest_pending_ms == 0)
+          recount_oldest_pending(self);
+        refresh_status(self);
+        st.origin_waiters.push_back({std::move(ids), std::move(rp)});
+        push_now(self);
+      },
+      [rp](const caf::error& err) mutable { rp.deliver(err); });
+}
+
+// Applies local writes with their outbox entries in one batch and answers
+// `rp`; `ids_record` (the view's leased id pool after this exec took from
+// it) lands in the same batch.
+void exec_local(view_actor* self, const json& ops, caf::response_promise rp,
+                std::optional<std::string> ids_record = std::nullopt) {
   auto& st = self->state;
   if (st.cfg.persistence != "sync")
-    return make_error(errc::read_only,
-                      "view " + st.cfg.full_name() + " is " + st.cfg.persistence
-                        + " and takes no local writes; write to its remote instead, or make it "
-                          "a sync view");
+    return rp.deliver(make_error(errc::read_only,
+                                 "view " + st.cfg.full_name() + " is " + st.cfg.persistence
+                                   + " and takes no local writes; write to its remote instead, "
+                                     "or make it a sync view"));
   if (!st.shape)
-    return make_error(errc::invalid_request, "view " + st.cfg.full_name()
-                                               + " has not synced yet, so its columns are "
-                                                 "unknown; run `ctl sync` first");
+    return rp.deliver(make_error(errc::invalid_request,
+                                 "view " + st.cfg.full_name()
+                                   + " has not synced yet, so its columns are unknown; run "
+                                     "`ctl sync` first"));
   auto changes = changes_from_json(*st.shape, ops);
   if (!changes)
-    return make_error(errc::invalid_request, changes.error().message());
+    return rp.deliver(make_error(errc::invalid_request, changes.error().message()));
   auto b = std::make_shared<store::batch>();
   // Each write is based on the row its key holds locally before it (an
   // earlier write of the same exec included): the remote checks that base.
@@ -818,8 +972,9 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
     if (it == rows_now.end()) {
       auto got = st.ctx->db->get(st.shape->table, e.key);
       if (!got)
-        return make_error(errc::invalid_request, "could not read the row a write replaces: "
-                                                   + got.error().message());
+        return rp.deliver(make_error(errc::invalid_request,
+                                     "could not read the row a write replaces: "
+                                       + got.error().message()));
       it = rows_now.emplace(key, *got).first;
     }
     if (it->second)
@@ -829,11 +984,23 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
     b->outbox_put.push_back(std::move(e));
     b->changes.push_back(std::move(c));
   }
+  if (st.cfg.write_policy == "origin_first") {
+    bool reachable = st.remote_up && st.job.enabled;
+    if (reachable || st.cfg.origin_first_offline != "local_first") {
+      if (ids_record)
+        b->ext.emplace_back(connectors::postgres::id_pool_record(st.cfg.full_name()),
+                            std::move(*ids_record));
+      return exec_origin_first(self, std::move(b), std::move(rp));
+    }
+    // Down, and configured to fall back: queued as a local_first write.
+  }
   // Staged from now on: a stream change applied after this write must not
   // overwrite it.
   for (const auto& k : keys)
     st.staged[k] += 1;
-  auto rp = self->make_response_promise<std::string>();
+  if (ids_record)
+    b->ext.emplace_back(connectors::postgres::id_pool_record(st.cfg.full_name()),
+                        std::move(*ids_record));
   auto n = b->changes.size();
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
     .then(
@@ -851,7 +1018,171 @@ caf::result<std::string> exec_local(view_actor* self, const json& ops) {
           count_down(self->state.staged, k);
         rp.deliver(err);
       });
-  return rp;
+}
+
+// --- ids for inserts that leave a sequence-fed key out --------------------
+
+namespace pgl = connectors::postgres;
+
+bool leases_ids(const view_state& st) {
+  if (st.cfg.persistence != "sync" || st.cfg.id_block == 0)
+    return false;
+  for (const auto& r : st.ctx->config.remotes)
+    if (r.name == st.cfg.remote)
+      return r.kind == "postgres";
+  return false;
+}
+
+// The pool as kept in the store: with the column and sequence it is for, so
+// that a node restarted while the remote is down still knows them.
+std::string ids_record_of(const view_state& st) {
+  return json{{"column", st.id_column}, {"sequence", st.id_sequence}, {"ids", st.ids.encode()}}
+    .dump();
+}
+
+void load_ids(view_actor* self) {
+  auto& st = self->state;
+  auto name = pgl::id_pool_record(st.cfg.full_name());
+  auto rec = st.ctx->db->ext(name);
+  if (!rec || !*rec)
+    return;
+  auto j = json::parse(**rec, nullptr, false);
+  auto pool = j.is_object() && j.value("ids", json()).is_string()
+                ? pgl::id_pool::decode(j["ids"].get<std::string>(), name)
+                : store::result<pgl::id_pool>(store::status::invalid_argument(
+                  name + " is damaged: " + **rec
+                  + "; its ids are not used, and the view leases a fresh block when the remote "
+                    "is next reachable"));
+  if (!pool) {
+    // Never hand out an id twice: with a damaged record, lease anew.
+    st.lease_error = pool.error().message();
+    publish(self, {{"type", "error"}, {"message", st.lease_error}});
+    return;
+  }
+  st.ids = std::move(pool).value();
+  st.id_column = j.value("column", "");
+  st.id_sequence = j.value("sequence", "");
+  st.ids_checked = !st.id_column.empty();
+}
+
+// Upsert rows of `ops` that leave the key column out (or give it null).
+std::vector<json*> rows_without_id(view_state& st, json& ops) {
+  std::vector<json*> out;
+  if (!st.shape || st.shape->primary_key.size() != 1 || !ops.is_object())
+    return out;
+  const auto& col = st.shape->columns[st.shape->primary_key[0]].name;
+  if (st.ids_checked && st.id_column != col)
+    return out;  // the key has no sequence: such rows are refused as they are
+  auto it = ops.find("upsert");
+  if (it == ops.end() || !it->is_array())
+    return out;
+  for (auto& row : *it)
+    if (row.is_object() && (!row.contains(col) || row[col].is_null()))
+      out.push_back(&row);
+  return out;
+}
+
+void lease_ids(view_actor* self, std::uint64_t at_least);
+
+// An exec whose inserts may need leased ids: gives them ids from the pool,
+// waits for a lease while the remote is up, or refuses with a sentence.
+void exec_with_ids(view_actor* self, json ops, caf::response_promise rp, bool may_wait) {
+  auto& st = self->state;
+  if (!leases_ids(st))
+    return exec_local(self, ops, std::move(rp));
+  auto need = rows_without_id(st, ops);
+  if (need.empty())
+    return exec_local(self, ops, std::move(rp));
+  if (st.ids.size() >= need.size()) {
+    const auto& col = st.shape->columns[st.shape->primary_key[0]].name;
+    for (auto* row : need)
+      (*row)[col] = *st.ids.take();
+    auto record = ids_record_of(st);
+    exec_local(self, ops, std::move(rp), std::move(record));
+    top_up_ids(self);
+    return;
+  }
+  if (may_wait && st.remote_up) {
+    st.waiting_for_ids.emplace_back(std::move(ops), std::move(rp));
+    lease_ids(self, need.size() - st.ids.size());
+    return;
+  }
+  if (st.ids_checked && st.id_column.empty())
+    return exec_local(self, ops, std::move(rp));  // no sequence: the missing key is refused
+  auto col = st.shape ? st.shape->columns[st.shape->primary_key[0]].name : "the key";
+  auto sentence = pgl::no_id_sentence(st.cfg.full_name(), col,
+                                      st.id_sequence.empty() ? "its sequence" : st.id_sequence,
+                                      st.cfg.id_block);
+  if (!st.lease_error.empty())
+    sentence += " (the last lease failed: " + st.lease_error + ")";
+  rp.deliver(make_error(errc::invalid_request, sentence));
+}
+
+void settle_waiting_for_ids(view_actor* self) {
+  auto waiting = std::move(self->state.waiting_for_ids);
+  self->state.waiting_for_ids.clear();
+  for (auto& [ops, rp] : waiting)
+    exec_with_ids(self, std::move(ops), std::move(rp), false);
+}
+
+// Leases a block (at least `at_least` ids) from the key's sequence; the
+// first lease also learns whether the key has one.
+void lease_ids(view_actor* self, std::uint64_t at_least) {
+  auto& st = self->state;
+  if (st.leasing || !leases_ids(st))
+    return;
+  st.leasing = true;
+  auto n = std::max<std::uint64_t>(st.cfg.id_block, at_least);
+  self->request(st.connector, step_timeout, lease_atom::value, st.cfg.full_name(), n)
+    .then(
+      [self](const std::string& text) {
+        auto& st = self->state;
+        auto j = json::parse(text, nullptr, false);
+        st.ids_checked = true;
+        st.lease_error.clear();
+        st.id_column = j.is_object() && j["column"].is_string() ? j["column"].get<std::string>()
+                                                                 : std::string{};
+        st.id_sequence = j.is_object() && j["sequence"].is_string()
+                           ? j["sequence"].get<std::string>()
+                           : std::string{};
+        std::vector<std::int64_t> got;
+        if (j.is_object() && j["ids"].is_array())
+          for (const auto& id : j["ids"])
+            if (id.is_number_integer())
+              got.push_back(id.get<std::int64_t>());
+        st.ids.add(got);
+        // Execs applied after this batch carry the pool too; the store
+        // applies this view's batches in the order they were sent.
+        auto b = std::make_shared<store::batch>();
+        b->ext.emplace_back(pgl::id_pool_record(st.cfg.full_name()), ids_record_of(st));
+        self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+          .then(
+            [self](std::uint64_t) {
+              self->state.leasing = false;
+              refresh_status(self);
+            },
+            [self](const caf::error& err) {
+              self->state.leasing = false;
+              self->state.lease_error = describe(err);
+            });
+        settle_waiting_for_ids(self);
+      },
+      [self](const caf::error& err) {
+        auto& st = self->state;
+        st.leasing = false;
+        st.lease_error = describe(err);
+        settle_waiting_for_ids(self);
+      });
+}
+
+// Keeps at least half a block in hand while the remote is up.
+void top_up_ids(view_actor* self) {
+  auto& st = self->state;
+  if (!leases_ids(st) || !st.remote_up || st.leasing)
+    return;
+  if (st.ids_checked && (st.id_column.empty() || st.ids.size() > st.cfg.id_block / 2))
+    return;
+  lease_ids(self, 0);
 }
 
 void apply_stream(view_actor* self, const change_set& cs) {
@@ -943,6 +1274,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
           case store::outbox_state::conflicted: ++st.outbox_conflicted; break;
         }
       }
+  load_ids(self);
   st.may_resume = follows_stream(cfg) && st.shape && st.position > 0
                   && (st.job.state == "synced" || st.job.state == "idle");
 
@@ -970,6 +1302,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       ++st.timer_gen;  // any pending retry is void from now on
       st.job.next_retry_at_ms = 0;
       stop_stream(self);
+      answer_origin_waiters(self, "the view was stopped");
       // Answer once the disabled job is durable: a crash right after a stop
       // must not resurrect the job.
       auto rp = self->make_response_promise<std::string>();
@@ -994,7 +1327,9 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       auto ops = json::parse(text, nullptr, false);
       if (ops.is_discarded())
         return make_error(errc::invalid_request, "exec's argument is not JSON");
-      return exec_local(self, ops);
+      auto rp = self->make_response_promise<std::string>();
+      exec_with_ids(self, std::move(ops), rp, true);
+      return rp;
     },
     [self](retry_atom, std::uint64_t gen) {
       auto& st = self->state;
@@ -1016,6 +1351,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](down_atom, const std::string&, const std::string& reason) {
       auto& st = self->state;
       st.remote_up = false;
+      answer_origin_waiters(self, "the remote went down: " + reason);
       if (st.subscribed && !st.running) {
         st.subscribed = false;
         st.running = true;  // fail the live stream as if it were a run
@@ -1076,6 +1412,15 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       st.job.next_retry_at_ms = 0;
       st.may_resume = false;
       st.slot = nullptr;
+      if (st.ids_checked || !st.ids.empty()) {
+        // Leased ids go with the rest of what the view kept for its remote.
+        st.ids = {};
+        st.ids_checked = false;
+        auto b = std::make_shared<store::batch>();
+        b->ext.emplace_back(connectors::postgres::id_pool_record(st.cfg.full_name()),
+                            std::nullopt);
+        self->send(st.store, apply_atom::value, batch_ref{b});
+      }
       stop_stream(self);  // refreshes the status
       refresh_status(self);
       auto rp = self->make_response_promise<std::string>();

@@ -126,8 +126,16 @@ BOOST_AUTO_TEST_CASE(a_sync_view_of_a_table_takes_its_conflict_settings_and_a_qu
   BOOST_TEST(lww.find("names no lww_column") != std::string::npos, lww);
   auto policy = error_of(sync("source = \"items\"\nconflict = \"mine\""));
   BOOST_TEST(policy.find("'conflict'") != std::string::npos, policy);
-  auto origin_first = error_of(sync("source = \"items\"\nwrite_policy = \"origin_first\""));
-  BOOST_TEST(origin_first.find("not support yet") != std::string::npos, origin_first);
+  auto origin_first = parse_node_config(
+    sync("source = \"items\"\nwrite_policy = \"origin_first\"\norigin_first_offline = "
+         "\"local_first\""),
+    "node.toml");
+  BOOST_REQUIRE_MESSAGE(origin_first.is_ok(), origin_first.error().message());
+  BOOST_TEST(origin_first->views[0].write_policy == "origin_first");
+  BOOST_TEST(origin_first->views[0].origin_first_offline == "local_first");
+  BOOST_TEST(defaults->views[0].origin_first_offline == "refuse");
+  auto offline = error_of(sync("source = \"items\"\norigin_first_offline = \"wait\""));
+  BOOST_TEST(offline.find("'origin_first_offline'") != std::string::npos, offline);
   auto realtime = error_of(config("", "source = \"items\"\nconflict = \"local-wins\""));
   BOOST_TEST(realtime.find("apply to sync views only") != std::string::npos, realtime);
 }
