@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,16 @@ namespace syncmesh::store {
 /// checks all three and every field's type, so damaged bytes read back from
 /// disk become a corruption status naming `where` (the key), never a crash.
 std::string encode_row(const row& r);
+
+/// The bytes of the envelope's header (tag and CRC-32) before its payload.
+inline constexpr std::size_t record_header_size = 5;
+
+/// Seals a row whose MessagePack payload (as append_row writes it) fills
+/// `out` from `at + record_header_size` to its end, writing the header into
+/// out[at, at + record_header_size): the result equals encode_row of the row.
+/// For encoders that pack rows in place (store::row_encoder).
+/// REQUIRES: out.size() >= at + record_header_size.
+void seal_row(std::string& out, std::size_t at);
 result<row> decode_row(std::string_view bytes, const std::string& where);
 
 std::string encode_change(const change_record& c);

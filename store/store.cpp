@@ -18,6 +18,7 @@
 #include "store/key_codec.hpp"
 #include "store/layout.hpp"
 #include "store/record_codec.hpp"
+#include "store/row_encoder.hpp"
 
 namespace syncmesh::store {
 
@@ -128,7 +129,7 @@ public:
     for (auto* x : writers_) {
       auto n = x->b->changes.size() + 1;
       for (const auto& sr : x->b->stage)
-        n += sr.rows ? sr.rows->size() : 0;
+        n += (sr.rows ? sr.rows->size() : 0) + (sr.encoded ? sr.encoded->size() : 0);
       if (!group.empty() && changes + n > opts_.group_commit_changes_max)
         break;
       group.push_back(x);
@@ -800,6 +801,17 @@ private:
             encode_key_part(key, r[k]);
           mine.Put(key, encode_row(r));
         }
+      if (sr.encoded) {
+        if (!(sr.encoded->shape() == cur->shape))
+          return status::invalid_argument(
+            "rows staged into table '" + sr.table + "' were encoded for another shape than "
+            "its staging has; encode them with the schema given to begin_staging");
+        sr.encoded->for_each([&](std::string_view k, std::string_view v) {
+          key.assign(prefix);
+          key.append(k);
+          mine.Put(key, leveldb::Slice(v.data(), v.size()));
+        });
+      }
       local.staged.emplace_back(sr.table, sr.generation);
     }
     for (const auto& sw : b.swaps) {
