@@ -146,14 +146,25 @@ result<pg_conn_ptr> open_connection(const std::string& conninfo, bool replicatio
   std::vector<std::string> keys;
   std::vector<std::string> values;
   bool has_timeout = false;
+  // Dates and times print as ISO text on every connection (snapshot and
+  // stream alike), whatever the server's default: the local copy holds one
+  // form, and stream filters on them can read it. Appended to the user's
+  // options, so it wins over a DateStyle given there.
+  std::string server_options = "-c DateStyle=ISO";
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr || std::strcmp(o->keyword, "replication") == 0)
       continue;
+    if (std::strcmp(o->keyword, "options") == 0) {
+      server_options = std::string(o->val) + " " + server_options;
+      continue;
+    }
     has_timeout = has_timeout || std::strcmp(o->keyword, "connect_timeout") == 0;
     keys.emplace_back(o->keyword);
     values.emplace_back(o->val);
   }
   PQconninfoFree(options);
+  keys.emplace_back("options");
+  values.emplace_back(server_options);
   if (replication) {
     keys.emplace_back("replication");
     values.emplace_back("database");
