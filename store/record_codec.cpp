@@ -164,16 +164,16 @@ std::string encode_row(const row& r) {
   out.reserve(128);
   string_sink sink{out};
   append_row(sink, r);
-  seal_row(out, 0);
+  seal_row(out.data(), out.size());
   return out;
 }
 
-void seal_row(std::string& out, std::size_t at) {
+void seal_row(char* record, std::size_t size) {
   static_assert(header_size == record_header_size);
-  auto crc = crc_of(out.data() + at + header_size, out.size() - at - header_size);
-  out[at] = tag_row;
+  auto crc = crc_of(record + header_size, size - header_size);
+  record[0] = tag_row;
   for (int i = 0; i < 4; ++i)
-    out[at + 1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+    record[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
 }
 
 result<row> decode_row(std::string_view bytes, const std::string& where) {

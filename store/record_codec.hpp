@@ -20,12 +20,12 @@ std::string encode_row(const row& r);
 /// The bytes of the envelope's header (tag and CRC-32) before its payload.
 inline constexpr std::size_t record_header_size = 5;
 
-/// Seals a row whose MessagePack payload (as append_row writes it) fills
-/// `out` from `at + record_header_size` to its end, writing the header into
-/// out[at, at + record_header_size): the result equals encode_row of the row.
-/// For encoders that pack rows in place (store::row_encoder).
-/// REQUIRES: out.size() >= at + record_header_size.
-void seal_row(std::string& out, std::size_t at);
+/// Seals the row record of `size` bytes at `record`, whose MessagePack
+/// payload (as append_row writes it) follows its first record_header_size
+/// bytes: writes the header there, so the record equals encode_row of the
+/// row. For encoders that pack rows in place (store::row_encoder).
+/// REQUIRES: size >= record_header_size.
+void seal_row(char* record, std::size_t size);
 result<row> decode_row(std::string_view bytes, const std::string& where);
 
 std::string encode_change(const change_record& c);

@@ -92,15 +92,17 @@ public:
   const schema& shape() const { return rows_->shape_; }
   /// Rows ended and not yet taken, and their bytes.
   std::size_t rows() const { return rows_->rows_; }
-  std::size_t bytes() const { return rows_->data_.size(); }
+  std::size_t bytes() const { return used_; }
 
   /// Hands over the rows ended so far and starts over empty.
   std::shared_ptr<const encoded_rows> take();
 
 private:
-  // Checks the next column against `kind` and opens the row if needed;
-  // returns the column's index.
-  result<std::size_t> next_column(value_kind kind);
+  struct sink;
+
+  // Checks the next column against `kind`, opens the row if needed and
+  // sets `column` to the column's index.
+  status next_column(value_kind kind, std::size_t& column);
   status refuse(std::string why);
   void key_part(std::size_t column, const value& v);
 
@@ -109,6 +111,7 @@ private:
   std::vector<std::string> key_parts_;
   std::size_t column_ = 0;     // the next column to add; 0: no row open
   std::size_t row_start_ = 0;  // where the open row's bytes begin
+  std::size_t used_ = 0;       // bytes of rows_->data_ in use; the rest is room
 };
 
 } // namespace syncmesh::store

@@ -105,6 +105,7 @@ public:
                     : from_leveldb(s, "reading the stored clock");
     clock_ = std::make_unique<hybrid_clock>(opts_.clock ? *opts_.clock : system_physical_clock(),
                                             opts_.max_clock_skew_ms, floor);
+    hlc_written_ = floor.packed();
     if (auto st = load_catalog(); !st)
       return st;
     if (auto st = load_generations(); !st)
@@ -952,9 +953,17 @@ private:
     }
     if (staged.empty())
       return;
-    std::string hlc;
-    encode_u64_be(hlc, clock_->last().packed());
-    wb.Put(layout::meta_key("hlc"), hlc);
+    // The clock's last reading, when it moved since the last group wrote it.
+    // A group of staged rows only stamps nothing: writing the same reading
+    // again would put an M key into every memtable of a bulk load, making
+    // LevelDB's level-0 files overlap (M sorts after G), and then merge them
+    // instead of moving them down whole.
+    const auto reading = clock_->last().packed();
+    if (reading != hlc_written_) {
+      std::string hlc;
+      encode_u64_be(hlc, reading);
+      wb.Put(layout::meta_key("hlc"), hlc);
+    }
 
     leveldb::WriteOptions wo;
     wo.sync = opts_.durability == durability_mode::fsync;
@@ -973,6 +982,7 @@ private:
     }
     next_seq_ = g.next_seq;
     next_outbox_seq_ = g.next_outbox_seq;
+    hlc_written_ = reading;
     if (g.format_upgraded)
       stored_format_ = layout::format_version;
     if (!g.new_tables.empty() || !g.generations.empty()) {
@@ -1035,6 +1045,7 @@ private:
   status failed_;  // set by the first failed commit; the store then takes no writes
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_outbox_seq_ = 1;
+  std::uint64_t hlc_written_ = 0;  // the clock reading the store holds (packed)
 
   std::uint32_t stored_format_ = layout::format_version;  // leader only, after init
 
