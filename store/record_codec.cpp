@@ -5,8 +5,8 @@
 #include <stdexcept>
 
 #include <msgpack.hpp>
-#include <zlib.h>
 
+#include "store/crc32.hpp"
 #include "store/value_codec.hpp"
 
 namespace syncmesh::store {
@@ -32,10 +32,7 @@ struct decode_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::uint32_t crc_of(const char* data, std::size_t size) {
-  return static_cast<std::uint32_t>(
-    crc32(0L, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
-}
+std::uint32_t crc_of(const char* data, std::size_t size) { return crc32(data, size); }
 
 std::string seal(char tag, const msgpack::sbuffer& payload) {
   std::string out;
