@@ -739,7 +739,10 @@ std::uint64_t estimate_query_rows(const std::string& conninfo, std::string query
   PGconn* conn = PQconnectdb(conninfo.c_str());
   double estimate = 0;
   if (PQstatus(conn) == CONNECTION_OK) {
-    PGresult* res = PQexec(conn, ("EXPLAIN (FORMAT JSON) " + query).c_str());
+    // One statement only (the extended protocol refuses more), whatever the
+    // query text holds; EXPLAIN without ANALYZE runs nothing.
+    PGresult* res = PQexecParams(conn, ("EXPLAIN (FORMAT JSON) " + query).c_str(), 0, nullptr,
+                                 nullptr, nullptr, nullptr, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
       auto plan = nlohmann::json::parse(PQgetvalue(res, 0, 0), nullptr, false);
       if (plan.is_array() && !plan.empty() && plan[0].contains("Plan")
