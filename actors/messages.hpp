@@ -31,6 +31,10 @@ namespace syncmesh::actors {
 struct snapshot {
   store::schema shape;
   std::vector<store::row> rows;
+  /// Further rows of the piece already in their stored form, encoded for the
+  /// view's local table (`shape` named after the view); null if none. A
+  /// connector that reads large sources sends these instead of `rows`.
+  std::shared_ptr<const store::encoded_rows> encoded;
   std::uint64_t position = 0;
   /// Rows the whole snapshot is expected to hold; 0 when unknown. An
   /// estimate (PostgreSQL: the planner's), not a promise.

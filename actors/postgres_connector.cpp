@@ -18,6 +18,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "connectors/postgres/copy_encoder.hpp"
 #include "connectors/postgres/id_lease.hpp"
 #include "connectors/postgres/pgoutput.hpp"
 #include "connectors/postgres/push.hpp"
@@ -132,23 +133,6 @@ store::result<store::value> value_for(const store::column& col, std::uint32_t oi
   return v;
 }
 
-// The kind of value a column's COPY text becomes without any conversion
-// (pg::to_value keeps the text of these types verbatim), or nullopt.
-std::optional<store::value_kind> text_kept_as_is(const store::column& col, std::uint32_t oid) {
-  switch (oid) {
-    case 25: case 1043: case 1042: case 19: case 2950:  // text, varchar, bpchar, name, uuid
-      if (col.kind == store::value_kind::text)
-        return store::value_kind::text;
-      break;
-    case 1700: case 1114: case 1184: case 1082: case 1083:  // numeric, timestamp(tz), date, time
-      if (col.kind == store::value_kind::exact)
-        return store::value_kind::exact;
-      break;
-    default: break;
-  }
-  return std::nullopt;
-}
-
 /// What a followed view reads: the local shape and, per local column, the
 /// source column's type.
 struct stream_shape {
@@ -206,7 +190,13 @@ struct open_snapshot {
   caf::actor_addr view;  // the view that asked; the held slot goes to it
   std::shared_ptr<const snapshot> first;  // shape, position, estimate
   std::vector<std::uint32_t> oids;        // source column types, per local column
-  pg::type_names names;
+  /// Encodes each piece's COPY text straight into stored rows of the view's
+  /// local table.
+  std::unique_ptr<pg::copy_encoder> encoder;
+  /// A query's result, which comes in key order: the last row's encoded key,
+  /// so a key that repeats (adjacent) is caught across pieces.
+  bool query = false;
+  std::string last_key;
 };
 
 /// Pieces read at once but delivered later (remote_config::snapshot_delay_ms).
@@ -774,7 +764,34 @@ std::vector<pg::column_filter> filters_of(const view_config& vc) {
   return where;
 }
 
-// A view of a query: COPY (query) TO STDOUT, keyed by the view's `key`.
+// An estimate of the rows a view's query returns, for progress: the
+// planner's, from EXPLAIN (which runs nothing); 0 when it cannot be had. On
+// its own short connection, as estimate_rows().
+std::uint64_t estimate_query_rows(const std::string& conninfo, std::string query) {
+  while (!query.empty() && (std::isspace(static_cast<unsigned char>(query.back())) || query.back() == ';'))
+    query.pop_back();
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  double estimate = 0;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    // One statement only (the extended protocol refuses more), whatever the
+    // query text holds; EXPLAIN without ANALYZE runs nothing.
+    PGresult* res = PQexecParams(conn, ("EXPLAIN (FORMAT JSON) " + query).c_str(), 0, nullptr,
+                                 nullptr, nullptr, nullptr, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+      auto plan = nlohmann::json::parse(PQgetvalue(res, 0, 0), nullptr, false);
+      if (plan.is_array() && !plan.empty() && plan[0].contains("Plan")
+          && plan[0]["Plan"].contains("Plan Rows") && plan[0]["Plan"]["Plan Rows"].is_number())
+        estimate = plan[0]["Plan"]["Plan Rows"].get<double>();
+    }
+    PQclear(res);
+  }
+  PQfinish(conn);
+  return static_cast<std::uint64_t>(estimate + 0.5);
+}
+
+// A view of a query: COPY (query) TO STDOUT in key order, keyed by the
+// view's `key`, read in pieces like a table (next_piece()), so a large
+// result is never held whole.
 caf::result<snapshot_ref> take_query_snapshot(pg_actor* self, const view_config& vc, bool follow) {
   auto& st = self->state;
   const auto view = vc.full_name();
@@ -787,6 +804,7 @@ caf::result<snapshot_ref> take_query_snapshot(pg_actor* self, const view_config&
       return make_error(errc::invalid_request, "view " + view + ": " + s.message());
     return remote_error(st, s);
   };
+  st.snapshots.erase(view);  // an unfinished earlier snapshot of the view
   auto reader = pg::snapshot_reader::connect(st.conninfo);
   if (!reader)
     return remote_error(st, reader.error());
@@ -804,42 +822,18 @@ caf::result<snapshot_ref> take_query_snapshot(pg_actor* self, const view_config&
     snap->shape.columns[idx].nullable = false;
     snap->shape.primary_key.push_back(idx);
   }
-  pg::type_names names;
-  std::set<std::string> keys;  // a key must identify one row
-  while (true) {
-    auto chunk = (*reader)->next_rows(st.cfg.snapshot_batch_rows, st.cfg.snapshot_batch_bytes);
-    if (!chunk)
-      return refused(chunk.error());
-    if (!*chunk)
-      break;
-    for (const auto& text_row : **chunk) {
-      store::row r;
-      for (std::size_t i = 0; i < info->columns.size() && i < text_row.size(); ++i) {
-        if (!text_row[i]) {
-          r.push_back(store::value::null());
-          continue;
-        }
-        auto v = value_for(snap->shape.columns[i], info->columns[i].type_oid, *text_row[i], names);
-        if (!v)
-          return make_error(errc::invalid_request, v.error().message());
-        r.push_back(std::move(v).value());
-      }
-      auto key = snap->shape.key_of(r);
-      for (std::size_t k = 0; k < key.size(); ++k)
-        if (key[k].is_null())
-          return make_error(errc::invalid_request,
-                            "view " + view + ": the query returned a row whose key column '"
-                              + info->primary_key[k]
-                              + "' is NULL; a key must identify every row — filter NULLs out "
-                                "in the query or name other key columns");
-      if (!keys.insert(store::encode_key(key)).second)
-        return make_error(errc::invalid_request,
-                          "view " + view + ": the query returned two rows with key "
-                            + store::to_display(key) + "; name key columns that identify its "
-                                                       "rows, or make them unique in the query");
-      snap->rows.push_back(std::move(r));
-    }
-  }
+  snap->rows_estimated = estimate_query_rows(st.conninfo, vc.query);
+  snap->more = true;
+  open_snapshot open;
+  open.reader = std::move(reader).value();
+  open.view = self->current_sender() ? caf::actor_cast<caf::actor_addr>(self->current_sender())
+                                     : caf::actor_addr{};
+  for (const auto& c : info->columns)
+    open.oids.push_back(c.type_oid);
+  open.encoder = std::make_unique<pg::copy_encoder>(snap->shape, open.oids);
+  open.query = true;
+  open.first = snap;
+  st.snapshots[view] = std::move(open);
   return snapshot_ref{std::move(snap)};
 }
 
@@ -1023,6 +1017,11 @@ caf::result<snapshot_ref> take_snapshot(pg_actor* self, const std::string& sourc
   open.view = self->current_sender() ? caf::actor_cast<caf::actor_addr>(self->current_sender())
                                      : caf::actor_addr{};
   open.oids = shape.oids;
+  {
+    auto local = snap->shape;
+    local.table = view;
+    open.encoder = std::make_unique<pg::copy_encoder>(std::move(local), open.oids);
+  }
   if (follow) {
     shape.local = snap->shape;
     shape.local.table = view;
@@ -1046,10 +1045,17 @@ store::result<std::shared_ptr<snapshot>> read_piece(pg_actor* self, const std::s
                                     "new snapshot");
   auto& open = it->second;
   auto piece = std::make_shared<snapshot>(*open.first);  // the header; rows are empty
-  auto chunk = open.reader->next_rows(st.cfg.snapshot_batch_rows, st.cfg.snapshot_batch_bytes);
+  auto& encoder = *open.encoder;
+  auto chunk = open.reader->next_lines(st.cfg.snapshot_batch_rows, st.cfg.snapshot_batch_bytes,
+                                       [&encoder](std::string_view line) {
+                                         return encoder.add_line(line);
+                                       });
   if (!chunk) {
+    auto error = chunk.error();
+    if (open.query && error.code() == store::errc::invalid_argument)
+      error = store::status::invalid_argument("view " + view + ": " + error.message());
     st.snapshots.erase(it);
-    return chunk.error();
+    return error;
   }
   if (!*chunk) {
     (void) open.reader->commit();
@@ -1059,32 +1065,22 @@ store::result<std::shared_ptr<snapshot>> read_piece(pg_actor* self, const std::s
     st.snapshots.erase(it);
     return piece;
   }
-  const auto& columns = piece->shape.columns;
-  piece->rows.reserve((*chunk)->size());
-  for (auto& text_row : **chunk) {
-    store::row r;
-    r.reserve(columns.size());
-    for (std::size_t i = 0; i < columns.size() && i < text_row.size(); ++i) {
-      if (!text_row[i]) {
-        r.emplace_back();
-        continue;
-      }
-      // Text and exact values keep PostgreSQL's text as it is: take it
-      // instead of copying it (value_for would make the same value).
-      if (auto kind = text_kept_as_is(columns[i], open.oids[i])) {
-        r.push_back(*kind == store::value_kind::text
-                      ? store::value::text(std::move(*text_row[i]))
-                      : store::value::exact(columns[i].type_name, std::move(*text_row[i])));
-        continue;
-      }
-      auto v = value_for(columns[i], open.oids[i], *text_row[i], open.names);
-      if (!v) {
-        st.snapshots.erase(it);
-        return store::status::invalid_argument(v.error().message());
-      }
-      r.push_back(std::move(v).value());
+  piece->encoded = encoder.rows().take();
+  if (open.query) {
+    std::optional<std::string> repeated;
+    piece->encoded->for_each([&](std::string_view key, std::string_view) {
+      if (!repeated && key == open.last_key)
+        repeated = std::string(key);
+      open.last_key.assign(key);
+    });
+    if (repeated) {
+      auto key = store::decode_key(*repeated);
+      st.snapshots.erase(it);
+      return store::status::invalid_argument(
+        "view " + view + ": the query returned two rows with key "
+        + (key ? store::to_display(*key) : store::to_hex(*repeated))
+        + "; name key columns that identify its rows, or make them unique in the query");
     }
-    piece->rows.push_back(std::move(r));
   }
   piece->more = true;
   return piece;

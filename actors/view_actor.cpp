@@ -18,6 +18,7 @@
 #include "connectors/postgres/id_lease.hpp"
 #include "store/key_codec.hpp"
 #include "store/record_codec.hpp"
+#include "store/row_encoder.hpp"
 
 namespace syncmesh::actors {
 
@@ -49,7 +50,7 @@ struct snapshot_progress {
   std::uint64_t generation = 0;  // of the staged copy
   std::uint64_t rows_done = 0;   // staged and acknowledged by the store
   std::uint64_t rows_estimated = 0;
-  std::deque<std::shared_ptr<const std::vector<store::row>>> waiting;  // not yet sent to the store
+  std::deque<store::staged_rows> waiting;  // not yet sent to the store (table, generation set)
   std::size_t in_flight = 0;  // staged batches the store has not answered
   bool fetching = false;      // a snapshot_next request is out
   bool more = false;          // the connector has further pieces
@@ -648,9 +649,9 @@ void pump(view_actor* self) {
   while (!sp.waiting.empty() && sp.in_flight < snapshot_batches_in_flight_max) {
     auto rows = std::move(sp.waiting.front());
     sp.waiting.pop_front();
-    auto n = rows->size();
+    auto n = (rows.rows ? rows.rows->size() : 0) + (rows.encoded ? rows.encoded->size() : 0);
     auto b = std::make_shared<store::batch>();
-    b->stage.push_back({sp.shape.table, sp.generation, std::move(rows)});
+    b->stage.push_back(std::move(rows));
     ++sp.in_flight;
     self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
       .then(
@@ -681,17 +682,31 @@ void take_piece(view_actor* self, const snapshot_ref& piece) {
   auto& st = self->state;
   auto& sp = *st.snap;
   sp.more = piece.ptr->more;
+  auto waiting = [&](std::shared_ptr<const std::vector<store::row>> rows,
+                     std::shared_ptr<const store::encoded_rows> encoded) {
+    store::staged_rows sr;
+    sr.table = sp.shape.table;
+    sr.generation = sp.generation;
+    sr.rows = std::move(rows);
+    sr.encoded = std::move(encoded);
+    sp.waiting.push_back(std::move(sr));
+  };
+  // Encoded rows come in pieces of the connector's bound already.
+  if (piece.ptr->encoded && !piece.ptr->encoded->empty())
+    waiting(nullptr, piece.ptr->encoded);
   const auto& rows = piece.ptr->rows;
   if (rows.empty())
     return;
   if (rows.size() <= st.snapshot_batch_rows) {
-    sp.waiting.emplace_back(piece.ptr, &rows);  // aliases the piece: no copy
+    waiting({piece.ptr, &rows}, nullptr);  // aliases the piece: no copy
     return;
   }
   for (std::size_t i = 0; i < rows.size(); i += st.snapshot_batch_rows) {
     auto end = std::min(rows.size(), i + st.snapshot_batch_rows);
-    sp.waiting.push_back(std::make_shared<const std::vector<store::row>>(
-      rows.begin() + static_cast<std::ptrdiff_t>(i), rows.begin() + static_cast<std::ptrdiff_t>(end)));
+    waiting(std::make_shared<const std::vector<store::row>>(
+              rows.begin() + static_cast<std::ptrdiff_t>(i),
+              rows.begin() + static_cast<std::ptrdiff_t>(end)),
+            nullptr);
   }
 }
 

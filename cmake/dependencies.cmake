@@ -3,7 +3,7 @@ find_package(Threads REQUIRED)
 find_package(leveldb CONFIG REQUIRED)          # leveldb::leveldb (libleveldb-dev)
 find_package(Snappy CONFIG QUIET)              # leveldb links against it
 find_package(msgpack CONFIG REQUIRED)          # msgpackc-cxx (libmsgpack-cxx-dev)
-find_package(ZLIB REQUIRED)                    # crc32 for value envelopes
+find_package(ZLIB REQUIRED)                    # crc32: what the envelope checksum must equal (tests)
 find_package(Boost 1.74 REQUIRED COMPONENTS unit_test_framework)
 
 # LevelDB's in-memory Env ships as a static helper library without a target.

@@ -5,8 +5,8 @@
 #include <stdexcept>
 
 #include <msgpack.hpp>
-#include <zlib.h>
 
+#include "store/crc32.hpp"
 #include "store/value_codec.hpp"
 
 namespace syncmesh::store {
@@ -32,10 +32,7 @@ struct decode_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::uint32_t crc_of(const char* data, std::size_t size) {
-  return static_cast<std::uint32_t>(
-    crc32(0L, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
-}
+std::uint32_t crc_of(const char* data, std::size_t size) { return crc32(data, size); }
 
 std::string seal(char tag, const msgpack::sbuffer& payload) {
   std::string out;
@@ -164,11 +161,16 @@ std::string encode_row(const row& r) {
   out.reserve(128);
   string_sink sink{out};
   append_row(sink, r);
-  auto crc = crc_of(out.data() + header_size, out.size() - header_size);
-  out[0] = tag_row;
-  for (int i = 0; i < 4; ++i)
-    out[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+  seal_row(out.data(), out.size());
   return out;
+}
+
+void seal_row(char* record, std::size_t size) {
+  static_assert(header_size == record_header_size);
+  auto crc = crc_of(record + header_size, size - header_size);
+  record[0] = tag_row;
+  for (int i = 0; i < 4; ++i)
+    record[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
 }
 
 result<row> decode_row(std::string_view bytes, const std::string& where) {

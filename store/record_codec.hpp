@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,16 @@ namespace syncmesh::store {
 /// checks all three and every field's type, so damaged bytes read back from
 /// disk become a corruption status naming `where` (the key), never a crash.
 std::string encode_row(const row& r);
+
+/// The bytes of the envelope's header (tag and CRC-32) before its payload.
+inline constexpr std::size_t record_header_size = 5;
+
+/// Seals the row record of `size` bytes at `record`, whose MessagePack
+/// payload (as append_row writes it) follows its first record_header_size
+/// bytes: writes the header there, so the record equals encode_row of the
+/// row. For encoders that pack rows in place (store::row_encoder).
+/// REQUIRES: size >= record_header_size.
+void seal_row(char* record, std::size_t size);
 result<row> decode_row(std::string_view bytes, const std::string& where);
 
 std::string encode_change(const change_record& c);

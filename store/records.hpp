@@ -13,6 +13,8 @@
 
 namespace syncmesh::store {
 
+class encoded_rows;  // store/row_encoder.hpp
+
 enum class change_op : std::uint8_t {
   insert = 1,    // upsert of a full row
   update = 2,    // full new row for an existing key (upsert if absent)
@@ -123,6 +125,10 @@ struct staged_rows {
   /// Full rows of the staging's schema; shared with whoever produced them
   /// (a snapshot piece), so staging never copies them. Null means none.
   std::shared_ptr<const std::vector<row>> rows;
+  /// Rows already in their stored form (a row_encoder checked them against
+  /// the staging's schema, which they must have been encoded with); written
+  /// after `rows`. Null means none.
+  std::shared_ptr<const encoded_rows> encoded;
 };
 
 /// Makes the staged copy `generation` of `table` its live copy, with the

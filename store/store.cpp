@@ -18,6 +18,7 @@
 #include "store/key_codec.hpp"
 #include "store/layout.hpp"
 #include "store/record_codec.hpp"
+#include "store/row_encoder.hpp"
 
 namespace syncmesh::store {
 
@@ -104,6 +105,7 @@ public:
                     : from_leveldb(s, "reading the stored clock");
     clock_ = std::make_unique<hybrid_clock>(opts_.clock ? *opts_.clock : system_physical_clock(),
                                             opts_.max_clock_skew_ms, floor);
+    hlc_written_ = floor.packed();
     if (auto st = load_catalog(); !st)
       return st;
     if (auto st = load_generations(); !st)
@@ -128,7 +130,7 @@ public:
     for (auto* x : writers_) {
       auto n = x->b->changes.size() + 1;
       for (const auto& sr : x->b->stage)
-        n += sr.rows ? sr.rows->size() : 0;
+        n += (sr.rows ? sr.rows->size() : 0) + (sr.encoded ? sr.encoded->size() : 0);
       if (!group.empty() && changes + n > opts_.group_commit_changes_max)
         break;
       group.push_back(x);
@@ -800,6 +802,17 @@ private:
             encode_key_part(key, r[k]);
           mine.Put(key, encode_row(r));
         }
+      if (sr.encoded) {
+        if (!(sr.encoded->shape() == cur->shape))
+          return status::invalid_argument(
+            "rows staged into table '" + sr.table + "' were encoded for another shape than "
+            "its staging has; encode them with the schema given to begin_staging");
+        sr.encoded->for_each([&](std::string_view k, std::string_view v) {
+          key.assign(prefix);
+          key.append(k);
+          mine.Put(key, leveldb::Slice(v.data(), v.size()));
+        });
+      }
       local.staged.emplace_back(sr.table, sr.generation);
     }
     for (const auto& sw : b.swaps) {
@@ -940,9 +953,17 @@ private:
     }
     if (staged.empty())
       return;
-    std::string hlc;
-    encode_u64_be(hlc, clock_->last().packed());
-    wb.Put(layout::meta_key("hlc"), hlc);
+    // The clock's last reading, when it moved since the last group wrote it.
+    // A group of staged rows only stamps nothing: writing the same reading
+    // again would put an M key into every memtable of a bulk load, making
+    // LevelDB's level-0 files overlap (M sorts after G), and then merge them
+    // instead of moving them down whole.
+    const auto reading = clock_->last().packed();
+    if (reading != hlc_written_) {
+      std::string hlc;
+      encode_u64_be(hlc, reading);
+      wb.Put(layout::meta_key("hlc"), hlc);
+    }
 
     leveldb::WriteOptions wo;
     wo.sync = opts_.durability == durability_mode::fsync;
@@ -961,6 +982,7 @@ private:
     }
     next_seq_ = g.next_seq;
     next_outbox_seq_ = g.next_outbox_seq;
+    hlc_written_ = reading;
     if (g.format_upgraded)
       stored_format_ = layout::format_version;
     if (!g.new_tables.empty() || !g.generations.empty()) {
@@ -1023,6 +1045,7 @@ private:
   status failed_;  // set by the first failed commit; the store then takes no writes
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_outbox_seq_ = 1;
+  std::uint64_t hlc_written_ = 0;  // the clock reading the store holds (packed)
 
   std::uint32_t stored_format_ = layout::format_version;  // leader only, after init
 

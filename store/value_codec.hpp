@@ -20,38 +20,73 @@ namespace syncmesh::store {
 ///   bytes → bin, exact → [type_name, text].
 ///
 /// Every value has exactly one encoding; read_value(append_value(v)) == v.
-/// `Out` is any MessagePack output: write(const char*, std::size_t).
+/// `Out` is any MessagePack output: write(const char*, std::size_t). The
+/// append_<kind> functions write the same bytes as append_value of a value of
+/// that kind, for encoders that never build the value (store::row_encoder).
+template <class Out>
+void append_null(Out& out) {
+  msgpack::packer<Out>(out).pack_nil();
+}
+
+template <class Out>
+void append_bool(Out& out, bool b) {
+  msgpack::packer<Out> pk(out);
+  if (b)
+    pk.pack_true();
+  else
+    pk.pack_false();
+}
+
+template <class Out>
+void append_int(Out& out, std::int64_t i) {
+  msgpack::packer<Out>(out).pack_int64(i);
+}
+
+template <class Out>
+void append_real(Out& out, double d) {
+  // Always float64: msgpack-cxx's pack_double writes an integral double
+  // as an integer, which would read back as another value.
+  std::uint64_t bits = 0;
+  static_assert(sizeof bits == sizeof d);
+  std::memcpy(&bits, &d, sizeof d);
+  char buf[9];
+  buf[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i)
+    buf[1 + i] = static_cast<char>((bits >> (8 * (7 - i))) & 0xff);
+  out.write(buf, sizeof buf);
+}
+
+template <class Out>
+void append_text(Out& out, std::string_view s) {
+  msgpack::packer<Out> pk(out);
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+template <class Out>
+void append_bytes(Out& out, std::string_view s) {
+  msgpack::packer<Out> pk(out);
+  pk.pack_bin(static_cast<std::uint32_t>(s.size()));
+  pk.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+template <class Out>
+void append_exact(Out& out, std::string_view type_name, std::string_view text) {
+  msgpack::packer<Out>(out).pack_array(2);
+  append_text(out, type_name);
+  append_text(out, text);
+}
+
 template <class Out>
 void append_value(Out& out, const value& v) {
-  msgpack::packer<Out> pk(out);
   switch (v.kind()) {
-    case value_kind::null: pk.pack_nil(); break;
-    case value_kind::boolean: pk.pack(v.as_bool()); break;
-    case value_kind::integer: pk.pack_int64(v.as_int()); break;
-    case value_kind::real: {
-      // Always float64: msgpack-cxx's pack_double writes an integral double
-      // as an integer, which would read back as another value.
-      std::uint64_t bits = 0;
-      const double d = v.as_real();
-      static_assert(sizeof bits == sizeof d);
-      std::memcpy(&bits, &d, sizeof d);
-      char buf[9];
-      buf[0] = static_cast<char>(0xcb);
-      for (int i = 0; i < 8; ++i)
-        buf[1 + i] = static_cast<char>((bits >> (8 * (7 - i))) & 0xff);
-      out.write(buf, sizeof buf);
-      break;
-    }
-    case value_kind::text: pk.pack(v.as_text()); break;
-    case value_kind::bytes:
-      pk.pack_bin(static_cast<std::uint32_t>(v.as_bytes().size()));
-      pk.pack_bin_body(v.as_bytes().data(), static_cast<std::uint32_t>(v.as_bytes().size()));
-      break;
-    case value_kind::exact:
-      pk.pack_array(2);
-      pk.pack(v.as_exact().type_name);
-      pk.pack(v.as_exact().text);
-      break;
+    case value_kind::null: append_null(out); break;
+    case value_kind::boolean: append_bool(out, v.as_bool()); break;
+    case value_kind::integer: append_int(out, v.as_int()); break;
+    case value_kind::real: append_real(out, v.as_real()); break;
+    case value_kind::text: append_text(out, v.as_text()); break;
+    case value_kind::bytes: append_bytes(out, v.as_bytes()); break;
+    case value_kind::exact: append_exact(out, v.as_exact().type_name, v.as_exact().text); break;
   }
 }
 

@@ -146,14 +146,25 @@ result<pg_conn_ptr> open_connection(const std::string& conninfo, bool replicatio
   std::vector<std::string> keys;
   std::vector<std::string> values;
   bool has_timeout = false;
+  // Dates and times print as ISO text on every connection (snapshot and
+  // stream alike), whatever the server's default: the local copy holds one
+  // form, and stream filters on them can read it. Appended to the user's
+  // options, so it wins over a DateStyle given there.
+  std::string server_options = "-c DateStyle=ISO";
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr || std::strcmp(o->keyword, "replication") == 0)
       continue;
+    if (std::strcmp(o->keyword, "options") == 0) {
+      server_options = std::string(o->val) + " " + server_options;
+      continue;
+    }
     has_timeout = has_timeout || std::strcmp(o->keyword, "connect_timeout") == 0;
     keys.emplace_back(o->keyword);
     values.emplace_back(o->val);
   }
   PQconninfoFree(options);
+  keys.emplace_back("options");
+  values.emplace_back(server_options);
   if (replication) {
     keys.emplace_back("replication");
     values.emplace_back("database");
@@ -1008,8 +1019,21 @@ status snapshot_reader::copy_query(const std::string& query, const table_info& i
   if (state_ == copy_state::copying)
     return status::invalid_argument("copy_query() while another COPY is being read; read it to "
                                     "the end with next_rows() first");
-  auto started = exec(conn_, "COPY (" + query_body(query) + ") TO STDOUT", PGRES_COPY_OUT,
-                      "copying the view's query");
+  // In key order (the keys' text, bytewise), so a key that repeats comes in
+  // adjacent rows and a reader checks it with one key in memory. A CTE keeps
+  // a writing query a query that fails as one (read only), not a syntax error.
+  std::string order;
+  for (const auto& k : info.primary_key) {
+    pg_buffer_ptr quoted(PQescapeIdentifier(conn_, k.data(), k.size()));
+    if (!quoted)
+      return status::invalid_argument("cannot quote key column " + k + " ("
+                                      + tidy(PQerrorMessage(conn_)) + ")");
+    order += std::string(order.empty() ? " ORDER BY " : ", ") + "(q." + quoted.get()
+             + ")::text COLLATE \"C\"";
+  }
+  auto started = exec(conn_, "COPY (WITH q AS (" + query_body(query) + ") SELECT * FROM q" + order
+                               + ") TO STDOUT",
+                      PGRES_COPY_OUT, "copying the view's query");
   if (!started)
     return started.error();
   state_ = copy_state::copying;
@@ -1017,31 +1041,30 @@ status snapshot_reader::copy_query(const std::string& query, const table_info& i
   return status::ok();
 }
 
-result<std::optional<std::vector<copy_row>>> snapshot_reader::next_rows(std::size_t max_rows,
-                                                                        std::size_t max_bytes) {
-  using chunk = std::optional<std::vector<copy_row>>;
+result<std::optional<std::size_t>> snapshot_reader::next_lines(
+  std::size_t max_rows, std::size_t max_bytes,
+  const std::function<status(std::string_view line)>& fn) {
+  using count = std::optional<std::size_t>;
   if (max_rows == 0)
     return status::invalid_argument("next_rows() needs max_rows of at least 1");
   if (state_ == copy_state::done)
-    return chunk{};
+    return count{};
   if (state_ != copy_state::copying)
     return status::invalid_argument("next_rows() needs a COPY; call copy() first");
 
-  std::vector<copy_row> rows;
+  std::size_t rows = 0;
   std::size_t bytes = 0;
-  while (rows.size() < max_rows && bytes < max_bytes) {
+  while (rows < max_rows && bytes < max_bytes) {
     char* raw = nullptr;
     const int n = PQgetCopyData(conn_, &raw, 0);
     if (n > 0) {
       pg_buffer_ptr owned(raw);
       bytes += static_cast<std::size_t>(n);
-      auto row = parse_copy_text_row(std::string_view(raw, static_cast<std::size_t>(n)));
-      if (!row)
-        return row.error();
-      if (row->size() != copy_columns_)
-        return status::corruption("COPY sent a row of " + std::to_string(row->size())
-                                  + " fields for " + std::to_string(copy_columns_) + " columns");
-      rows.push_back(std::move(row).value());
+      if (auto st = fn(std::string_view(raw, static_cast<std::size_t>(n))); !st) {
+        state_ = copy_state::idle;  // the rest of the COPY is never read
+        return st;
+      }
+      ++rows;
       continue;
     }
     // -1: the COPY is complete, its outcome is the next result; -2: failed.
@@ -1055,32 +1078,57 @@ result<std::optional<std::vector<copy_row>>> snapshot_reader::next_rows(std::siz
     state_ = copy_state::done;
     break;
   }
-  if (rows.empty())
+  if (rows == 0)
+    return count{};
+  return count(rows);
+}
+
+std::size_t snapshot_reader::copy_columns() const {
+  return copy_columns_;
+}
+
+result<std::optional<std::vector<copy_row>>> snapshot_reader::next_rows(std::size_t max_rows,
+                                                                        std::size_t max_bytes) {
+  using chunk = std::optional<std::vector<copy_row>>;
+  std::vector<copy_row> rows;
+  auto n = next_lines(max_rows, max_bytes, [&](std::string_view line) -> status {
+    auto row = parse_copy_text_row(line);
+    if (!row)
+      return row.error();
+    if (row->size() != copy_columns_)
+      return status::corruption("COPY sent a row of " + std::to_string(row->size())
+                                + " fields for " + std::to_string(copy_columns_) + " columns");
+    rows.push_back(std::move(row).value());
+    return status::ok();
+  });
+  if (!n)
+    return n.error();
+  if (!*n)
     return chunk{};
   return chunk(std::move(rows));
 }
 
 // --- COPY text format --------------------------------------------------------
 
-result<copy_row> parse_copy_text_row(std::string_view line) {
+status for_each_copy_field(std::string_view line, std::string& scratch,
+                           const std::function<status(const std::string_view*)>& fn) {
   if (!line.empty() && line.back() == '\n')
     line.remove_suffix(1);
-  copy_row row;
-  row.reserve(1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), '\t')));
   std::size_t i = 0;
-  for (;;) {
+  for (std::size_t index = 0;; ++index) {
     const std::size_t field_start = i;
     std::size_t end = line.find('\t', i);
     if (end == std::string_view::npos)
       end = line.size();
     const std::string_view raw = line.substr(field_start, end - field_start);
+    status st;
     if (raw == "\\N") {
-      row.emplace_back(std::nullopt);
+      st = fn(nullptr);
     } else if (raw.find('\\') == std::string_view::npos) {
-      row.emplace_back(std::string(raw));  // most fields: nothing to unescape
+      st = fn(&raw);  // most fields: nothing to unescape
     } else {
-      std::string value;
-      value.reserve(raw.size());
+      std::string& value = scratch;
+      value.clear();
       for (std::size_t k = 0; k < raw.size(); ++k) {
         const char c = raw[k];
         if (c != '\\') {
@@ -1088,7 +1136,7 @@ result<copy_row> parse_copy_text_row(std::string_view line) {
           continue;
         }
         if (++k == raw.size())
-          return status::corruption("COPY text field " + std::to_string(row.size() + 1)
+          return status::corruption("COPY text field " + std::to_string(index + 1)
                                     + " ends with a lone backslash");
         const char e = raw[k];
         switch (e) {
@@ -1121,12 +1169,31 @@ result<copy_row> parse_copy_text_row(std::string_view line) {
             }
         }
       }
-      row.emplace_back(std::move(value));
+      const std::string_view unescaped = value;
+      st = fn(&unescaped);
     }
+    if (!st)
+      return st;
     if (end == line.size())
       break;
     i = end + 1;
   }
+  return status::ok();
+}
+
+result<copy_row> parse_copy_text_row(std::string_view line) {
+  copy_row row;
+  row.reserve(1 + static_cast<std::size_t>(std::count(line.begin(), line.end(), '\t')));
+  std::string scratch;
+  auto st = for_each_copy_field(line, scratch, [&](const std::string_view* field) {
+    if (field)
+      row.emplace_back(std::string(*field));
+    else
+      row.emplace_back(std::nullopt);
+    return status::ok();
+  });
+  if (!st)
+    return st;
   return result<copy_row>(std::move(row));
 }
 

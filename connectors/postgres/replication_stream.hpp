@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -303,8 +304,10 @@ public:
   store::result<table_info> describe_query(const std::string& query,
                                            const std::vector<std::string>& key);
 
-  /// Starts COPY (query) TO STDOUT; read its rows with next_rows(). `info`
-  /// is what describe_query() returned for the same query.
+  /// Starts COPY (query) TO STDOUT, its rows ordered by the text of their
+  /// key columns (info.primary_key) in byte order, so rows with the same key
+  /// are adjacent; read them with next_rows(). `info` is what
+  /// describe_query() returned for the same query.
   store::status copy_query(const std::string& query, const table_info& info);
 
   /// Up to `max_rows` rows (at least one unless the COPY is done), and fewer
@@ -316,6 +319,16 @@ public:
   /// answered with nullopt.
   store::result<std::optional<std::vector<copy_row>>> next_rows(
     std::size_t max_rows, std::size_t max_bytes = snapshot_chunk_bytes_max_default);
+
+  /// As next_rows(), but hands each row's COPY text line to `fn` (valid
+  /// during the call) instead of parsing it, and returns how many it handed
+  /// over. An error `fn` returns ends the chunk and the COPY with that error.
+  store::result<std::optional<std::size_t>> next_lines(
+    std::size_t max_rows, std::size_t max_bytes,
+    const std::function<store::status(std::string_view line)>& fn);
+
+  /// Fields per row of the running COPY (its columns).
+  std::size_t copy_columns() const;
 
 private:
   enum class copy_state { idle, copying, done };
@@ -334,5 +347,13 @@ private:
 /// character. One trailing newline is ignored. corruption for a row that
 /// ends inside an escape.
 store::result<copy_row> parse_copy_text_row(std::string_view line);
+
+/// Parses one row of COPY text format as parse_copy_text_row() does, calling
+/// fn(field) for each field in order without copying it: nullptr for NULL,
+/// else the unescaped text, a view of `line` when it holds no escape and of
+/// `scratch` otherwise (valid until fn returns). The first error fn returns
+/// ends the row with that error.
+store::status for_each_copy_field(std::string_view line, std::string& scratch,
+                                  const std::function<store::status(const std::string_view*)>& fn);
 
 } // namespace syncmesh::connectors::postgres

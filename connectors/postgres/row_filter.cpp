@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 namespace syncmesh::connectors::postgres {
 
@@ -28,6 +29,146 @@ std::string_view trimmed(std::string_view s) {
   return s;
 }
 
+// Days from 2000-01-01 to the proleptic Gregorian date y-m-d, y astronomical
+// (1 BC is year 0); Howard Hinnant's days_from_civil.
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468 - 10957;
+}
+
+unsigned days_in_month(std::int64_t y, unsigned m) {
+  static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : days[m - 1];
+}
+
+// Date and time text as PostgreSQL prints it under DateStyle ISO:
+// YYYY-MM-DD, then [ T]HH:MM[:SS[.ffffff]], then an offset (Z, ±HH,
+// ±HH:MM, ±HH:MM:SS, ±HHMM), then " BC" or " AD"; or ±infinity.
+struct iso_datetime {
+  int cls = 0;               // -1 -infinity, 0 finite, 1 infinity
+  std::int64_t days = 0;     // since 2000-01-01
+  std::int64_t micros = 0;   // into the day
+  bool has_time = false;
+  bool has_offset = false;
+  std::int64_t offset_s = 0;  // east of UTC
+};
+
+// nullopt for text that is not ISO date/time; `why` then says what is wrong.
+std::optional<iso_datetime> parse_iso_datetime(std::string_view text, std::string& why) {
+  iso_datetime out;
+  auto t = trimmed(text);
+  auto l = lower(t);
+  if (l == "infinity" || l == "+infinity") {
+    out.cls = 1;
+    return out;
+  }
+  if (l == "-infinity") {
+    out.cls = -1;
+    return out;
+  }
+  bool bc = false;
+  if (l.size() > 3 && (l.compare(l.size() - 3, 3, " bc") == 0 || l.compare(l.size() - 3, 3, " ad") == 0)) {
+    bc = l.compare(l.size() - 3, 3, " bc") == 0;
+    t = trimmed(t.substr(0, t.size() - 3));
+  }
+  std::size_t i = 0;
+  // Reads at least min and at most max digits.
+  auto number = [&](std::size_t min, std::size_t max, std::int64_t& v) {
+    std::size_t n = 0;
+    v = 0;
+    while (i < t.size() && n < max && t[i] >= '0' && t[i] <= '9') {
+      v = v * 10 + (t[i++] - '0');
+      ++n;
+    }
+    return n >= min;
+  };
+  auto expect = [&](char c) {
+    if (i < t.size() && t[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  std::int64_t year = 0, month = 0, day = 0;
+  if (!number(1, 7, year) || !expect('-') || !number(1, 2, month) || !expect('-')
+      || !number(1, 2, day)) {
+    why = "not an ISO date (YYYY-MM-DD)";
+    return std::nullopt;
+  }
+  if (year == 0 || year > 5874897 || month < 1 || month > 12) {
+    why = "a date out of range";
+    return std::nullopt;
+  }
+  const std::int64_t y = bc ? 1 - year : year;
+  if (day < 1 || day > days_in_month(y, static_cast<unsigned>(month))) {
+    why = "a date out of range";
+    return std::nullopt;
+  }
+  out.days = days_from_civil(y, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  if (i < t.size() && (t[i] == ' ' || t[i] == 'T' || t[i] == 't')) {
+    ++i;
+    std::int64_t hour = 0, minute = 0, second = 0, fraction = 0;
+    if (!number(1, 2, hour) || !expect(':') || !number(2, 2, minute)) {
+      why = "not an ISO time (HH:MM[:SS[.ffffff]])";
+      return std::nullopt;
+    }
+    if (expect(':')) {
+      if (!number(2, 2, second)) {
+        why = "not an ISO time (HH:MM[:SS[.ffffff]])";
+        return std::nullopt;
+      }
+      if (expect('.')) {
+        std::size_t start = i;
+        if (!number(1, 6, fraction) || (i < t.size() && t[i] >= '0' && t[i] <= '9')) {
+          why = "a time with more than six fractional digits (PostgreSQL keeps microseconds)";
+          return std::nullopt;
+        }
+        for (auto n = i - start; n < 6; ++n)
+          fraction *= 10;
+      }
+    }
+    if (hour > 24 || minute > 59 || second > 60
+        || (hour == 24 && (minute != 0 || second != 0 || fraction != 0))) {
+      why = "a time out of range";
+      return std::nullopt;
+    }
+    out.has_time = true;
+    out.micros = ((hour * 60 + minute) * 60 + second) * 1'000'000 + fraction;
+    if (i < t.size() && t[i] == ' ')
+      ++i;
+    if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) {
+      ++i;
+      out.has_offset = true;
+    } else if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
+      const bool west = t[i++] == '-';
+      std::int64_t oh = 0, om = 0, os = 0;
+      bool ok = number(1, 2, oh);
+      if (ok && expect(':')) {
+        ok = number(2, 2, om);
+        if (ok && expect(':'))
+          ok = number(2, 2, os);
+      } else if (ok && i < t.size() && t[i] >= '0' && t[i] <= '9') {
+        ok = number(2, 2, om);  // ±HHMM
+      }
+      if (!ok || oh > 15 || om > 59 || os > 59) {
+        why = "a time zone offset out of range (±HH[:MM[:SS]], at most 15 hours)";
+        return std::nullopt;
+      }
+      out.has_offset = true;
+      out.offset_s = (west ? -1 : 1) * ((oh * 60 + om) * 60 + os);
+    }
+  }
+  if (i != t.size()) {
+    why = "not ISO date/time text";
+    return std::nullopt;
+  }
+  return out;
+}
 
 } // namespace
 
@@ -36,7 +177,8 @@ bool byte_ordered_collation(const std::string& collation) {
   return c == "c" || c == "posix" || c == "c.utf-8" || c == "c.utf8";
 }
 
-result<row_filter::operand> row_filter::parse(type_class type, const std::string& text) {
+result<row_filter::operand> row_filter::parse(type_class type, const std::string& text,
+                                              bool filter_value) {
   operand out;
   auto bad = [&](const char* what) {
     return status::invalid_argument("'" + text + "' is not " + what);
@@ -166,6 +308,39 @@ result<row_filter::operand> row_filter::parse(type_class type, const std::string
       out.text = std::move(hex);
       return out;
     }
+    case type_class::date:
+    case type_class::timestamp:
+    case type_class::timestamptz: {
+      std::string why;
+      auto dt = parse_iso_datetime(text, why);
+      if (!dt)
+        return status::invalid_argument("'" + text + "' is " + why);
+      out.cls = dt->cls;
+      if (dt->cls != 0)
+        return out;
+      if (type == type_class::date) {
+        if (dt->has_time)
+          return bad("a date (YYYY-MM-DD, without a time)");
+        out.integer = dt->days;
+        return out;
+      }
+      // PostgreSQL's timestamps end in 294276 AD; microseconds fit int64 to there.
+      if (dt->days > 106'000'000)
+        return bad("a timestamp (it is out of range)");
+      out.integer = dt->days * 86'400'000'000LL + dt->micros;
+      // A timestamp ignores an offset, as PostgreSQL's input does; a
+      // timestamptz is the instant the offset names.
+      if (type == type_class::timestamptz) {
+        if (!dt->has_offset)
+          return filter_value
+                   ? bad("a timestamptz with its UTC offset (e.g. '2024-01-01 00:00:00+00'); "
+                         "without one PostgreSQL reads it in the session's TimeZone, which the "
+                         "change stream cannot know")
+                   : bad("a timestamptz with its UTC offset (is the DateStyle ISO?)");
+        out.integer -= dt->offset_s * 1'000'000LL;
+      }
+      return out;
+    }
   }
   return bad("a value of a filterable type");
 }
@@ -196,6 +371,12 @@ int row_filter::compare(type_class type, const operand& a, const operand& b) {
     case type_class::bpchar:
     case type_class::uuid:
       return sign(a.text.compare(b.text), 0);
+    case type_class::date:
+    case type_class::timestamp:
+    case type_class::timestamptz:
+      if (a.cls != 0 || b.cls != 0)
+        return sign(a.cls, b.cls);
+      return sign(a.integer, b.integer);
   }
   return 0;
 }
@@ -224,12 +405,15 @@ result<row_filter> row_filter::compile(const std::vector<column_filter>& filters
       case 25: case 1043: case 19: t.type = type_class::text; break;
       case 1042: t.type = type_class::bpchar; break;
       case 2950: t.type = type_class::uuid; break;
+      case 1082: t.type = type_class::date; break;
+      case 1114: t.type = type_class::timestamp; break;
+      case 1184: t.type = type_class::timestamptz; break;
       default:
         return status::invalid_argument(
           "the filter on column '" + f.column + "' of " + shown + " (" + col->type_name
           + ") cannot be applied to the change stream: a realtime view filters on boolean, "
-            "integer, real, numeric, text and uuid columns; filter on another column, or make "
-            "the view materialized");
+            "integer, real, numeric, text, uuid, date, timestamp and timestamptz columns; "
+            "filter on another column, or make the view materialized");
     }
     bool range = f.op != filter_op::eq && f.op != filter_op::in;
     if (range && (t.type == type_class::text || t.type == type_class::bpchar)
@@ -244,7 +428,7 @@ result<row_filter> row_filter::compile(const std::vector<column_filter>& filters
         "the filter on column '" + f.column + "' has " + std::to_string(f.values.size())
         + " values; in takes one or more, the other comparisons exactly one");
     for (const auto& v : f.values) {
-      auto parsed = parse(t.type, v);
+      auto parsed = parse(t.type, v, true);
       if (!parsed)
         return status::invalid_argument("the filter on column '" + f.column + "' of " + shown
                                         + " (" + col->type_name + "): "

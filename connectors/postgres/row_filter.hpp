@@ -42,10 +42,16 @@ public:
   /// Comparisons follow PostgreSQL per type: boolean, int2/int4/int8,
   /// float4/float8 (NaN equal to itself and above everything), numeric
   /// (exact, NaN and ±Infinity included), text, varchar, name and
-  /// char(n) (trailing blanks ignored), uuid. invalid_argument, naming the
-  /// column, for: a column `table` lacks; a value its type cannot take; a
-  /// column of another type (its order cannot be reproduced here); a range
-  /// comparison on text whose collation is not byte-ordered.
+  /// char(n) (trailing blanks ignored), uuid, date, timestamp and
+  /// timestamptz (±infinity included; timestamptz compared as instants, so
+  /// its text may carry any UTC offset). Date and time text must be ISO
+  /// (`YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][±HH[:MM[:SS]]][ BC]`, as PostgreSQL
+  /// prints it under DateStyle ISO, which the connections set), and a
+  /// timestamptz filter value must carry its offset (Z, +00, -05:30): without
+  /// one PostgreSQL reads it in the session's TimeZone. invalid_argument,
+  /// naming the column, for: a column `table` lacks; a value its type cannot
+  /// take; a column of another type (its order cannot be reproduced here); a
+  /// range comparison on text whose collation is not byte-ordered.
   static store::result<row_filter> compile(const std::vector<column_filter>& filters,
                                            const table_info& table);
 
@@ -66,7 +72,7 @@ private:
   struct operand {
     int cls = 0;          // order class: -1 -infinity, 0 finite, 1 +infinity, 2 NaN
     bool negative = false;
-    std::int64_t integer = 0;
+    std::int64_t integer = 0;  // also: days (date), microseconds (timestamp[tz]) since 2000-01-01
     double real = 0;
     std::string digits;    // numeric: significant digits, no leading/trailing zeros
     std::int64_t exponent = 0;  // numeric: value = 0.digits × 10^exponent
@@ -74,7 +80,8 @@ private:
   };
 
 
-  enum class type_class { boolean, integer, real, numeric, text, bpchar, uuid };
+  enum class type_class { boolean, integer, real, numeric, text, bpchar, uuid, date, timestamp,
+                          timestamptz };
 
   struct term {
     std::string column;
@@ -83,7 +90,10 @@ private:
     std::vector<operand> values;
   };
 
-  static store::result<operand> parse(type_class type, const std::string& text);
+  /// `filter_value`: the text is a filter's value (PostgreSQL input), not
+  /// a row's (PostgreSQL output); only a timestamptz reads them differently.
+  static store::result<operand> parse(type_class type, const std::string& text,
+                                      bool filter_value = false);
   static int compare(type_class type, const operand& a, const operand& b);
 
   std::vector<term> terms_;

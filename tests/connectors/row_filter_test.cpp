@@ -199,8 +199,63 @@ BOOST_AUTO_TEST_CASE(a_row_whose_text_is_not_of_its_type_is_corruption_naming_th
   BOOST_TEST(v.error().message().find("'n'") != std::string::npos, v.error().message());
 }
 
+BOOST_AUTO_TEST_CASE(dates_compare_as_days_with_infinities_at_the_ends) {
+  BOOST_TEST(on(1082, filter_op::lt, {"2024-03-01"}, std::string("2024-02-29")) == match);
+  BOOST_TEST(on(1082, filter_op::lt, {"2024-03-01"}, std::string("2024-03-01")) == no_match);
+  BOOST_TEST(on(1082, filter_op::ge, {"2024-3-1"}, std::string("2024-03-01")) == match);
+  // A five-digit year is later than any four-digit one, as text would not say.
+  BOOST_TEST(on(1082, filter_op::gt, {"9999-12-31"}, std::string("10000-01-01")) == match);
+  BOOST_TEST(on(1082, filter_op::lt, {"0001-01-01"}, std::string("0001-12-31 BC")) == match);
+  BOOST_TEST(on(1082, filter_op::gt, {"0044-03-15 BC"}, std::string("0043-01-01 BC")) == match);
+  BOOST_TEST(on(1082, filter_op::gt, {"294276-12-31"}, std::string("infinity")) == match);
+  BOOST_TEST(on(1082, filter_op::lt, {"0001-01-01 BC"}, std::string("-infinity")) == match);
+  BOOST_TEST(on(1082, filter_op::eq, {"Infinity"}, std::string("infinity")) == match);
+}
+
+BOOST_AUTO_TEST_CASE(timestamps_compare_to_the_microsecond) {
+  BOOST_TEST(on(1114, filter_op::ge, {"2024-01-01"}, std::string("2024-01-01 00:00:00")) == match);
+  BOOST_TEST(on(1114, filter_op::lt, {"2024-01-01"}, std::string("2023-12-31 23:59:59.999999"))
+             == match);
+  BOOST_TEST(on(1114, filter_op::gt, {"2024-01-01 12:00:00.5"}, std::string("2024-01-01 12:00:00.500001"))
+             == match);
+  BOOST_TEST(on(1114, filter_op::eq, {"2024-01-01T12:00"}, std::string("2024-01-01 12:00:00"))
+             == match);
+  BOOST_TEST(on(1114, filter_op::eq, {"2024-01-01 24:00"}, std::string("2024-01-02 00:00:00"))
+             == match);
+  BOOST_TEST(on(1114, filter_op::lt, {"2024-01-01"}, std::string("-infinity")) == match);
+  BOOST_TEST(on(1114, filter_op::in, {"2024-01-01 10:00", "2024-01-01 11:00"},
+                std::string("2024-01-01 11:00:00")) == match);
+}
+
+// PostgreSQL prints a timestamptz in the session's TimeZone: the same instant
+// arrives with any offset, and compares as that instant.
+BOOST_AUTO_TEST_CASE(timestamptz_compare_as_instants_whatever_their_offset) {
+  BOOST_TEST(on(1184, filter_op::eq, {"2024-01-01 00:00:00+00"},
+                std::string("2024-01-01 05:30:00+05:30")) == match);
+  BOOST_TEST(on(1184, filter_op::eq, {"2024-01-01T00:00:00Z"},
+                std::string("2023-12-31 19:00:00-05")) == match);
+  BOOST_TEST(on(1184, filter_op::lt, {"2024-01-01 00:00:00+00"},
+                std::string("2024-01-01 00:59:59.999999+01")) == match);
+  BOOST_TEST(on(1184, filter_op::ge, {"2024-01-01 00:00:00+0100"},
+                std::string("2023-12-31 23:00:00+00")) == match);
+  // Local mean time offsets carry seconds.
+  BOOST_TEST(on(1184, filter_op::eq, {"1850-01-01 00:00:00+00"},
+                std::string("1850-01-01 00:53:28+00:53:28")) == match);
+  BOOST_TEST(on(1184, filter_op::gt, {"2024-01-01 00:00:00+00"}, std::string("infinity")) == match);
+  BOOST_TEST(on(1184, filter_op::lt, {"2024-01-01 00:00:00+00"},
+                std::string("0001-01-01 00:00:00+00 BC")) == match);
+  // Text a timestamptz cannot have is corruption naming the column.
+  auto t = table_of({{"id", 20}, {"at", 1184}});
+  auto f = row_filter::compile({filter("at", filter_op::gt, {"2024-01-01 00:00+00"})}, t);
+  BOOST_REQUIRE(f.is_ok());
+  auto v = f->evaluate(relation_of(t), tuple_of({std::string("1"), std::string("01/02/2024")}));
+  BOOST_REQUIRE(!v.is_ok());
+  BOOST_TEST(v.error().message().find("column 'at'") != std::string::npos, v.error().message());
+}
+
 BOOST_AUTO_TEST_CASE(compiling_refuses_what_the_stream_cannot_evaluate_with_a_sentence) {
-  auto t = table_of({{"id", 20}, {"at", 1184}, {"title", 25, "en_US.UTF-8"}, {"n", 23}});
+  auto t = table_of({{"id", 20}, {"at", 1184}, {"title", 25, "en_US.UTF-8"}, {"n", 23},
+                     {"span", 1186}, {"day", 1082}});
   auto refused = [&](column_filter f, const std::string& says) {
     auto r = row_filter::compile({f}, t);
     BOOST_REQUIRE(!r.is_ok());
@@ -208,7 +263,13 @@ BOOST_AUTO_TEST_CASE(compiling_refuses_what_the_stream_cannot_evaluate_with_a_se
     BOOST_TEST(r.error().message().find(says) != std::string::npos, r.error().message());
   };
   refused(filter("colour", filter_op::eq, {"red"}), "no column 'colour'");
-  refused(filter("at", filter_op::gt, {"2024-01-01"}), "make the view materialized");
+  refused(filter("span", filter_op::gt, {"1 day"}), "make the view materialized");
+  refused(filter("at", filter_op::gt, {"2024-01-01"}), "with its UTC offset");
+  refused(filter("at", filter_op::gt, {"2024-01-01 10:00"}), "session's TimeZone");
+  refused(filter("at", filter_op::gt, {"yesterday"}), "not an ISO date");
+  refused(filter("day", filter_op::eq, {"2024-02-30"}), "out of range");
+  refused(filter("day", filter_op::eq, {"2024-02-01 10:00"}), "without a time");
+  refused(filter("at", filter_op::eq, {"2024-02-01 10:00:00.1234567+00"}), "six fractional");
   refused(filter("title", filter_op::lt, {"m"}), "COLLATE \"C\"");
   refused(filter("n", filter_op::eq, {"1.5"}), "not an integer");
   refused(filter("n", filter_op::lt, {"1", "2"}), "exactly one");

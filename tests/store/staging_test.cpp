@@ -146,7 +146,8 @@ BOOST_AUTO_TEST_CASE(a_swap_installs_the_schema_the_copy_was_staged_with) {
   batch b;
   b.stage.push_back({"app.users", *generation,
                      std::make_shared<std::vector<row>>(std::vector<row>{
-                       {value::integer(1), value::text("ada"), value::null(), value::text("a@x")}})});
+                       {value::integer(1), value::text("ada"), value::null(), value::text("a@x")}}),
+                     nullptr});
   BOOST_REQUIRE(db->apply(b).is_ok());
   BOOST_TEST((*db->table("app.users"))->columns.size() == 3u);
   BOOST_REQUIRE(db->apply(swap_in(*generation)).is_ok());
@@ -159,7 +160,8 @@ BOOST_AUTO_TEST_CASE(a_swap_installs_the_schema_the_copy_was_staged_with) {
   auto g2 = db->begin_staging(fresh);
   batch s;
   s.stage.push_back(
-    {"app.fresh", *g2, std::make_shared<std::vector<row>>(std::vector<row>{user(7, "seven")})});
+    {"app.fresh", *g2, std::make_shared<std::vector<row>>(std::vector<row>{user(7, "seven")}),
+     nullptr});
   s.swaps.push_back({"app.fresh", *g2});
   BOOST_REQUIRE(db->apply(s).is_ok());
   BOOST_TEST(db->scan("app.fresh")->size() == 1u);
