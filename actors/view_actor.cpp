@@ -92,6 +92,9 @@ struct view_state {
   std::uint64_t outbox_conflicted = 0;
   /// Wall-clock ms the oldest pending entry was written at; 0: none pending.
   std::uint64_t oldest_pending_ms = 0;
+  /// Every outbox entry of this view below this seq is settled: reads of
+  /// the queue start here, so pushing a long queue reads each entry once.
+  std::uint64_t outbox_from = 0;
   /// Keys (store::encode_key) with pending outbox entries, and how many:
   /// their local rows are staged, and the change stream does not overwrite
   /// them (the push settles them: applied, or the conflict's resolution).
@@ -316,18 +319,48 @@ void count_down(std::map<std::string, std::uint32_t>& counts, const std::string&
     counts.erase(it);
 }
 
+// Visits this view's pending outbox entries in queue order, reading the
+// outbox in chunks from st.outbox_from, until `visit` returns false; then
+// moves outbox_from to the first pending entry seen (past the end when there
+// was none). Returns why the outbox could not be read, or nothing.
+template <class Visit>
+std::string each_pending(view_state& st, Visit visit) {
+  constexpr std::size_t chunk = 1024;
+  std::uint64_t from = st.outbox_from;
+  std::optional<std::uint64_t> first;
+  bool stopped = false;
+  while (!stopped) {
+    auto ob = st.ctx->db->outbox(from, chunk);
+    if (!ob)
+      return "could not read the outbox: " + ob.error().to_string();
+    for (const auto& e : *ob) {
+      from = e.seq + 1;
+      if (e.view != st.cfg.full_name() || e.state != store::outbox_state::pending)
+        continue;
+      if (!first)
+        first = e.seq;
+      if (!visit(e)) {
+        stopped = true;
+        break;
+      }
+    }
+    if (ob->size() < chunk)
+      break;
+  }
+  st.outbox_from = first ? *first : from;
+  return {};
+}
+
 // The oldest pending entry's age comes from the outbox itself.
 void recount_oldest_pending(view_actor* self) {
   auto& st = self->state;
   st.oldest_pending_ms = 0;
   if (st.outbox_pending == 0)
     return;
-  if (auto ob = st.ctx->db->outbox(); ob)
-    for (const auto& e : *ob)
-      if (e.view == st.cfg.full_name() && e.state == store::outbox_state::pending) {
-        st.oldest_pending_ms = e.created.wall_ms();
-        return;
-      }
+  (void) each_pending(st, [&](const store::outbox_entry& e) {
+    st.oldest_pending_ms = e.created.wall_ms();
+    return false;
+  });
 }
 
 json row_or_null(const std::optional<store::schema>& shape, const std::optional<store::row>& r) {
@@ -485,16 +518,16 @@ void push_pending(view_actor* self, Done done) {
     done(std::string{});
     return;
   }
-  auto ob = st.ctx->db->outbox();
-  if (!ob) {
-    done("could not read the outbox: " + ob.error().to_string());
+  std::vector<store::outbox_entry> pending;
+  if (auto err = each_pending(st,
+                              [&](const store::outbox_entry& e) {
+                                pending.push_back(e);
+                                return pending.size() < push_batch_entries_max;
+                              });
+      !err.empty()) {
+    done(err);
     return;
   }
-  std::vector<store::outbox_entry> pending;
-  for (const auto& e : *ob)
-    if (e.view == st.cfg.full_name() && e.state == store::outbox_state::pending
-        && pending.size() < push_batch_entries_max)
-      pending.push_back(e);
   if (pending.empty()) {
     done(std::string{});
     return;
@@ -616,13 +649,14 @@ void restage(view_actor* self) {
   auto& st = self->state;
   if (st.outbox_pending == 0 || !st.shape)
     return;
-  auto ob = st.ctx->db->outbox();
-  if (!ob)
+  std::vector<store::outbox_entry> queued;
+  if (!each_pending(st, [&](const store::outbox_entry& e) {
+        queued.push_back(e);
+        return true;
+      }).empty())
     return;
   auto b = std::make_shared<store::batch>();
-  for (const auto& e : *ob) {
-    if (e.view != st.cfg.full_name() || e.state != store::outbox_state::pending)
-      continue;
+  for (const auto& e : queued) {
     store::change c;
     c.table = st.shape->table;
     c.op = e.op;
@@ -1280,8 +1314,10 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
           continue;
         switch (e.state) {
           case store::outbox_state::pending:
-            if (st.outbox_pending++ == 0)
+            if (st.outbox_pending++ == 0) {
               st.oldest_pending_ms = e.created.wall_ms();
+              st.outbox_from = e.seq;
+            }
             st.staged[store::encode_key(e.key)] += 1;
             break;
           case store::outbox_state::applied: ++st.outbox_applied; break;
