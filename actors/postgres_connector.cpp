@@ -231,6 +231,8 @@ struct pg_state {
   pg_conn_ptr push_conn;
   std::string push_origin;
   bool mutations_ready = false;
+  /// Pushes that went by the set-based fast path (remote stats).
+  std::uint64_t bulk_pushes = 0;
   /// How each sync view's columns map onto its source table, by view.
   std::map<std::string, pg::push_table> push_tables;
 
@@ -1329,6 +1331,17 @@ store::result<store::row> local_row_of(const pg::push_table& t, const store::sch
   return out;
 }
 
+// Test only: die in the window between the upstream commit and the local
+// acknowledgement (remote_config::failpoint_push_committed). The draw
+// depends on the seed and the batch, so a seed replays the kills.
+void failpoint_push_committed(const pg_state& st, const change_set& cs) {
+  if (st.cfg.failpoint_push_committed <= 0 || cs.mutation_ids.empty())
+    return;
+  std::mt19937_64 rng(st.ctx->config.seed ^ std::hash<std::string>{}(cs.mutation_ids.front()));
+  if (std::uniform_real_distribution<double>(0, 1)(rng) < st.cfg.failpoint_push_committed)
+    std::raise(SIGKILL);
+}
+
 // Applies `cs` (one sync view's queued writes) in one transaction under the
 // view's replication origin, each once and against its base row.
 caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& source,
@@ -1377,6 +1390,62 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     }
     return std::nullopt;
   };
+  // The fast path: every write new and none in conflict, the batch goes as
+  // one statement per kind of write. Anything else — a mutation id seen
+  // before, a conflict, an error — rolls it back, and the batch goes one
+  // write at a time below, which sorts out each case.
+  std::vector<std::optional<store::row>> bases(cs.changes.size());
+  std::vector<pg::bulk_write> bulk;
+  for (std::size_t i = 0; i < cs.changes.size(); ++i) {
+    const auto& c = cs.changes[i];
+    if (!cs.base_versions[i].empty())
+      if (auto b = store::decode_row(cs.base_versions[i], "base of " + cs.mutation_ids[i]); b)
+        bases[i] = std::move(b).value();
+    pg::bulk_write w;
+    w.remove = c.op == store::change_op::remove;
+    w.row = c.new_row ? &*c.new_row : nullptr;
+    w.base = bases[i] ? &*bases[i] : nullptr;
+    bulk.push_back(w);
+  }
+  std::vector<store::row> bulk_keys(cs.changes.size());
+  for (std::size_t i = 0; i < cs.changes.size(); ++i) {
+    const auto& c = cs.changes[i];
+    bulk_keys[i] = c.new_row ? (**shape).key_of(*c.new_row) : c.key;
+    bulk[i].key = &bulk_keys[i];
+  }
+  if (auto plan = cs.changes.size() > 1 ? pg::bulk_statements(t, bulk)
+                                        : std::vector<pg::bulk_statement>{};
+      !plan.empty()) {
+    if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
+      return lost(r);
+    std::vector<std::optional<std::string>> ids(cs.mutation_ids.begin(), cs.mutation_ids.end());
+    auto recorded = run_push_sql(conn,
+                                 "INSERT INTO syncmesh.mutations (mutation_id, node, view) "
+                                 "SELECT unnest($1::text[]), $2, $3 ON CONFLICT DO NOTHING",
+                                 {pg::text_array(ids), st.ctx->config.node_id, cs.view});
+    if (recorded.lost)
+      return lost(recorded);
+    bool fits = recorded.ok && recorded.affected == static_cast<int>(ids.size());
+    for (std::size_t k = 0; fits && k < plan.size(); ++k) {
+      auto r = run_push_sql(conn, plan[k].stmt);
+      if (r.lost)
+        return lost(r);
+      fits = r.ok && r.affected == static_cast<int>(plan[k].expect);
+    }
+    if (fits) {
+      if (auto r = run_push_sql(conn, "COMMIT"); !r.ok)
+        return lost(r);
+      for (auto& o : report->outcomes) {
+        o.state = store::outbox_state::applied;
+        o.written = true;
+      }
+      st.bulk_pushes += 1;
+      failpoint_push_committed(st, cs);
+      return push_report_ref{std::move(report)};
+    }
+    if (auto r = run_push_sql(conn, "ROLLBACK"); !r.ok)
+      return lost(r);
+  }
   if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
     return lost(r);
   bool wrote_new = false;
@@ -1475,14 +1544,8 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   }
   if (auto r = run_push_sql(conn, "COMMIT"); !r.ok)
     return lost(r);
-  // Test only: die in the window between the upstream commit and the local
-  // acknowledgement (remote_config::failpoint_push_committed).
-  // The draw depends on the seed and the batch, so a seed replays the kills.
-  if (wrote_new && st.cfg.failpoint_push_committed > 0) {
-    std::mt19937_64 rng(st.ctx->config.seed ^ std::hash<std::string>{}(cs.mutation_ids.front()));
-    if (std::uniform_real_distribution<double>(0, 1)(rng) < st.cfg.failpoint_push_committed)
-      std::raise(SIGKILL);
-  }
+  if (wrote_new)
+    failpoint_push_committed(st, cs);
   return push_report_ref{std::move(report)};
 }
 
@@ -1696,7 +1759,8 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
     [self](health_atom) { return caf::make_message(true, std::string{}); },
     [self](stats_atom) {
       return nlohmann::json{{"remote", self->state.cfg.name},
-                            {"streams", self->state.workers.size()}}
+                            {"streams", self->state.workers.size()},
+                            {"bulk_pushes", self->state.bulk_pushes}}
         .dump();
     },
     [self](health_atom, const caf::actor& watcher) {

@@ -38,7 +38,7 @@ constexpr auto snapshot_timeout = std::chrono::minutes(30);
 constexpr std::size_t snapshot_batches_in_flight_max = 2;
 /// Outbox entries pushed in one request (one remote transaction); a longer
 /// queue drains in several, in order.
-constexpr std::size_t push_batch_entries_max = 500;
+constexpr std::size_t push_batch_entries_max = 4096;
 
 /// A snapshot being staged into the store: the run's copy of the table,
 /// written in bounded batches into a generation readers do not see, and

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
+
+#include "store/key_codec.hpp"
 
 namespace syncmesh::connectors::postgres {
 
@@ -177,6 +180,147 @@ statement delete_from(const push_table& t, const store::row& key, const store::r
     where += b.base_match(t, *base);
   s.sql = "DELETE FROM " + qualified(t) + " WHERE " + where;
   return s;
+}
+
+std::string text_array(const std::vector<std::optional<std::string>>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i)
+      out.push_back(',');
+    if (!items[i]) {
+      out += "NULL";
+      continue;
+    }
+    out.push_back('"');
+    for (char c : *items[i]) {
+      if (c == '"' || c == '\\')
+        out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  return out + "}";
+}
+
+namespace {
+
+// Columns of unnest(): one text[] parameter each, named v.<prefix><i>.
+struct unnest_columns {
+  explicit unnest_columns(statement& st) : s(st) {}
+  statement& s;
+  std::string args, names;
+  void add(const std::string& name, const std::vector<std::optional<std::string>>& items) {
+    s.params.push_back(text_array(items));
+    args += (args.empty() ? "" : ", ") + std::string("$") + std::to_string(s.params.size())
+            + "::text[]";
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  std::string from() const { return "unnest(" + args + ") AS v(" + names + ")"; }
+};
+
+// "t.col IS NOT DISTINCT FROM v.bI::type" for each compared column.
+std::string base_match_bulk(const push_table& t) {
+  std::string out;
+  auto one = [&](std::size_t i) {
+    const auto& c = t.columns[i];
+    auto v = "v.b" + std::to_string(i);
+    out += " AND " + (compares_as_text(c) ? "t." + ident(c.name) + "::text IS NOT DISTINCT FROM " + v
+                                          : "t." + ident(c.name) + " IS NOT DISTINCT FROM " + v
+                                              + "::" + c.type_name);
+  };
+  if (t.version_column)
+    one(*t.version_column);
+  else
+    for (std::size_t i = 0; i < t.columns.size(); ++i)
+      one(i);
+  return out;
+}
+
+std::string key_match_bulk(const push_table& t) {
+  std::string out;
+  for (std::size_t k = 0; k < t.key.size(); ++k) {
+    const auto& c = t.columns[t.key[k]];
+    out += (k ? " AND " : "") + std::string("t.") + ident(c.name) + " = v.k" + std::to_string(k)
+           + "::" + c.type_name;
+  }
+  return out;
+}
+
+} // namespace
+
+std::vector<bulk_statement> bulk_statements(const push_table& t,
+                                            const std::vector<bulk_write>& writes) {
+  std::set<std::string> keys;
+  std::vector<const bulk_write*> inserts, updates, deletes;
+  for (const auto& w : writes) {
+    if (!w.key || (!w.remove && !w.row) || (w.remove && !w.base))
+      return {};
+    if (!keys.insert(store::encode_key(*w.key)).second)
+      return {};
+    (w.remove ? deletes : w.base ? updates : inserts).push_back(&w);
+  }
+  const auto n = t.columns.size();
+  auto column_of = [&](const std::vector<const bulk_write*>& ws, auto pick) {
+    std::vector<std::optional<std::string>> items;
+    for (const auto* w : ws)
+      items.push_back(pick(*w));
+    return items;
+  };
+  auto keys_and_bases = [&](unnest_columns& u, const std::vector<const bulk_write*>& ws) {
+    for (std::size_t k = 0; k < t.key.size(); ++k)
+      u.add("k" + std::to_string(k), column_of(ws, [&](const bulk_write& w) {
+              return k < w.key->size() ? text_for((*w.key)[k]) : std::nullopt;
+            }));
+    for (std::size_t i = 0; i < n; ++i)
+      if (!t.version_column || *t.version_column == i)
+        u.add("b" + std::to_string(i), column_of(ws, [&](const bulk_write& w) {
+                return i < w.base->size() ? text_for((*w.base)[i]) : std::nullopt;
+              }));
+  };
+  auto new_values = [&](unnest_columns& u, const std::vector<const bulk_write*>& ws) {
+    for (std::size_t i = 0; i < n; ++i)
+      u.add("n" + std::to_string(i), column_of(ws, [&](const bulk_write& w) {
+              return i < w.row->size() ? text_for((*w.row)[i]) : std::nullopt;
+            }));
+  };
+  std::vector<bulk_statement> out;
+  if (!deletes.empty()) {
+    bulk_statement b;
+    unnest_columns u(b.stmt);
+    keys_and_bases(u, deletes);
+    b.stmt.sql = "DELETE FROM " + qualified(t) + " AS t USING " + u.from() + " WHERE "
+                 + key_match_bulk(t) + base_match_bulk(t);
+    b.expect = deletes.size();
+    out.push_back(std::move(b));
+  }
+  if (!updates.empty()) {
+    bulk_statement b;
+    unnest_columns u(b.stmt);
+    keys_and_bases(u, updates);
+    new_values(u, updates);
+    std::string sets;
+    for (std::size_t i = 0; i < n; ++i)
+      sets += (i ? ", " : "") + ident(t.columns[i].name) + " = v.n" + std::to_string(i)
+              + "::" + t.columns[i].type_name;
+    b.stmt.sql = "UPDATE " + qualified(t) + " AS t SET " + sets + " FROM " + u.from() + " WHERE "
+                 + key_match_bulk(t) + base_match_bulk(t);
+    b.expect = updates.size();
+    out.push_back(std::move(b));
+  }
+  if (!inserts.empty()) {
+    bulk_statement b;
+    unnest_columns u(b.stmt);
+    new_values(u, inserts);
+    std::string values;
+    for (std::size_t i = 0; i < n; ++i)
+      values += (i ? ", " : "") + std::string("v.n") + std::to_string(i) + "::"
+                + t.columns[i].type_name;
+    b.stmt.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ") SELECT " + values
+                 + " FROM " + u.from() + " ON CONFLICT DO NOTHING";
+    b.expect = inserts.size();
+    out.push_back(std::move(b));
+  }
+  return out;
 }
 
 statement select_row(const push_table& t, const store::row& key) {

@@ -69,6 +69,37 @@ statement delete_from(const push_table& t, const store::row& key, const store::r
 /// SELECT of the row under `key`, every column as text.
 statement select_row(const push_table& t, const store::row& key);
 
+/// One write of a batch for bulk_statements().
+struct bulk_write {
+  bool remove = false;
+  const store::row* key = nullptr;   // the row's key
+  const store::row* row = nullptr;   // an upsert's new row
+  const store::row* base = nullptr;  // the row the write was based on; null: none
+};
+
+/// A set-based statement and the number of rows it touches when no write
+/// of the batch conflicts.
+struct bulk_statement {
+  statement stmt;
+  std::size_t expect = 0;
+};
+
+/// The batch as at most three set-based statements (DELETE, UPDATE and
+/// INSERT over unnest() of text arrays, each write checked against its base
+/// as one at a time would be), or nothing when the batch does not fit: a
+/// key written twice (each write must reach the remote, triggers and all,
+/// so a chain of writes is not folded into one), or a delete without a base.
+/// Writes of distinct keys do not see each other, so the statements leave
+/// the rows the writes one by one would — unless a constraint across rows
+/// or a conflict says otherwise, which shows as an error or a count other
+/// than `expect`: the caller then rolls back and pushes one at a time.
+std::vector<bulk_statement> bulk_statements(const push_table& t,
+                                            const std::vector<bulk_write>& writes);
+
+/// A PostgreSQL text[] literal of `items` (nullopt = NULL), for one
+/// parameter.
+std::string text_array(const std::vector<std::optional<std::string>>& items);
+
 /// Whether `local` is newer than `remote` on timestamp column `column`,
 /// asked of PostgreSQL (it parses the column's type): SELECT $1::type > $2::type.
 statement newer_than(const push_table& t, std::size_t column, const store::value& local,
