@@ -79,8 +79,10 @@ struct push_outcome {
   /// (nullopt: no row), and whether it was read at all.
   bool remote_known = false;
   std::optional<store::row> remote_row;
-  /// Conflicted: "remote" or "local", the side whose row both hold now.
+  /// Conflicted: "remote" or "local", the side whose row both hold now, or
+  /// "merged" (a custom resolver's row, `merged_row`; nullopt: deleted).
   std::string winner;
+  std::optional<store::row> merged_row;
 };
 
 /// The answer to a push: one outcome per change, in order.
@@ -125,6 +127,25 @@ struct trust_verdicts {
   std::vector<std::string> refusals;
 };
 
+/// A custom conflict resolver's question (actors/conflict_resolver.hpp): a
+/// sync view's write met a row someone else changed. Rows are JSON objects
+/// of column: value (actors/row_json.hpp); "null" where there is no row (a
+/// delete, or a row gone upstream).
+struct conflict_request {
+  std::string view;
+  std::string key;     // JSON object of the key columns
+  std::string base;    // the row the write was based on
+  std::string local;   // the write's row; null: a delete
+  std::string remote;  // the row upstream now; null: gone
+};
+/// The answer: winner "local" (the write is forced), "remote" (the
+/// upstream row stands) or "merged" with `row` (JSON object, or "null" to
+/// delete) written instead.
+struct conflict_decision {
+  std::string winner;
+  std::string row;
+};
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, snapshot_ref&) {
   return f(caf::meta::type_name("snapshot_ref"));
@@ -136,6 +157,14 @@ typename Inspector::result_type inspect(Inspector& f, changes_ref&) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_ref&) {
   return f(caf::meta::type_name("batch_ref"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conflict_request&) {
+  return f(caf::meta::type_name("conflict_request"));
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conflict_decision&) {
+  return f(caf::meta::type_name("conflict_decision"));
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trust_request&) {
@@ -206,6 +235,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::trust_request))
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::trust_verdicts))
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, trust_atom, "trust")
+  // Custom conflict resolvers of sync views.
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::conflict_request))
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::conflict_decision))
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, resolve_atom, "resolve")
 CAF_END_TYPE_ID_BLOCK(syncmesh)
 
 namespace syncmesh::actors {

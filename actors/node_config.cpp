@@ -17,6 +17,7 @@
 #include <toml++/toml.h>
 
 #include "messaging/curve_keys.hpp"
+#include "actors/conflict_resolver.hpp"
 #include "actors/trust_policy.hpp"
 #include "messaging/peer_protocol.hpp"
 #include "store/key_codec.hpp"
@@ -679,7 +680,8 @@ status read_view(const source_doc& doc, const toml::table& t,
   r.one_of("origin_first_offline", out.origin_first_offline, {"refuse", "local_first"});
   auto* conflict = r.string("conflict", out.conflict);
   if (conflict)
-    r.one_of("conflict", out.conflict, {"remote-wins", "local-wins", "lww"});
+    r.one_of("conflict", out.conflict, {"remote-wins", "local-wins", "lww", "custom"});
+  auto* resolver = r.string("conflict_resolver", out.conflict_resolver);
   auto* lww_column = r.string("lww_column", out.lww_column);
   auto* version_column = r.string("version_column", out.version_column);
   auto* on_error = r.string("on_error", out.on_error);
@@ -761,6 +763,23 @@ status read_view(const source_doc& doc, const toml::table& t,
                     + "' reads a query and is a sync view; a write to a query's result cannot "
                       "be pushed back (which table, which row?), so sync views are of tables: "
                       "use source = \"schema.table\", or make this view materialized");
+      if (out.persistence == "sync" && out.conflict == "custom") {
+        const auto names = conflict_resolver_names();
+        if (out.conflict_resolver.empty())
+          r.fail_at(*conflict, "view '" + out.full_name()
+                                 + "' resolves conflicts with a custom resolver but names none; "
+                                   "add conflict_resolver = \"name\" (registered: "
+                                 + joined(names) + ")");
+        else if (std::find(names.begin(), names.end(), out.conflict_resolver) == names.end())
+          r.fail_at(*resolver, "view '" + out.full_name() + "' names conflict_resolver '"
+                                 + out.conflict_resolver
+                                 + "', which is not registered; registered: " + joined(names)
+                                 + " (a program that embeds syncmesh registers its own with "
+                                   "register_conflict_resolver before loading the config)");
+      } else if (resolver) {
+        r.fail_at(*resolver, "conflict_resolver applies with conflict = \"custom\" only; view '"
+                               + out.full_name() + "' resolves by \"" + out.conflict + "\"");
+      }
       if (out.persistence == "sync" && out.conflict == "lww" && out.lww_column.empty())
         r.fail_at(*conflict, "view '" + out.full_name()
                                + "' resolves conflicts by \"lww\" but names no lww_column; add "

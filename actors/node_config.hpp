@@ -102,6 +102,9 @@ struct view_config {
   // whole row); and whether a write the remote refuses is skipped ("skip":
   // it ends failed and the queue goes on) or holds the queue ("block").
   std::string conflict = "remote-wins";
+  // conflict = "custom": the registered resolver actor that decides
+  // (actors/conflict_resolver.hpp).
+  std::string conflict_resolver;
   std::string lww_column;
   std::string version_column;
   std::string on_error = "skip";

@@ -16,8 +16,10 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include "actors/conflict_resolver.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "actors/row_json.hpp"
 #include "connectors/postgres/copy_encoder.hpp"
 #include "connectors/postgres/id_lease.hpp"
 #include "connectors/postgres/pgoutput.hpp"
@@ -233,6 +235,8 @@ struct pg_state {
   bool mutations_ready = false;
   /// Pushes that went by the set-based fast path (remote stats).
   std::uint64_t bulk_pushes = 0;
+  /// conflict = "custom": each sync view's resolver actor, by view.
+  std::map<std::string, caf::actor> resolvers;
   /// How each sync view's columns map onto its source table, by view.
   std::map<std::string, pg::push_table> push_tables;
 
@@ -1331,6 +1335,73 @@ store::result<store::row> local_row_of(const pg::push_table& t, const store::sch
   return out;
 }
 
+// What a view's custom resolver decides about a conflict: "local",
+// "remote" or "merged" (with the row; nullopt: delete), or `error` when it
+// could not be asked or answered nonsense. The connector is detached (its
+// own thread) and inside the push's transaction: it waits for the answer.
+struct resolution {
+  std::string winner;
+  std::optional<store::row> row;
+  std::string error;
+};
+
+resolution ask_resolver(pg_actor* self, const view_config& vc, const store::schema& shape,
+                        const store::row& key, const std::optional<store::row>& base,
+                        const store::change& c, const push_outcome& o) {
+  auto& st = self->state;
+  auto& resolver = st.resolvers[vc.full_name()];
+  if (!resolver)
+    resolver = spawn_conflict_resolver(self->system(), vc.conflict_resolver);
+  resolution out;
+  if (!resolver) {
+    out.error = "the conflict resolver '" + vc.conflict_resolver + "' is not registered";
+    return out;
+  }
+  auto row_text = [&](const std::optional<store::row>& r) {
+    return r ? row_to_json(shape, *r).dump() : std::string("null");
+  };
+  conflict_request req;
+  req.view = vc.full_name();
+  nlohmann::json k = nlohmann::json::object();
+  for (std::size_t i = 0; i < shape.primary_key.size() && i < key.size(); ++i)
+    k[shape.columns[shape.primary_key[i]].name] = to_json(key[i]);
+  req.key = k.dump();
+  req.base = row_text(base);
+  req.local = c.op == store::change_op::remove ? "null" : row_text(c.new_row);
+  req.remote = row_text(o.remote_row);
+  caf::scoped_actor asker{self->system()};
+  asker->request(resolver, std::chrono::seconds(5), resolve_atom::value, std::move(req))
+    .receive(
+      [&](const conflict_decision& d) {
+        out.winner = d.winner;
+        if (d.winner == "merged") {
+          auto j = nlohmann::json::parse(d.row, nullptr, false);
+          if (j.is_null())
+            return;  // merged into a delete
+          auto row = j.is_object() ? row_from_json(shape, j)
+                                   : store::result<store::row>(store::status::invalid_argument(
+                                     "a merged row must be a JSON object or null, not " + d.row));
+          if (!row) {
+            out.error = "the conflict resolver '" + vc.conflict_resolver
+                        + "' merged into a row this view cannot hold: " + row.error().message();
+            return;
+          }
+          // The key is the conflict's: a resolver does not move rows.
+          for (auto i : shape.primary_key)
+            (*row)[i] = c.new_row ? (*c.new_row)[i] : (*o.remote_row)[i];
+          out.row = std::move(row).value();
+        } else if (d.winner != "local" && d.winner != "remote") {
+          out.error = "the conflict resolver '" + vc.conflict_resolver + "' answered winner '"
+                      + d.winner + "'; it must be local, remote or merged";
+        }
+      },
+      [&](const caf::error& e) {
+        out.error = "the conflict resolver '" + vc.conflict_resolver + "' did not decide ("
+                    + self->system().render(e) + ")";
+      });
+  return out;
+}
+
 // Test only: die in the window between the upstream commit and the local
 // acknowledgement (remote_config::failpoint_push_committed). The draw
 // depends on the seed and the batch, so a seed replays the kills.
@@ -1521,13 +1592,30 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
         return lost(newer);
       local_wins = !newer.rows.empty() && newer.rows[0][0] && *newer.rows[0][0] == "t";
     }
+    // conflict = "custom": the view's resolver decides; if it cannot, the
+    // upstream row stands and the record says why.
+    bool merged = false;
+    if (vc->conflict == "custom") {
+      auto d = ask_resolver(self, *vc, **shape, key, base, c, o);
+      if (!d.error.empty()) {
+        o.error = d.error + "; the upstream row stands";
+        local_wins = false;
+      } else {
+        local_wins = d.winner != "remote";
+        merged = d.winner == "merged";
+        o.merged_row = std::move(d.row);
+      }
+    }
     if (!local_wins) {
       o.winner = "remote";
       if (auto r = undo(); !r.ok)  // the mutation id goes too: nothing was written
         return lost(r);
       continue;
     }
-    auto forced = remove ? pg::delete_from(t, key, nullptr) : pg::update_from(t, *c.new_row, nullptr);
+    auto forced = merged ? (o.merged_row ? pg::update_from(t, *o.merged_row, nullptr)
+                                         : pg::delete_from(t, key, nullptr))
+                  : remove ? pg::delete_from(t, key, nullptr)
+                           : pg::update_from(t, *c.new_row, nullptr);
     auto f = run_push_sql(conn, forced);
     if (!f.ok && f.lost)
       return lost(f);
@@ -1538,7 +1626,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
       o.error = "PostgreSQL refused the write that won a conflict: " + f.error;
       continue;
     }
-    o.winner = "local";
+    o.winner = merged ? "merged" : "local";
     o.written = f.affected > 0;
     wrote_new = wrote_new || o.written;
   }

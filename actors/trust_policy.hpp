@@ -20,8 +20,8 @@ namespace syncmesh::actors {
 /// string takes the change, a sentence refuses it. A refused change is
 /// nacked to the peer with that sentence (reason policy_refused) and counted
 /// as `nacked` in `ctl links`. A policy that fails or does not answer within
-/// [peer] heartbeat_ms refuses every change it was asked about, with a
-/// sentence that says so.
+/// [peer] heartbeat_ms decides nothing: the delta is dropped unacknowledged
+/// and the peer sends it again.
 ///
 /// A policy makes a node's own decision from what it sees: the changes and
 /// which peer relayed them, never what the peer claims about its rights.

@@ -387,6 +387,7 @@ json conflict_record(view_actor* self, const store::outbox_entry& e, const push_
           {"local", row_or_null(st.shape, e.new_row)},
           {"remote", o.remote_known ? row_or_null(st.shape, o.remote_row) : json(nullptr)},
           {"winner", o.winner},
+          {"merged", o.winner == "merged" ? row_or_null(st.shape, o.merged_row) : json(nullptr)},
           {"error", o.error},
           {"policy", st.cfg.conflict},
           {"at", now_ms(self)}};
@@ -454,7 +455,15 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
       b->ext.emplace_back(conflict_key(st.cfg.full_name(), e.seq), rec.dump());
       rec["type"] = o.state == store::outbox_state::failed ? "write:failed" : "conflict";
       events.push_back(std::move(rec));
-      if (o.written && st.cfg.write_policy == "origin_first" && st.shape) {
+      if (o.winner == "merged" && st.shape) {
+        // A custom resolver's row: both sides hold it now.
+        store::change c;
+        c.table = st.shape->table;
+        c.op = o.merged_row ? store::change_op::insert : store::change_op::remove;
+        c.key = e.key;
+        c.new_row = o.merged_row;
+        local_fix[key] = std::move(c);
+      } else if (o.written && st.cfg.write_policy == "origin_first" && st.shape) {
         local_fix[key] = written_change(*st.shape, e);  // it won: the remote holds it
       } else if (o.written || !o.remote_known || !st.shape) {
         local_fix[key].reset();

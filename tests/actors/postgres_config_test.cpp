@@ -136,6 +136,18 @@ BOOST_AUTO_TEST_CASE(a_sync_view_of_a_table_takes_its_conflict_settings_and_a_qu
   BOOST_TEST(defaults->views[0].origin_first_offline == "refuse");
   auto offline = error_of(sync("source = \"items\"\norigin_first_offline = \"wait\""));
   BOOST_TEST(offline.find("'origin_first_offline'") != std::string::npos, offline);
+  auto custom = parse_node_config(
+    sync("source = \"items\"\nconflict = \"custom\"\nconflict_resolver = \"merge_nonnull\""),
+    "node.toml");
+  BOOST_REQUIRE_MESSAGE(custom.is_ok(), custom.error().message());
+  BOOST_TEST(custom->views[0].conflict_resolver == "merge_nonnull");
+  auto unnamed = error_of(sync("source = \"items\"\nconflict = \"custom\""));
+  BOOST_TEST(unnamed.find("names none") != std::string::npos, unnamed);
+  auto unknown = error_of(sync("source = \"items\"\nconflict = \"custom\"\nconflict_resolver = "
+                               "\"mine\""));
+  BOOST_TEST(unknown.find("registered: merge_nonnull") != std::string::npos, unknown);
+  auto stray = error_of(sync("source = \"items\"\nconflict_resolver = \"merge_nonnull\""));
+  BOOST_TEST(stray.find("with conflict = \"custom\" only") != std::string::npos, stray);
   auto realtime = error_of(config("", "source = \"items\"\nconflict = \"local-wins\""));
   BOOST_TEST(realtime.find("apply to sync views only") != std::string::npos, realtime);
 }
