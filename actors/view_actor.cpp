@@ -119,6 +119,7 @@ struct view_state {
   struct origin_waiter {
     std::vector<std::string> mutation_ids;
     caf::response_promise rp;
+    std::uint64_t from = 0;  // its entries' seqs are at least this
   };
   std::vector<origin_waiter> origin_waiters;
   /// Execs waiting for a lease to give their inserts ids.
@@ -909,7 +910,11 @@ void answer_origin_waiters(view_actor* self, const std::string& error) {
   auto& st = self->state;
   if (st.origin_waiters.empty())
     return;
-  auto ob = st.ctx->db->outbox();
+  // Only the waiters' part of the outbox: it keeps every settled entry.
+  auto from = st.origin_waiters.front().from;
+  for (const auto& w : st.origin_waiters)
+    from = std::min(from, w.from);
+  auto ob = st.ctx->db->outbox(from, 0);
   std::map<std::string, const store::outbox_entry*> by_id;
   if (ob)
     for (const auto& e : *ob)
@@ -988,7 +993,9 @@ void exec_origin_first(view_actor* self, std::shared_ptr<store::batch> b,
         if (st.oldest_pending_ms == 0)
           recount_oldest_pending(self);
         refresh_status(self);
-        st.origin_waiters.push_back({std::move(ids), std::move(rp)});
+        // outbox_from is at most the first pending seq, or past every entry
+        // read before these: never above the seqs these entries got.
+        st.origin_waiters.push_back({std::move(ids), std::move(rp), st.outbox_from});
         push_now(self);
       },
       [rp](const caf::error& err) mutable { rp.deliver(err); });
