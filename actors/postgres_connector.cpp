@@ -24,6 +24,7 @@
 #include "connectors/postgres/id_lease.hpp"
 #include "connectors/postgres/pgoutput.hpp"
 #include "connectors/postgres/push.hpp"
+#include "connectors/postgres/quote.hpp"
 #include "connectors/postgres/replication_stream.hpp"
 #include "connectors/postgres/row_filter.hpp"
 #include "store/key_codec.hpp"
@@ -32,6 +33,8 @@
 namespace syncmesh::actors {
 
 namespace pg = syncmesh::connectors::postgres;
+using pg::quote_ident;
+using pg::quote_literal;
 
 namespace {
 
@@ -67,26 +70,6 @@ store::status exec_sql(const std::string& conninfo, const std::string& sql) {
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
     return store::status::invalid_argument("PostgreSQL refused `" + sql + "`: " + msg);
   return store::status::ok();
-}
-
-std::string quote_ident(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"')
-      out.push_back('"');
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
-std::string quote_literal(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out.push_back('\'');
-    out.push_back(c);
-  }
-  return out + "'";
 }
 
 std::pair<std::string, std::string> split_source(const std::string& source) {

@@ -4,23 +4,16 @@
 #include <cstdio>
 #include <set>
 
+#include "connectors/postgres/quote.hpp"
 #include "store/key_codec.hpp"
 
 namespace syncmesh::connectors::postgres {
 
 namespace {
 
-std::string ident(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"')
-      out.push_back('"');
-    out.push_back(c);
-  }
-  return out + "\"";
+std::string qualified(const push_table& t) {
+  return quote_ident(t.schema) + "." + quote_ident(t.name);
 }
-
-std::string qualified(const push_table& t) { return ident(t.schema) + "." + ident(t.name); }
 
 // Types without an equality operator (json, xml, point, ...) compare as text.
 bool compares_as_text(const column_info& c) {
@@ -50,7 +43,7 @@ public:
     std::string out;
     for (std::size_t i = 0; i < t.key.size() && i < key.size(); ++i) {
       const auto& c = t.columns[t.key[i]];
-      out += (i ? " AND " : "") + ident(c.name) + " = " + param(c, text_for(key[i]));
+      out += (i ? " AND " : "") + quote_ident(c.name) + " = " + param(c, text_for(key[i]));
     }
     return out;
   }
@@ -62,10 +55,10 @@ public:
       const auto& c = t.columns[i];
       if (compares_as_text(c)) {
         s_.params.push_back(text_for(base[i]));
-        out += " AND " + ident(c.name) + "::text IS NOT DISTINCT FROM $"
+        out += " AND " + quote_ident(c.name) + "::text IS NOT DISTINCT FROM $"
                + std::to_string(s_.params.size()) + "::text";
       } else {
-        out += " AND " + ident(c.name) + " IS NOT DISTINCT FROM " + param(c, text_for(base[i]));
+        out += " AND " + quote_ident(c.name) + " IS NOT DISTINCT FROM " + param(c, text_for(base[i]));
       }
     };
     if (t.version_column) {
@@ -92,7 +85,7 @@ store::row key_of(const push_table& t, const store::row& row) {
 std::string column_list(const push_table& t) {
   std::string out;
   for (std::size_t i = 0; i < t.columns.size(); ++i)
-    out += (i ? ", " : "") + ident(t.columns[i].name);
+    out += (i ? ", " : "") + quote_ident(t.columns[i].name);
   return out;
 }
 
@@ -154,18 +147,18 @@ statement update_from(const push_table& t, const store::row& row, const store::r
     std::string values, sets, keys;
     for (std::size_t i = 0; i < t.columns.size() && i < row.size(); ++i) {
       values += (i ? ", " : "") + b.param(t.columns[i], text_for(row[i]));
-      sets += (sets.empty() ? "" : ", ") + ident(t.columns[i].name) + " = EXCLUDED."
-              + ident(t.columns[i].name);
+      sets += (sets.empty() ? "" : ", ") + quote_ident(t.columns[i].name) + " = EXCLUDED."
+              + quote_ident(t.columns[i].name);
     }
     for (std::size_t k = 0; k < t.key.size(); ++k)
-      keys += (k ? ", " : "") + ident(t.columns[t.key[k]].name);
+      keys += (k ? ", " : "") + quote_ident(t.columns[t.key[k]].name);
     s.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ") VALUES (" + values
             + ") ON CONFLICT (" + keys + ") DO UPDATE SET " + sets;
     return s;
   }
   std::string sets;
   for (std::size_t i = 0; i < t.columns.size() && i < row.size(); ++i)
-    sets += (i ? ", " : "") + ident(t.columns[i].name) + " = " + b.param(t.columns[i], text_for(row[i]));
+    sets += (i ? ", " : "") + quote_ident(t.columns[i].name) + " = " + b.param(t.columns[i], text_for(row[i]));
   auto where = b.key_match(t, key_of(t, row));
   where += b.base_match(t, *base);
   s.sql = "UPDATE " + qualified(t) + " SET " + sets + " WHERE " + where;
@@ -224,8 +217,8 @@ std::string base_match_bulk(const push_table& t) {
   auto one = [&](std::size_t i) {
     const auto& c = t.columns[i];
     auto v = "v.b" + std::to_string(i);
-    out += " AND " + (compares_as_text(c) ? "t." + ident(c.name) + "::text IS NOT DISTINCT FROM " + v
-                                          : "t." + ident(c.name) + " IS NOT DISTINCT FROM " + v
+    out += " AND " + (compares_as_text(c) ? "t." + quote_ident(c.name) + "::text IS NOT DISTINCT FROM " + v
+                                          : "t." + quote_ident(c.name) + " IS NOT DISTINCT FROM " + v
                                               + "::" + c.type_name);
   };
   if (t.version_column)
@@ -240,7 +233,7 @@ std::string key_match_bulk(const push_table& t) {
   std::string out;
   for (std::size_t k = 0; k < t.key.size(); ++k) {
     const auto& c = t.columns[t.key[k]];
-    out += (k ? " AND " : "") + std::string("t.") + ident(c.name) + " = v.k" + std::to_string(k)
+    out += (k ? " AND " : "") + std::string("t.") + quote_ident(c.name) + " = v.k" + std::to_string(k)
            + "::" + c.type_name;
   }
   return out;
@@ -300,7 +293,7 @@ std::vector<bulk_statement> bulk_statements(const push_table& t,
     new_values(u, updates);
     std::string sets;
     for (std::size_t i = 0; i < n; ++i)
-      sets += (i ? ", " : "") + ident(t.columns[i].name) + " = v.n" + std::to_string(i)
+      sets += (i ? ", " : "") + quote_ident(t.columns[i].name) + " = v.n" + std::to_string(i)
               + "::" + t.columns[i].type_name;
     b.stmt.sql = "UPDATE " + qualified(t) + " AS t SET " + sets + " FROM " + u.from() + " WHERE "
                  + key_match_bulk(t) + base_match_bulk(t);
@@ -328,7 +321,7 @@ statement select_row(const push_table& t, const store::row& key) {
   builder b(s);
   std::string cols;
   for (std::size_t i = 0; i < t.columns.size(); ++i)
-    cols += (i ? ", " : "") + ident(t.columns[i].name) + "::text";
+    cols += (i ? ", " : "") + quote_ident(t.columns[i].name) + "::text";
   s.sql = "SELECT " + cols + " FROM " + qualified(t) + " WHERE " + b.key_match(t, key);
   return s;
 }

@@ -1,5 +1,7 @@
 #include "connectors/postgres/replication_stream.hpp"
+
 #include "connectors/postgres/hex.hpp"
+#include "connectors/postgres/quote.hpp"
 
 #include <libpq-fe.h>
 
@@ -92,29 +94,6 @@ std::string field(const PGresult* r, int code) {
   return v != nullptr ? v : "";
 }
 
-/// "name" in double quotes, with embedded quotes doubled: an SQL identifier.
-std::string quote_identifier(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"')
-      out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-/// 'text' with embedded quotes doubled: a string literal of the replication
-/// command grammar, which takes no backslash escapes.
-std::string quote_replication_literal(std::string_view text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'')
-      out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 /// PostgreSQL's rule for slot names (ReplicationSlotValidateName).
 status check_slot_name(const std::string& name) {
   const bool ok = !name.empty() && name.size() <= 63
@@ -202,7 +181,7 @@ result<pg_conn_ptr> open_connection(const std::string& conninfo, bool replicatio
       || contains(text, "replication attribute")) {
     return status::invalid_argument(
       "role " + user + " may not start logical replication on PostgreSQL at " + where
-      + "; grant it with `ALTER ROLE " + quote_identifier(user)
+      + "; grant it with `ALTER ROLE " + quote_ident(user)
       + " REPLICATION` as a superuser, or connect as a role that has it (" + said + ")");
   }
   if (contains(text, "password authentication failed") || contains(text, "no password supplied")
@@ -478,11 +457,11 @@ status replication_stream::start(const std::string& slot, lsn from,
       return status::invalid_argument("a publication name must be non-empty text without NUL");
     if (!names.empty())
       names += ',';
-    names += quote_identifier(p);  // pgoutput splits the list as identifiers
+    names += quote_ident(p);  // pgoutput splits the list as identifiers
   }
   const std::string sql = "START_REPLICATION SLOT " + slot + " LOGICAL " + from.to_string()
                           + " (proto_version '1', publication_names "
-                          + quote_replication_literal(names) + ", messages '"
+                          + quote_literal(names) + ", messages '"
                           + (messages ? "true" : "false") + "')";
   pg_result_ptr r(PQexec(conn_, sql.c_str()));
   if (r == nullptr || PQresultStatus(r.get()) != PGRES_COPY_BOTH) {
@@ -832,8 +811,8 @@ result<table_info> snapshot_reader::describe(const std::string& schema, const st
     return status::invalid_argument("table " + info.schema + "." + info.name
                                     + " has no primary key, so its rows cannot be matched to "
                                       "the changes the stream sends; add one with ALTER TABLE "
-                                    + quote_identifier(info.schema) + "."
-                                    + quote_identifier(info.name) + " ADD PRIMARY KEY (...)");
+                                    + quote_ident(info.schema) + "."
+                                    + quote_ident(info.name) + " ADD PRIMARY KEY (...)");
   return info;
 }
 
@@ -852,7 +831,7 @@ status snapshot_reader::copy(const table_info& table, const std::vector<std::str
     std::string known;
     for (const auto& c : table.columns)
       known += (known.empty() ? "" : ", ") + c.name;
-    return status::invalid_argument("table " + shown + " has no column " + quote_identifier(column)
+    return status::invalid_argument("table " + shown + " has no column " + quote_ident(column)
                                     + " to " + as + "; its columns are " + known);
   };
   std::vector<std::string> selected = columns;
@@ -867,11 +846,11 @@ status snapshot_reader::copy(const table_info& table, const std::vector<std::str
       return unknown(f.column, "filter on");
     if (f.op == filter_op::in ? f.values.empty() : f.values.size() != 1)
       return status::invalid_argument(
-        "the filter on " + quote_identifier(f.column) + " has " + std::to_string(f.values.size())
+        "the filter on " + quote_ident(f.column) + " has " + std::to_string(f.values.size())
         + " values; IN takes one or more, the other comparisons exactly one");
     for (const auto& v : f.values)
       if (v.find('\0') != std::string::npos)
-        return status::invalid_argument("the filter on " + quote_identifier(f.column)
+        return status::invalid_argument("the filter on " + quote_ident(f.column)
                                         + " has a value with a NUL byte, which PostgreSQL text "
                                           "cannot hold");
   }
