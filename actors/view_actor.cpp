@@ -1275,11 +1275,17 @@ void apply_stream(view_actor* self, const change_set& cs) {
   st.job.updated_at_ms = now_ms(self);
   b->jobs.push_back(st.job);
   auto position = cs.position;
-  if (st.ctx->config.durability == store::durability_mode::buffered) {
+  if (st.cfg.persistence == "realtime"
+      && st.ctx->config.durability == store::durability_mode::buffered) {
     // Nothing waits on a disk here, so the batch goes to the store (which
     // group-commits concurrent writers) from this actor: one thread hop
     // less between an upstream commit and the row being readable. With
-    // fsync the store actor takes it, so no worker thread waits on a disk.
+    // fsync the store actor takes it, so no worker thread waits on a disk;
+    // and a sync view's batches all go through it, so a push's settlement
+    // (which may rewrite a row) and a later stream change of that row land
+    // in the order they were made. A realtime view's other batches (job
+    // state) may land after a later stream batch: harmless, its cursor is
+    // written by stream batches and swaps only.
     if (auto r = st.ctx->db->apply(*b); r) {
       self->send(st.connector, ack_atom::value, st.cfg.source, position);
     } else {
