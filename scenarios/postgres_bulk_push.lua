@@ -1,4 +1,6 @@
 --- A long queue of distinct writes goes to PostgreSQL as set-based statements; a conflict in a batch falls back to one write at a time.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
 if not postgres.available() then
   say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
   return
@@ -16,13 +18,8 @@ local cfg = {
   remotes = { { name = "pg", kind = "postgres", conninfo = pg:conninfo(), heartbeat_ms = 1000 } },
   views = { { namespace = "pg", name = "items", persistence = "sync", remote = "pg", source = "public.items" } } }
 
-local function view(n)
-  for _, v in ipairs(n:status("pg.items")) do return v end
-end
-local function drained(n)
-  local v = view(n)
-  return v.outbox.pending == 0 and v.outbox.staged_rows == 0
-end
+local function view(n) return pgview.status(n, "pg.items") end
+local function drained(n) return pgview.drained(n, "pg.items") end
 local function local_rows(n)
   local out = {}
   for _, r in ipairs(n:rows("pg.items")) do

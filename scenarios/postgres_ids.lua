@@ -1,4 +1,6 @@
 --- Inserts that leave a sequence-fed key out get leased ids: offline on two nodes, none collide.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
 if not postgres.available() then
   say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
   return
@@ -25,17 +27,7 @@ local function config()
 end
 
 local views = { "pg.orders", "pg.tickets" }
-local function view(n, name)
-  for _, v in ipairs(n:status(name)) do return v end
-end
-local function ready(n, name)
-  local v = view(n, name)
-  return v.state == "running" and v.streaming
-end
-local function drained(n, name)
-  local v = view(n, name)
-  return v.outbox.pending == 0 and v.outbox.staged_rows == 0
-end
+local view, ready, drained = pgview.status, pgview.ready, pgview.drained
 local function scalar(sql) return pg:sql(sql).rows[1][1] end
 -- "id=title" of every row, sorted: the local view's and the table's.
 local function local_rows(n, name)

@@ -1,4 +1,6 @@
 --- origin_first sync views: PostgreSQL takes each write before the local copy does; offline writes are refused or queued.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
 if not postgres.available() then
   say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
   return
@@ -18,13 +20,7 @@ local cfg = {
     { namespace = "pg", name = "notes", persistence = "sync", remote = "pg", source = "public.notes",
       write_policy = "origin_first", origin_first_offline = "local_first" } } }
 
-local function view(n, name)
-  for _, v in ipairs(n:status(name)) do return v end
-end
-local function ready(n, name)
-  local v = view(n, name)
-  return v.state == "running" and v.streaming
-end
+local view, ready = pgview.status, pgview.ready
 local function local_row(n, name, id)
   for _, r in ipairs(n:rows(name)) do
     if r.id == id then return r end

@@ -1,4 +1,6 @@
 --- A custom conflict resolver actor decides how a sync view's conflicting write ends (the built-in merge_nonnull).
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
 if not postgres.available() then
   say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
   return
@@ -14,13 +16,8 @@ local a = node.start("resolver", {
   views = { { namespace = "pg", name = "items", persistence = "sync", remote = "pg", source = "public.items",
               conflict = "custom", conflict_resolver = "merge_nonnull" } } })
 
-local function view()
-  for _, v in ipairs(a:status("pg.items")) do return v end
-end
-local function drained()
-  local v = view()
-  return v.outbox.pending == 0 and v.outbox.staged_rows == 0
-end
+local function view() return pgview.status(a, "pg.items") end
+local function drained() return pgview.drained(a, "pg.items") end
 local function local_row(id)
   for _, r in ipairs(a:rows("pg.items")) do
     if r.id == id then return r end

@@ -1,4 +1,6 @@
 --- Sync views of PostgreSQL: each conflict policy, a blocking queue, an INSERT of a key taken upstream, the origin privilege sentence.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
 if not postgres.available() then
   say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
   return
@@ -17,17 +19,9 @@ local function config(view, conninfo)
            remotes = { { name = "pg", kind = "postgres", conninfo = conninfo or pg:conninfo(), heartbeat_ms = 1000 } },
            views = { view } }
 end
-local function view(n)
-  for _, v in ipairs(n:status("pg.v")) do return v end
-end
-local function ready(n)
-  local v = view(n)
-  return v.state == "running" and v.streaming
-end
-local function drained(n)
-  local v = view(n)
-  return v.outbox.pending == 0 and v.outbox.staged_rows == 0
-end
+local function view(n) return pgview.status(n, "pg.v") end
+local function ready(n) return pgview.ready(n, "pg.v") end
+local function drained(n) return pgview.drained(n, "pg.v") end
 local function local_row(n, id)
   for _, r in ipairs(n:rows("pg.v")) do
     if r.id == id then return r end

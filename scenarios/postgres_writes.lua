@@ -1,4 +1,6 @@
 --- Sync views of a PostgreSQL table: local writes pushed once each, offline queues that drain, conflicts recorded.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
 if not postgres.available() then
   say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
   return
@@ -29,17 +31,9 @@ local function config(extra)
   return cfg
 end
 
-local function view(n, name)
-  for _, v in ipairs(n:status(name or "pg.items")) do return v end
-end
-local function ready(n)
-  local v = view(n)
-  return v.state == "running" and v.streaming
-end
-local function drained(n)
-  local v = view(n)
-  return v.outbox.pending == 0 and v.outbox.staged_rows == 0
-end
+local function view(n, name) return pgview.status(n, name or "pg.items") end
+local function ready(n) return pgview.ready(n, "pg.items") end
+local function drained(n) return pgview.drained(n, "pg.items") end
 -- "id=title/qty" of every row, in id order: the local view's and the table's.
 local function local_rows(n)
   local out = {}

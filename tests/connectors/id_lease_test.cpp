@@ -14,6 +14,7 @@
 
 #include "connectors/postgres/id_lease.hpp"
 #include "scenarios/postgres_server.hpp"
+#include "tests/shared_postgres.hpp"
 #include "tests/store/seed.hpp"
 
 using namespace syncmesh::connectors::postgres;
@@ -21,14 +22,7 @@ using syncmesh::scenarios::postgres_server;
 
 namespace {
 
-postgres_server& server() {
-  static std::unique_ptr<postgres_server> shared = [] {
-    auto started = postgres_server::start();
-    BOOST_REQUIRE_MESSAGE(started.is_ok(), started.error().to_string());
-    return std::move(started).value();
-  }();
-  return *shared;
-}
+postgres_server& server() { return syncmesh::test::shared_postgres(); }
 
 struct conn_deleter {
   void operator()(PGconn* c) const { PQfinish(c); }

@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "scenarios/postgres_server.hpp"
+#include "tests/shared_postgres.hpp"
 #include "tests/node/node_process.hpp"
 
 using namespace syncmesh::node_test;
@@ -20,14 +21,7 @@ namespace {
 /// late, a snapshot takes about 2 s: long enough to look at it mid-way.
 constexpr int table_rows = 3000;
 
-postgres_server& server() {
-  static std::unique_ptr<postgres_server> shared = [] {
-    auto started = postgres_server::start();
-    BOOST_REQUIRE_MESSAGE(started.is_ok(), started.error().to_string());
-    return std::move(started).value();
-  }();
-  return *shared;
-}
+postgres_server& server() { return syncmesh::test::shared_postgres(); }
 
 void sql(const std::string& statement) {
   auto r = server().sql(statement);

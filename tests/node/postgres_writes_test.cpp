@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "scenarios/postgres_server.hpp"
+#include "tests/shared_postgres.hpp"
 #include "tests/node/node_process.hpp"
 
 using namespace syncmesh::node_test;
@@ -14,14 +15,7 @@ using syncmesh::scenarios::postgres_server;
 
 namespace {
 
-postgres_server& server() {
-  static std::unique_ptr<postgres_server> shared = [] {
-    auto started = postgres_server::start();
-    BOOST_REQUIRE_MESSAGE(started.is_ok(), started.error().to_string());
-    return std::move(started).value();
-  }();
-  return *shared;
-}
+postgres_server& server() { return syncmesh::test::shared_postgres(); }
 
 std::string remote_title(int id) {
   auto r = server().sql("SELECT title FROM pw_items WHERE id = " + std::to_string(id));
