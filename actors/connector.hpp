@@ -15,11 +15,15 @@
 //       following view's subscribe find its slot ready
 //   (snapshot_cancel_atom, string view)   -> void
 //       abandons the view's unfinished snapshot (a failed run)
-//   (subscribe_atom, table, string view, actor, from) -> uint64 position | error
+//   (subscribe_atom, table, string view, actor, from, stream_gate_ref)
+//                                          -> uint64 position | error
 //       `actor` receives (changes_atom, changes_ref) for every change after
 //       position `from`, in order, until unsubscribed or the remote goes down;
 //       without a snapshot just before, this resumes the view's stream where
-//       it left off (an error if the remote cannot: take a snapshot then)
+//       it left off (an error if the remote cannot: take a snapshot then).
+//       With a gate, a connector may instead apply each change set to the
+//       store itself while the gate is open, then send it marked `applied`
+//       (no changes, only its position); the memory connector never does
 //   (ack_atom, table, uint64 position)     -> void
 //       everything up to `position` is durable locally; the connector may
 //       confirm it upstream (PostgreSQL: the slot's confirmed flush LSN)

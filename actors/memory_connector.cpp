@@ -235,7 +235,8 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
       self->state.delayed.erase(it);
     },
     [self](subscribe_atom, const std::string& table, const std::string&, const caf::actor& sub,
-           std::uint64_t from) -> caf::result<std::uint64_t> {
+           std::uint64_t from, const stream_gate_ref&) -> caf::result<std::uint64_t> {
+      // The gate is not used: changes reach the view as messages.
       auto& st = self->state;
       if (!st.up)
         return down_error(st);

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,28 @@ struct change_set {
   /// this transaction (the transaction ran under the view's replication
   /// origin). Their changes are not in `changes`: the view holds them.
   std::vector<store::row> echoes;
+  /// The connector's stream thread applied this change set to the store
+  /// itself, through the view's stream_gate: `changes` is empty, and the
+  /// view only learns that it is current at `position`.
+  bool applied = false;
+};
+
+/// Lets a connector's stream thread apply a view's change sets to the store
+/// itself, one thread hop less between an upstream commit and the row being
+/// readable: a realtime view (no local writes to keep in order with) under
+/// `buffered` durability (no disk wait on the stream thread) opens one when
+/// it subscribes. Each apply happens under `lock` while `open`; the view
+/// closes the gate under the same lock when it stops following, so nothing
+/// is applied after that, however late the connector hears of it.
+struct stream_gate {
+  std::mutex lock;
+  bool open = true;
+  /// The cursor the view's position is kept under (written in every batch).
+  std::string cursor;
+  /// The local table the changes go to.
+  std::string table;
+  /// Applied up to here; older change sets are stale.
+  std::uint64_t position = 0;
 };
 
 /// What became of one pushed write.
@@ -105,6 +128,10 @@ struct batch_ref {
 };
 struct push_report_ref {
   std::shared_ptr<const push_report> ptr;
+};
+/// Null: the view applies its change sets itself (they come as messages).
+struct stream_gate_ref {
+  std::shared_ptr<stream_gate> ptr;
 };
 
 /// A custom trust policy's question (actors/trust_policy.hpp): may these
@@ -178,6 +205,10 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, push_report_ref&) {
   return f(caf::meta::type_name("push_report_ref"));
 }
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stream_gate_ref&) {
+  return f(caf::meta::type_name("stream_gate_ref"));
+}
 
 } // namespace syncmesh::actors
 
@@ -186,6 +217,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::changes_ref))
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::batch_ref))
   CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::push_report_ref))
+  CAF_ADD_TYPE_ID(syncmesh, (syncmesh::actors::stream_gate_ref))
 
   // Control surface (view actors, control actor).
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, sync_atom, "sync")

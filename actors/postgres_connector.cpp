@@ -619,10 +619,31 @@ private:
   std::optional<pending_truncate> truncated_;
 };
 
+// Applies one upstream transaction's change set to the store through the
+// view's gate, on the stream thread; "" when applied or when the view has
+// closed the gate (stopped following: the change is not its any more).
+std::string apply_through(const node_context& ctx, stream_gate& gate, change_set& cs) {
+  std::lock_guard<std::mutex> guard(gate.lock);
+  if (!gate.open || cs.position <= gate.position)
+    return {};
+  store::batch b;
+  b.changes = std::move(cs.changes);
+  for (auto& c : b.changes)
+    c.table = gate.table;
+  b.cursors.emplace_back(gate.cursor, std::to_string(cs.position));
+  if (auto r = ctx.db->apply(b); !r) {
+    gate.open = false;
+    return "the local store refused a write: " + r.error().to_string();
+  }
+  gate.position = cs.position;
+  return {};
+}
+
 // The stream thread of one followed view: reads until stopped or lost.
 void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape shape,
                 node_context_ptr ctx, caf::actor view, caf::actor connector,
-                stream_worker* worker, std::string own_origin) {
+                stream_worker* worker, std::string own_origin,
+                std::shared_ptr<stream_gate> gate) {
   txn_converter conv(shape, *ctx);  // keeps its own copy: it learns the relation oid
   auto cs = std::make_shared<change_set>();
   cs->table = shape.local.table;
@@ -681,6 +702,16 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
         } else {
           cs->position = end;
           last_sent = end;
+          if (gate) {
+            // The view opened a gate: apply here, then tell the view where
+            // it stands. Durable as far as `buffered` promises, so the slot
+            // may move past it without waiting for the view.
+            if (auto why = apply_through(*ctx, *gate, *cs); !why.empty())
+              return lost(why);
+            worker->acked = std::max(worker->acked.load(), end);
+            cs->changes.clear();
+            cs->applied = true;
+          }
           caf::anon_send(view, changes_atom::value, changes_ref{cs});
           cs = std::make_shared<change_set>();
           cs->table = shape.local.table;
@@ -1646,7 +1677,8 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       self->state.delayed.erase(it);
     },
     [self](subscribe_atom, const std::string& source, const std::string& view_name,
-           const caf::actor& view, std::uint64_t from) -> caf::result<std::uint64_t> {
+           const caf::actor& view, std::uint64_t from,
+           const stream_gate_ref& gate) -> caf::result<std::uint64_t> {
       auto& st = self->state;
       held_slot held;
       if (auto it = st.held.find(view.address()); it != st.held.end() && it->second.stream) {
@@ -1674,7 +1706,8 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
       st.workers[view_name] = nullptr;  // ends an older stream of this view first
       worker->thread = std::thread(run_stream, std::move(held.stream), std::move(held.shape),
                                    st.ctx, view, caf::actor{self}, w,
-                                   replication_name(st.ctx->config.node_id, view_name));
+                                   replication_name(st.ctx->config.node_id, view_name),
+                                   gate.ptr);
       st.workers[view_name] = std::move(worker);
       return from;
     },

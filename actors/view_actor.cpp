@@ -72,6 +72,9 @@ struct view_state {
   std::vector<caf::response_promise> next;     // answered by the follow-up run
   std::uint64_t timer_gen = 0;  // pending retry timers with another gen are void
   bool subscribed = false;
+  /// Open while the connector's stream thread applies this view's change
+  /// sets itself (see open_gate).
+  std::shared_ptr<stream_gate> gate;
   bool remote_up = true;
   bool pushing = false;
   std::uint64_t position = 0;  // last source position applied locally
@@ -261,6 +264,7 @@ json run_result(view_actor* self, std::uint64_t run, const std::string& error) {
 
 void start_run(view_actor* self);
 void stop_stream(view_actor* self);
+void close_gate(view_actor* self);
 void push_now(view_actor* self);
 void top_up_ids(view_actor* self);
 void restage(view_actor* self);
@@ -582,12 +586,53 @@ void push_pending(view_actor* self, Done done) {
       });
 }
 
+// A realtime view under `buffered` durability lets the connector's stream
+// thread apply its change sets (one thread hop less from an upstream commit
+// to a readable row): nothing waits on a disk there, and with no local
+// writes there is no push settlement to keep in order with. A sync view's
+// batches go through the store actor; under `fsync` so do a realtime
+// view's, so that no stream thread waits on a disk. Returns the gate to
+// send with the subscription, null for none.
+stream_gate_ref open_gate(view_actor* self) {
+  auto& st = self->state;
+  close_gate(self);
+  if (st.cfg.persistence != "realtime" || !st.shape
+      || st.ctx->config.durability != store::durability_mode::buffered)
+    return {};
+  st.gate = std::make_shared<stream_gate>();
+  st.gate->cursor = "view:" + st.cfg.full_name();
+  st.gate->table = st.shape->table;
+  st.gate->position = st.position;
+  return {st.gate};
+}
+
+// Nothing is applied through the gate once this returns.
+void close_gate(view_actor* self) {
+  auto& st = self->state;
+  if (!st.gate)
+    return;
+  std::uint64_t applied = 0;
+  {
+    std::lock_guard<std::mutex> guard(st.gate->lock);
+    st.gate->open = false;
+    applied = st.gate->position;
+  }
+  st.gate.reset();
+  // Its notices of the last change sets may still be on their way; a
+  // later subscription starts after what is on disk.
+  if (applied > st.position) {
+    st.position = applied;
+    st.job.last_seen_commit = std::to_string(applied);
+  }
+}
+
 void subscribe(view_actor* self) {
   auto& st = self->state;
   self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
-                st.cfg.full_name(), caf::actor{self}, st.position)
+                st.cfg.full_name(), caf::actor{self}, st.position, open_gate(self))
     .then([self](std::uint64_t) { finish_run(self, {}); },
           [self](const caf::error& err) {
+            close_gate(self);
             self->state.subscribed = false;
             finish_run(self, "could not follow the change stream of '" + self->state.cfg.source
                                + "': " + describe(err));
@@ -830,13 +875,14 @@ void start_run(view_actor* self) {
       // (slot gone, position unknown) gets a fresh snapshot instead.
       st.may_resume = false;
       self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
-                    st.cfg.full_name(), caf::actor{self}, st.position)
+                    st.cfg.full_name(), caf::actor{self}, st.position, open_gate(self))
         .then(
           [self](std::uint64_t) {
             self->state.subscribed = true;
             finish_run(self, {});  // refreshes the status
           },
           [self](const caf::error& err) {
+            close_gate(self);
             if (err.category() == error_category()
                 && err.code() == static_cast<std::uint8_t>(errc::slot_invalidated)) {
               self->state.slot_lost_said = true;
@@ -863,6 +909,7 @@ void request_run(view_actor* self, caf::response_promise rp) {
 
 void stop_stream(view_actor* self) {
   auto& st = self->state;
+  close_gate(self);
   if (st.subscribed)
     self->send(st.connector, unsubscribe_atom::value, st.cfg.source, caf::actor{self});
   st.subscribed = false;
@@ -1254,6 +1301,15 @@ void apply_stream(view_actor* self, const change_set& cs) {
   auto& st = self->state;
   if (!st.subscribed || !st.job.enabled || !st.shape || cs.position <= st.position)
     return;  // stale: covered by the snapshot or by an earlier change set
+  if (cs.applied) {
+    // The stream thread applied it through the gate, and the connector
+    // knows it is durable: only the view's own record moves.
+    st.position = cs.position;
+    st.job.last_seen_commit = std::to_string(cs.position);
+    st.job.updated_at_ms = now_ms(self);
+    refresh_status(self);
+    return;
+  }
   // This view's own pushes come back as echoes: the local rows already hold them.
   for (const auto& key : cs.echoes)
     count_down(st.unechoed, store::encode_key(key));
@@ -1275,29 +1331,6 @@ void apply_stream(view_actor* self, const change_set& cs) {
   st.job.updated_at_ms = now_ms(self);
   b->jobs.push_back(st.job);
   auto position = cs.position;
-  if (st.cfg.persistence == "realtime"
-      && st.ctx->config.durability == store::durability_mode::buffered) {
-    // Nothing waits on a disk here, so the batch goes to the store (which
-    // group-commits concurrent writers) from this actor: one thread hop
-    // less between an upstream commit and the row being readable. With
-    // fsync the store actor takes it, so no worker thread waits on a disk;
-    // and a sync view's batches all go through it, so a push's settlement
-    // (which may rewrite a row) and a later stream change of that row land
-    // in the order they were made. A realtime view's other batches (job
-    // state) may land after a later stream batch: harmless, its cursor is
-    // written by stream batches and swaps only.
-    if (auto r = st.ctx->db->apply(*b); r) {
-      self->send(st.connector, ack_atom::value, st.cfg.source, position);
-    } else {
-      stop_stream(self);
-      if (!st.running) {
-        st.running = true;
-        finish_run(self, "the local store refused a write: " + r.error().to_string());
-      }
-    }
-    refresh_status(self);
-    return;
-  }
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
     .then(
       [self, position](std::uint64_t) {
@@ -1346,8 +1379,12 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
   st.job.next_retry_at_ms = 0;
   if (auto shape = ctx->db->table(cfg.full_name()); shape && *shape)
     st.shape = **shape;
-  if (auto cur = ctx->db->cursor("view:" + cfg.full_name()); cur && *cur)
+  if (auto cur = ctx->db->cursor("view:" + cfg.full_name()); cur && *cur) {
     st.position = std::stoull(**cur);
+    // Change sets applied through a gate move the cursor, not the job
+    // record: the cursor is where the local copy stands.
+    st.job.last_seen_commit = std::to_string(st.position);
+  }
   if (cfg.persistence == "sync")
     if (auto ob = ctx->db->outbox(); ob)
       for (const auto& e : *ob) {
@@ -1444,6 +1481,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       auto& st = self->state;
       st.remote_up = false;
       answer_origin_waiters(self, "the remote went down: " + reason);
+      close_gate(self);
       if (st.subscribed && !st.running) {
         st.subscribed = false;
         st.running = true;  // fail the live stream as if it were a run
@@ -1456,6 +1494,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     [self](connector_atom, const caf::actor& connector) {
       auto& st = self->state;
       st.connector = connector;
+      close_gate(self);
       st.subscribed = false;
       refresh_status(self);
       self->send(connector, health_atom::value, caf::actor{self});
