@@ -1289,13 +1289,24 @@ store::status push_session(pg_state& st, const std::string& origin) {
 // How `view`'s local columns map onto its source table (read once).
 store::result<const pg::push_table*> push_table_of(pg_state& st, const view_config& vc) {
   const auto view = vc.full_name();
-  if (auto it = st.push_tables.find(view); it != st.push_tables.end())
-    return &it->second;
   auto local = st.ctx->db->table(view);
   if (!local)
     return local.error();
   if (!*local)
     return store::status::not_found("view " + view + " has no local table yet; sync it first");
+  // A new snapshot may have changed the local columns (a column added
+  // upstream, then the view synced afresh): a map made for the old ones
+  // would leave the new columns out of every push.
+  if (auto it = st.push_tables.find(view); it != st.push_tables.end()) {
+    const auto& cached = it->second.columns;
+    const auto& now = (*local)->columns;
+    bool same = cached.size() == now.size();
+    for (std::size_t i = 0; same && i < now.size(); ++i)
+      same = cached[i].name == now[i].name;
+    if (same)
+      return &it->second;
+    st.push_tables.erase(it);
+  }
   auto [schema_name, table_name] = split_source(vc.source);
   auto reader = pg::snapshot_reader::connect(st.conninfo);
   if (!reader)

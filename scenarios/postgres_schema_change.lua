@@ -1,0 +1,46 @@
+--- A column added upstream reaches a sync view's copy with its next snapshot, and its pushes from then on.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
+if not postgres.available() then
+  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
+  return
+end
+
+local pg = postgres.start()
+pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text); INSERT INTO items VALUES (1, 'one')]])
+local n = node.start("pgschema", {
+  retry = { initial_ms = 100, max_ms = 500, jitter = 0.1 },
+  remotes = { { name = "pg", kind = "postgres", conninfo = pg:conninfo() } },
+  views = { { namespace = "pg", name = "items", persistence = "sync", remote = "pg",
+              source = "public.items" } } })
+local function ready() return pgview.ready(n, "pg.items") end
+local function drained() return pgview.drained(n, "pg.items") end
+local function remote(id)
+  local rows = pg:sql("SELECT title, coalesce(qty::text, 'NULL') FROM items WHERE id = " .. id).rows
+  return rows[1] and (rows[1][1] .. "/" .. rows[1][2])
+end
+
+step("a write before the change", function()
+  await(ready, 20000, "the sync view follows its stream")
+  n:exec("pg.items", { upsert = { { id = 2, title = "two" } } })
+  await(drained, 10000, "the write was pushed")
+  check_equal(pg:sql("SELECT title FROM items WHERE id = 2").rows[1][1], "two", "PostgreSQL holds the write")
+end)
+
+step("a column added upstream, the view synced afresh", function()
+  pg:sql("ALTER TABLE items ADD COLUMN qty integer; INSERT INTO items VALUES (3, 'three', 3)")
+  n:stop("pg.items")
+  n:forget("pg.items")
+  n:resume("pg.items")
+  await(ready, 20000, "the view follows its stream again")
+  local qty
+  for _, r in ipairs(n:rows("pg.items")) do if r.id == 3 then qty = r.qty end end
+  check_equal(qty, 3, "the new snapshot holds the new column")
+end)
+
+step("a write after the change pushes the new column", function()
+  n:exec("pg.items", { upsert = { { id = 4, title = "four", qty = 4 }, { id = 1, title = "one", qty = 1 } } })
+  await(drained, 10000, "the writes were pushed")
+  check_equal(remote(4), "four/4", "the inserted row reached PostgreSQL with its new column")
+  check_equal(remote(1), "one/1", "the updated row reached PostgreSQL with its new column")
+end)
