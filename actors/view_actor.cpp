@@ -134,6 +134,16 @@ struct view_state {
   /// (a new slot) clears it.
   bool slot_lost_said = false;
 
+  /// A view that ends (a crash its supervisor restarts it from, a
+  /// shutdown) stops its stream thread's applies with it: the next view
+  /// starts from the cursor on disk, which must not move after it loads it.
+  ~view_state() {
+    if (gate) {
+      std::lock_guard<std::mutex> guard(gate->lock);
+      gate->open = false;
+    }
+  }
+
   static inline const char* name = "view";
 };
 
