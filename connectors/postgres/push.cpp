@@ -1,5 +1,6 @@
 #include "connectors/postgres/push.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -27,6 +28,18 @@ bool compares_as_text(const column_info& c) {
     default: return false;
   }
 }
+
+// A GENERATED ... STORED column is PostgreSQL's to compute: a push neither
+// writes nor compares it (its value follows from the columns that are).
+bool written(const push_table& t, std::size_t i) { return !t.columns[i].generated; }
+
+bool is_key(const push_table& t, std::size_t i) {
+  return std::find(t.key.begin(), t.key.end(), i) != t.key.end();
+}
+
+// An UPDATE's SET: the written columns but the key (a write never moves a
+// row to another key, and an identity key may not be set at all).
+bool updated(const push_table& t, std::size_t i) { return written(t, i) && !is_key(t, i); }
 
 class builder {
 public:
@@ -67,7 +80,8 @@ public:
       return out;
     }
     for (std::size_t i = 0; i < t.columns.size() && i < base.size(); ++i)
-      one(i);
+      if (written(t, i))
+        one(i);
     return out;
   }
 
@@ -82,11 +96,21 @@ store::row key_of(const push_table& t, const store::row& row) {
   return key;
 }
 
+// The columns an INSERT names.
 std::string column_list(const push_table& t) {
   std::string out;
   for (std::size_t i = 0; i < t.columns.size(); ++i)
-    out += (i ? ", " : "") + quote_ident(t.columns[i].name);
+    if (written(t, i))
+      out += (out.empty() ? "" : ", ") + quote_ident(t.columns[i].name);
   return out;
+}
+
+// A leased id goes into a GENERATED ALWAYS identity key as it is.
+std::string overriding(const push_table& t) {
+  for (std::size_t i = 0; i < t.columns.size(); ++i)
+    if (written(t, i) && t.columns[i].identity_always)
+      return " OVERRIDING SYSTEM VALUE";
+  return {};
 }
 
 } // namespace
@@ -133,9 +157,10 @@ statement insert_new(const push_table& t, const store::row& row) {
   builder b(s);
   std::string values;
   for (std::size_t i = 0; i < t.columns.size() && i < row.size(); ++i)
-    values += (i ? ", " : "") + b.param(t.columns[i], text_for(row[i]));
-  s.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ") VALUES (" + values
-          + ") ON CONFLICT DO NOTHING";
+    if (written(t, i))
+      values += (values.empty() ? "" : ", ") + b.param(t.columns[i], text_for(row[i]));
+  s.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ")" + overriding(t) + " VALUES ("
+          + values + ") ON CONFLICT DO NOTHING";
   return s;
 }
 
@@ -146,22 +171,31 @@ statement update_from(const push_table& t, const store::row& row, const store::r
     // Forced: the row ends as `row` whatever was there.
     std::string values, sets, keys;
     for (std::size_t i = 0; i < t.columns.size() && i < row.size(); ++i) {
-      values += (i ? ", " : "") + b.param(t.columns[i], text_for(row[i]));
-      sets += (sets.empty() ? "" : ", ") + quote_ident(t.columns[i].name) + " = EXCLUDED."
-              + quote_ident(t.columns[i].name);
+      if (!written(t, i))
+        continue;
+      values += (values.empty() ? "" : ", ") + b.param(t.columns[i], text_for(row[i]));
+      if (updated(t, i))
+        sets += (sets.empty() ? "" : ", ") + quote_ident(t.columns[i].name) + " = EXCLUDED."
+                + quote_ident(t.columns[i].name);
     }
     for (std::size_t k = 0; k < t.key.size(); ++k)
       keys += (k ? ", " : "") + quote_ident(t.columns[t.key[k]].name);
-    s.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ") VALUES (" + values
-            + ") ON CONFLICT (" + keys + ") DO UPDATE SET " + sets;
+    s.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ")" + overriding(t)
+            + " VALUES (" + values + ") ON CONFLICT (" + keys + ") DO "
+            + (sets.empty() ? "NOTHING" : "UPDATE SET " + sets);
     return s;
   }
   std::string sets;
   for (std::size_t i = 0; i < t.columns.size() && i < row.size(); ++i)
-    sets += (i ? ", " : "") + quote_ident(t.columns[i].name) + " = " + b.param(t.columns[i], text_for(row[i]));
+    if (updated(t, i))
+      sets += (sets.empty() ? "" : ", ") + quote_ident(t.columns[i].name) + " = "
+              + b.param(t.columns[i], text_for(row[i]));
   auto where = b.key_match(t, key_of(t, row));
   where += b.base_match(t, *base);
-  s.sql = "UPDATE " + qualified(t) + " SET " + sets + " WHERE " + where;
+  // A table of key columns only has nothing to set: the compare-and-set is
+  // then a locking read of the row as it was.
+  s.sql = sets.empty() ? "SELECT 1 FROM " + qualified(t) + " WHERE " + where + " FOR UPDATE"
+                       : "UPDATE " + qualified(t) + " SET " + sets + " WHERE " + where;
   return s;
 }
 
@@ -225,7 +259,8 @@ std::string base_match_bulk(const push_table& t) {
     one(*t.version_column);
   else
     for (std::size_t i = 0; i < t.columns.size(); ++i)
-      one(i);
+      if (written(t, i))
+        one(i);
   return out;
 }
 
@@ -265,14 +300,15 @@ std::vector<bulk_statement> bulk_statements(const push_table& t,
               return k < w.key->size() ? text_for((*w.key)[k]) : std::nullopt;
             }));
     for (std::size_t i = 0; i < n; ++i)
-      if (!t.version_column || *t.version_column == i)
+      if (t.version_column ? *t.version_column == i : written(t, i))
         u.add("b" + std::to_string(i), column_of(ws, [&](const bulk_write& w) {
                 return i < w.base->size() ? text_for((*w.base)[i]) : std::nullopt;
               }));
   };
   auto new_values = [&](unnest_columns& u, const std::vector<const bulk_write*>& ws) {
     for (std::size_t i = 0; i < n; ++i)
-      u.add("n" + std::to_string(i), column_of(ws, [&](const bulk_write& w) {
+      if (written(t, i))
+        u.add("n" + std::to_string(i), column_of(ws, [&](const bulk_write& w) {
               return i < w.row->size() ? text_for((*w.row)[i]) : std::nullopt;
             }));
   };
@@ -293,8 +329,11 @@ std::vector<bulk_statement> bulk_statements(const push_table& t,
     new_values(u, updates);
     std::string sets;
     for (std::size_t i = 0; i < n; ++i)
-      sets += (i ? ", " : "") + quote_ident(t.columns[i].name) + " = v.n" + std::to_string(i)
-              + "::" + t.columns[i].type_name;
+      if (updated(t, i))
+        sets += (sets.empty() ? "" : ", ") + quote_ident(t.columns[i].name) + " = v.n"
+                + std::to_string(i) + "::" + t.columns[i].type_name;
+    if (sets.empty())
+      return {};  // key columns only: one at a time (a locking read each)
     b.stmt.sql = "UPDATE " + qualified(t) + " AS t SET " + sets + " FROM " + u.from() + " WHERE "
                  + key_match_bulk(t) + base_match_bulk(t);
     b.expect = updates.size();
@@ -306,10 +345,11 @@ std::vector<bulk_statement> bulk_statements(const push_table& t,
     new_values(u, inserts);
     std::string values;
     for (std::size_t i = 0; i < n; ++i)
-      values += (i ? ", " : "") + std::string("v.n") + std::to_string(i) + "::"
-                + t.columns[i].type_name;
-    b.stmt.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ") SELECT " + values
-                 + " FROM " + u.from() + " ON CONFLICT DO NOTHING";
+      if (written(t, i))
+        values += (values.empty() ? "" : ", ") + std::string("v.n") + std::to_string(i) + "::"
+                  + t.columns[i].type_name;
+    b.stmt.sql = "INSERT INTO " + qualified(t) + " (" + column_list(t) + ")" + overriding(t)
+                 + " SELECT " + values + " FROM " + u.from() + " ON CONFLICT DO NOTHING";
     b.expect = inserts.size();
     out.push_back(std::move(b));
   }

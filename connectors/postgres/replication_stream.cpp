@@ -769,7 +769,7 @@ result<table_info> snapshot_reader::describe(const std::string& schema, const st
   pg_result_ptr columns(PQexecParams(
     conn_,
     "SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod),"
-    " a.atttypmod, a.attnotnull, a.attgenerated <> '',"
+    " a.atttypmod, a.attnotnull, a.attgenerated <> '', a.attidentity = 'a',"
     " CASE WHEN a.attcollation = 0 THEN ''"
     "      WHEN co.collname = 'default' THEN (SELECT d.datcollate FROM pg_catalog.pg_database d"
     "                                          WHERE d.datname = pg_catalog.current_database())"
@@ -791,7 +791,8 @@ result<table_info> snapshot_reader::describe(const std::string& schema, const st
                                                             nullptr, 10));
     c.not_null = PQgetvalue(columns.get(), i, 4)[0] == 't';
     c.generated = PQgetvalue(columns.get(), i, 5)[0] == 't';
-    c.collation = PQgetvalue(columns.get(), i, 6);
+    c.identity_always = PQgetvalue(columns.get(), i, 6)[0] == 't';
+    c.collation = PQgetvalue(columns.get(), i, 7);
     info.columns.push_back(std::move(c));
   }
 

@@ -217,6 +217,9 @@ struct column_info {
   /// GENERATED ALWAYS AS (...) STORED; pgoutput (PostgreSQL 15) does not send
   /// these columns, the snapshot does.
   bool generated = false;
+  /// GENERATED ALWAYS AS IDENTITY: an INSERT that gives it a value must say
+  /// OVERRIDING SYSTEM VALUE, and an UPDATE may not set it.
+  bool identity_always = false;
   /// The collation its comparisons use ("C", "POSIX", "en_US.UTF-8", the
   /// database's for the default one); empty for types without one.
   std::string collation;

@@ -1,4 +1,4 @@
---- A column added upstream reaches a sync view's copy with its next snapshot, and its pushes from then on.
+--- Sync views of tables PostgreSQL shapes itself: an identity key, a generated column, a column added upstream.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
 if not postgres.available() then
@@ -7,12 +7,17 @@ if not postgres.available() then
 end
 
 local pg = postgres.start()
-pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text); INSERT INTO items VALUES (1, 'one')]])
+pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text); INSERT INTO items VALUES (1, 'one');
+         CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text,
+                             len integer GENERATED ALWAYS AS (length(body)) STORED);
+         INSERT INTO notes (body) VALUES ('first')]])
 local n = node.start("pgschema", {
   retry = { initial_ms = 100, max_ms = 500, jitter = 0.1 },
   remotes = { { name = "pg", kind = "postgres", conninfo = pg:conninfo() } },
   views = { { namespace = "pg", name = "items", persistence = "sync", remote = "pg",
-              source = "public.items" } } })
+              source = "public.items" },
+            { namespace = "pg", name = "notes", persistence = "sync", remote = "pg",
+              source = "public.notes" } } })
 local function ready() return pgview.ready(n, "pg.items") end
 local function drained() return pgview.drained(n, "pg.items") end
 local function remote(id)
@@ -43,4 +48,18 @@ step("a write after the change pushes the new column", function()
   await(drained, 10000, "the writes were pushed")
   check_equal(remote(4), "four/4", "the inserted row reached PostgreSQL with its new column")
   check_equal(remote(1), "one/1", "the updated row reached PostgreSQL with its new column")
+end)
+
+step("an identity key (GENERATED ALWAYS) and a generated column", function()
+  await(function() return pgview.ready(n, "pg.notes") end, 20000, "the notes view follows its stream")
+  n:exec("pg.notes", { upsert = { { body = "second" } } })    -- a leased id
+  n:exec("pg.notes", { upsert = { { id = 1, body = "premier" } } })
+  await(function() return pgview.drained(n, "pg.notes") end, 10000, "both writes were pushed")
+  local v = pgview.status(n, "pg.notes")
+  check_equal(v.outbox.failed, 0, "PostgreSQL refused none of the writes")
+  local rows = pg:sql("SELECT id::text || '=' || body || '/' || len FROM notes ORDER BY id").rows
+  local got = {}
+  for _, r in ipairs(rows) do got[#got + 1] = r[1] end
+  check_equal(table.concat(got, " "), "1=premier/7 2=second/6",
+              "the insert took its leased id and PostgreSQL computed the generated column")
 end)
