@@ -688,6 +688,9 @@ status read_view(const source_doc& doc, const toml::table& t,
   if (on_error)
     r.one_of("on_error", out.on_error, {"skip", "block"});
   auto* id_block = r.integer("id_block", out.id_block, 0);
+  auto* client_key = r.string("client_key", out.client_key);
+  if (client_key)
+    r.one_of("client_key", out.client_key, {"uuid"});
   r.boolean("enabled", out.enabled);
   auto* columns = r.array("columns", "an array of column names");
   auto* key = r.array("key", "an array of key column names");
@@ -808,6 +811,10 @@ status read_view(const source_doc& doc, const toml::table& t,
         r.fail_at(*id_block, "id_block applies to sync views only (it leases ids for their "
                              "offline inserts); view '" + out.full_name() + "' is "
                                + out.persistence);
+      if (out.persistence != "sync" && client_key)
+        r.fail_at(*client_key, "client_key applies to sync views only (it makes keys for their "
+                               "inserts); view '" + out.full_name() + "' is "
+                                 + out.persistence);
     } else if (query || !out.columns.empty() || !out.filters.empty() || !out.key.empty()) {
       r.fail_at(query ? *static_cast<const toml::node*>(query)
                       : *static_cast<const toml::node*>(t.get("columns") ? t.get("columns")

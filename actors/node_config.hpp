@@ -113,6 +113,10 @@ struct view_config {
   // that leave the key out get one even offline (0: lease none; such an
   // insert must then give its key). See connectors/postgres/id_lease.hpp.
   std::uint64_t id_block = 1000;
+  // Sync views: "uuid" gives an insert that leaves a one-column text or
+  // uuid key out a fresh UUID version 7 made here (actors/client_key.hpp),
+  // online or offline, instead of a leased id; "" for none.
+  std::string client_key;
   bool enabled = true;
   // Views of PostgreSQL remotes: `source` is "schema.table" (or "table" in
   // public), optionally narrowed to `columns` and `filters`; or a `query`

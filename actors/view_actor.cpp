@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "actors/backoff.hpp"
+#include "actors/client_key.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "actors/row_json.hpp"
@@ -125,6 +126,8 @@ struct view_state {
     std::uint64_t from = 0;  // its entries' seqs are at least this
   };
   std::vector<origin_waiter> origin_waiters;
+  /// Draws the random bits of client_key = "uuid" keys.
+  std::mt19937_64 key_rng = entropy_seeded_engine();
   /// Execs waiting for a lease to give their inserts ids.
   std::vector<std::pair<json, caf::response_promise>> waiting_for_ids;
   /// The connector's last report on this view's replication slot
@@ -1147,7 +1150,7 @@ void exec_local(view_actor* self, const json& ops, caf::response_promise rp,
 namespace pgl = connectors::postgres;
 
 bool leases_ids(const view_state& st) {
-  if (st.cfg.persistence != "sync" || st.cfg.id_block == 0)
+  if (st.cfg.persistence != "sync" || st.cfg.id_block == 0 || !st.cfg.client_key.empty())
     return false;
   for (const auto& r : st.ctx->config.remotes)
     if (r.name == st.cfg.remote)
@@ -1208,8 +1211,38 @@ void lease_ids(view_actor* self, std::uint64_t at_least);
 
 // An exec whose inserts may need leased ids: gives them ids from the pool,
 // waits for a lease while the remote is up, or refuses with a sentence.
+// client_key = "uuid": an upsert row that leaves the one-column key out (or
+// gives it null) gets a UUID made here. "" when done, else why not.
+std::string give_client_keys(view_actor* self, json& ops) {
+  auto& st = self->state;
+  auto upserts = ops.is_object() ? ops.find("upsert") : ops.end();
+  if (!ops.is_object() || upserts == ops.end() || !upserts->is_array() || !st.shape)
+    return {};
+  const auto& key = st.shape->primary_key;
+  const auto* col = key.size() == 1 ? &st.shape->columns[key[0]] : nullptr;
+  bool fits = col
+              && (col->kind == store::value_kind::text
+                  || (col->kind == store::value_kind::exact && col->type_name == "uuid"));
+  for (auto& row : *upserts) {
+    if (!row.is_object() || (col && row.contains(col->name) && !row[col->name].is_null()))
+      continue;
+    if (!fits)
+      return "view " + st.cfg.full_name() + " has client_key = \"uuid\", which needs a "
+             "one-column text or uuid key; its key is "
+             + (col ? "'" + col->name + "' of another type" : std::string("of several columns"))
+             + ": give the key in the row, or drop client_key";
+    row[col->name] = uuid_v7(static_cast<std::int64_t>(now_ms(self)), st.key_rng);
+  }
+  return {};
+}
+
 void exec_with_ids(view_actor* self, json ops, caf::response_promise rp, bool may_wait) {
   auto& st = self->state;
+  if (!st.cfg.client_key.empty())
+    if (auto why = give_client_keys(self, ops); !why.empty()) {
+      rp.deliver(make_error(errc::invalid_request, why));
+      return;
+    }
   if (!leases_ids(st))
     return exec_local(self, ops, std::move(rp));
   auto need = rows_without_id(st, ops);

@@ -10,14 +10,17 @@ local pg = postgres.start()
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text); INSERT INTO items VALUES (1, 'one');
          CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text,
                              len integer GENERATED ALWAYS AS (length(body)) STORED);
-         INSERT INTO notes (body) VALUES ('first')]])
+         INSERT INTO notes (body) VALUES ('first');
+         CREATE TABLE tags (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text)]])
 local n = node.start("pgschema", {
   retry = { initial_ms = 100, max_ms = 500, jitter = 0.1 },
   remotes = { { name = "pg", kind = "postgres", conninfo = pg:conninfo() } },
   views = { { namespace = "pg", name = "items", persistence = "sync", remote = "pg",
               source = "public.items" },
             { namespace = "pg", name = "notes", persistence = "sync", remote = "pg",
-              source = "public.notes" } } })
+              source = "public.notes" },
+            { namespace = "pg", name = "tags", persistence = "sync", remote = "pg",
+              source = "public.tags", client_key = "uuid" } } })
 local function ready() return pgview.ready(n, "pg.items") end
 local function drained() return pgview.drained(n, "pg.items") end
 local function remote(id)
@@ -62,4 +65,21 @@ step("an identity key (GENERATED ALWAYS) and a generated column", function()
   for _, r in ipairs(rows) do got[#got + 1] = r[1] end
   check_equal(table.concat(got, " "), "1=premier/7 2=second/6",
               "the insert took its leased id and PostgreSQL computed the generated column")
+end)
+
+step("client_key = uuid: inserts without a key, offline", function()
+  await(function() return pgview.ready(n, "pg.tags") end, 20000, "the tags view follows its stream")
+  pg:stop()
+  n:exec("pg.tags", { upsert = { { name = "red" }, { name = "blue" } } })
+  local made = {}
+  for _, r in ipairs(n:rows("pg.tags")) do made[#made + 1] = r.id .. "=" .. r.name end
+  table.sort(made)
+  check_equal(#made, 2, "both offline inserts were taken, each with a key made here")
+  check(made[1]:match("^%x+%-%x+%-7%x+%-[89ab]%x+%-%x+=") ~= nil, "the keys are UUIDs of version 7", made[1])
+  pg:start()
+  await(function() return pgview.drained(n, "pg.tags") end, 30000, "the queue drained once PostgreSQL was back")
+  local remote = {}
+  for _, r in ipairs(pg:sql("SELECT id::text || '=' || name FROM tags").rows) do remote[#remote + 1] = r[1] end
+  table.sort(remote)
+  check_equal(table.concat(remote, " "), table.concat(made, " "), "PostgreSQL holds the rows under the same keys")
 end)

@@ -101,6 +101,20 @@ BOOST_AUTO_TEST_CASE(postgres_only_settings_are_refused_elsewhere) {
   BOOST_TEST(op.find("'op'") != std::string::npos, op);
 }
 
+BOOST_AUTO_TEST_CASE(client_key_makes_uuids_for_sync_views_only) {
+  auto text = config("", "source = \"items\"\nclient_key = \"uuid\"");
+  auto realtime = error_of(text);
+  BOOST_TEST(realtime.find("client_key applies to sync views only") != std::string::npos, realtime);
+  text.replace(text.find("\"realtime\""), 10, "\"sync\"");
+  auto ok = parse_node_config(text, "node.toml");
+  BOOST_REQUIRE_MESSAGE(ok.is_ok(), ok.error().message());
+  BOOST_TEST(ok->views[0].client_key == "uuid");
+  text.replace(text.find("\"uuid\""), 6, "\"serial\"");
+  auto unknown = error_of(text);
+  BOOST_TEST(unknown.find("'client_key'") != std::string::npos, unknown);
+  BOOST_TEST(unknown.find("uuid") != std::string::npos, unknown);
+}
+
 BOOST_AUTO_TEST_CASE(a_sync_view_of_a_table_takes_its_conflict_settings_and_a_query_is_refused) {
   auto sync = [](const std::string& view) {
     auto text = config("", view);
