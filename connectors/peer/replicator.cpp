@@ -32,6 +32,9 @@ std::string state_name(const std::string& table, const store::row& key) {
 
 /// Records read per step of read_states().
 constexpr std::size_t state_page_max = 16;
+/// Fewer names than this are looked up one by one: a point lookup costs
+/// less than setting up an iterator (a local write, a live one-row delta).
+constexpr std::size_t state_lookups_max = 4;
 
 /// The merge states named `names` (REQUIRES: ascending, no repeats), each
 /// or nullopt. Read in name order a page of records at a time, not one
@@ -40,6 +43,15 @@ constexpr std::size_t state_page_max = 16;
 store::result<std::vector<std::optional<std::string>>> read_states(
   const store::store& db, const std::vector<std::string>& names) {
   std::vector<std::optional<std::string>> out(names.size());
+  if (names.size() < state_lookups_max) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      auto one = db.ext(names[i]);
+      if (!one)
+        return one.error();
+      out[i] = std::move(one).value();
+    }
+    return out;
+  }
   std::vector<std::pair<std::string, std::string>> page;
   std::size_t at = 0;         // the page's next record
   bool have_page = false;
