@@ -39,38 +39,45 @@ constexpr std::size_t state_lookups_max = 4;
 /// The merge states named `names` (REQUIRES: ascending, no repeats), each
 /// or nullopt. Read in name order a page of records at a time, not one
 /// lookup each: names close together share a page, and names past the last
-/// record (a catch-up's new rows) cost one read together.
+/// record (a catch-up's new rows) cost one read together. Names far apart
+/// (a page that served at most one of them) are looked up one by one from
+/// there on.
 store::result<std::vector<std::optional<std::string>>> read_states(
   const store::store& db, const std::vector<std::string>& names) {
   std::vector<std::optional<std::string>> out(names.size());
-  if (names.size() < state_lookups_max) {
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      auto one = db.ext(names[i]);
-      if (!one)
-        return one.error();
-      out[i] = std::move(one).value();
-    }
-    return out;
-  }
   std::vector<std::pair<std::string, std::string>> page;
   std::size_t at = 0;         // the page's next record
+  std::size_t served = 0;     // names the page held
   bool have_page = false;
   bool page_to_end = false;   // nothing follows the page's records
+  bool lookups = names.size() < state_lookups_max;
   for (std::size_t i = 0; i < names.size(); ++i) {
     const auto& name = names[i];
     while (at < page.size() && page[at].first < name)
       ++at;
-    if (!have_page || (at == page.size() && !page_to_end)) {
-      auto next = db.ext_scan(state_prefix, name, state_page_max);
-      if (!next)
-        return next.error();
-      page = std::move(next).value();
-      at = 0;
-      have_page = true;
-      page_to_end = page.size() < state_page_max;
+    if (!lookups && (!have_page || (at == page.size() && !page_to_end))) {
+      if (have_page && served <= 1) {
+        lookups = true;
+      } else {
+        auto next = db.ext_scan(state_prefix, name, state_page_max);
+        if (!next)
+          return next.error();
+        page = std::move(next).value();
+        at = 0;
+        served = 0;
+        have_page = true;
+        page_to_end = page.size() < state_page_max;
+      }
     }
-    if (at < page.size() && page[at].first == name)
+    if (lookups) {
+      auto one = db.ext(name);
+      if (!one)
+        return one.error();
+      out[i] = std::move(one).value();
+    } else if (at < page.size() && page[at].first == name) {
       out[i] = std::move(page[at++].second);
+      ++served;
+    }
   }
   return out;
 }
