@@ -2,7 +2,9 @@
 // measured in the same run:
 //
 //  1. catch-up throughput: node a holds N changes; node b starts, dials a
-//     and applies them durably (durability "buffered", as the baselines).
+//     and applies them durably: both nodes at the durability given
+//     (default "buffered"), the LevelDB baseline likewise (under fsync one
+//     synced write per batch, as a raw applier of each received frame).
 //     Changes per second from b's start until b's change log holds all N,
 //     against the lesser of raw ZeroMQ DEALER->ROUTER throughput for the
 //     same number of frames of the same size and raw LevelDB WriteBatch
@@ -12,6 +14,7 @@
 //     (readable there). Goal p50 < 1 ms, p99 < 5 ms.
 //
 //   peer_replication [--changes 50000] [--rate 1000] [--seconds 5]
+//                    [--durability buffered|fsync]
 
 #include <algorithm>
 #include <atomic>
@@ -24,6 +27,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
@@ -48,6 +53,15 @@ namespace {
   std::exit(1);
 }
 
+/// User and system CPU seconds of this process (both nodes) so far: what a
+/// catch-up costs, which wall time on a shared machine does not show.
+double cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
@@ -59,11 +73,11 @@ std::string table_toml() {
 }
 
 std::unique_ptr<actors::node> start_node(const std::string& id, const std::string& dir,
-                                         const std::string& links) {
+                                         const std::string& links, store::durability_mode d) {
   auto cfg = actors::parse_node_config(
     "node_id = \"" + id + "\"\ndata_dir = \"" + dir + "\"\n"
       "control_endpoint = \"tcp://127.0.0.1:0\"\nevents_endpoint = \"tcp://127.0.0.1:0\"\n"
-      "durability = \"buffered\"\nlog_level = \"warn\"\n\n" + table_toml()
+      "durability = \"" + std::string(store::to_string(d)) + "\"\nlog_level = \"warn\"\n\n" + table_toml()
       + "[peer]\nlisten = \"tcp://127.0.0.1:0\"\n\n" + links,
     id + ".toml");
   if (!cfg)
@@ -154,9 +168,11 @@ double raw_zmq_frames_per_s(std::size_t frames, std::size_t bytes) {
   return static_cast<double>(frames) / s;
 }
 
-/// Raw LevelDB: the same rows as WriteBatches of `per_batch` rows, not synced.
+/// Raw LevelDB: the same rows as WriteBatches of `per_batch` rows, each
+/// write synced under fsync, not synced under buffered.
 double raw_leveldb_changes_per_s(const std::string& dir, std::size_t changes,
-                                 std::size_t per_batch, std::size_t row_bytes) {
+                                 std::size_t per_batch, std::size_t row_bytes,
+                                 store::durability_mode d) {
   leveldb::Options o;
   o.create_if_missing = true;
   leveldb::DB* raw = nullptr;
@@ -164,12 +180,14 @@ double raw_leveldb_changes_per_s(const std::string& dir, std::size_t changes,
     fail("cannot open a raw LevelDB in " + dir);
   std::unique_ptr<leveldb::DB> db(raw);
   std::string value(row_bytes, 'v');
+  leveldb::WriteOptions wo;
+  wo.sync = d == store::durability_mode::fsync;
   auto t0 = clock_type::now();
   for (std::size_t i = 0; i < changes;) {
     leveldb::WriteBatch b;
     for (std::size_t k = 0; k < per_batch && i < changes; ++k, ++i)
       b.Put("R" + std::to_string(i), value);
-    if (!db->Write(leveldb::WriteOptions(), &b).ok())
+    if (!db->Write(wo, &b).ok())
       fail("raw LevelDB write failed");
   }
   return static_cast<double>(changes) / seconds_since(t0);
@@ -191,6 +209,7 @@ int main(int argc, char** argv) {
   std::size_t changes = 50'000;
   int rate = 1000;
   double seconds = 5;
+  auto durability = store::durability_mode::buffered;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--changes") && i + 1 < argc)
       changes = std::max<std::size_t>(1000, std::strtoull(argv[++i], nullptr, 10));
@@ -198,8 +217,14 @@ int main(int argc, char** argv) {
       rate = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc)
       seconds = std::max(1.0, std::atof(argv[++i]));
-    else {
-      std::cerr << "usage: peer_replication [--changes N] [--rate R] [--seconds S]\n";
+    else if (!std::strcmp(argv[i], "--durability") && i + 1 < argc) {
+      auto d = store::parse_durability(argv[++i]);
+      if (!d)
+        fail(d.error().message());
+      durability = *d;
+    } else {
+      std::cerr << "usage: peer_replication [--changes N] [--rate R] [--seconds S] "
+                   "[--durability buffered|fsync]\n";
       return 2;
     }
   }
@@ -211,7 +236,7 @@ int main(int argc, char** argv) {
   zmq::context_t zctx{1};
 
   // --- 1. catch-up throughput ------------------------------------------------
-  auto a = start_node("a", root + "/a", "[[links]]\npeer = \"b\"\n");
+  auto a = start_node("a", root + "/a", "[[links]]\npeer = \"b\"\n", durability);
   messaging::control_client ctl_a(zctx, a->control_endpoint(), std::chrono::seconds(60));
   constexpr std::int64_t per_exec = 1000;
   for (std::int64_t id = 1; id <= static_cast<std::int64_t>(changes); id += per_exec) {
@@ -221,13 +246,16 @@ int main(int argc, char** argv) {
       fail("writing on a: " + (r ? r->error : r.error().message()));
   }
   auto t0 = clock_type::now();
+  const double cpu0 = cpu_s();
   auto b = start_node("b", root + "/b",
                       "[[links]]\npeer = \"a\"\nendpoint = \"" + peer_endpoint(root + "/a")
-                        + "\"\n");
+                        + "\"\n",
+                      durability);
   watcher wb(*b->store(), changes + latency_ids);
   std::thread follow_b([&] { wb.run(); });
   await("b to hold every change", 600, [&] { return wb.seen.load() >= changes; });
   const double catch_up_s = seconds_since(t0);
+  const double catch_up_cpu_s = cpu_s() - cpu0;
   const double node_rate = static_cast<double>(changes) / catch_up_s;
 
   // The frames that carried it: deltas of batch_max (128) changes, as sent.
@@ -247,7 +275,7 @@ int main(int argc, char** argv) {
   const auto frames = (changes + 127) / 128;
   const double zmq_rate = raw_zmq_frames_per_s(frames, frame_bytes) * 128.0;
   const double ldb_rate =
-    raw_leveldb_changes_per_s(root + "/raw-leveldb", changes, 128, frame_bytes / 128);
+    raw_leveldb_changes_per_s(root + "/raw-leveldb", changes, 128, frame_bytes / 128, durability);
   const double limit = std::min(zmq_rate, ldb_rate);
 
   // --- 2. write-to-visible latency --------------------------------------------
@@ -275,14 +303,18 @@ int main(int argc, char** argv) {
   b->stop();
   a->stop();
 
+  const char* mode = store::to_string(durability);
   std::printf("reproduce: build-release/benchmarks/peer_replication --changes %zu --rate %d "
-              "--seconds %g\n", changes, rate, seconds);
-  std::printf("catch-up of %zu changes a -> b: %.2f s = %.0f changes/s\n", changes, catch_up_s,
-              node_rate);
+              "--seconds %g --durability %s\n", changes, rate, seconds, mode);
+  std::printf("catch-up of %zu changes a -> b (durability %s): %.2f s = %.0f changes/s\n",
+              changes, mode, catch_up_s, node_rate);
+  std::printf("  CPU of both nodes meanwhile: %.2f s = %.1f us per change\n", catch_up_cpu_s,
+              catch_up_cpu_s * 1e6 / static_cast<double>(changes));
   std::printf("  raw ZeroMQ, %zu frames of %zu bytes: %.0f changes/s\n", frames, frame_bytes,
               zmq_rate);
-  std::printf("  raw LevelDB, batches of 128 rows of %zu bytes: %.0f changes/s\n",
-              frame_bytes / 128, ldb_rate);
+  std::printf("  raw LevelDB, batches of 128 rows of %zu bytes%s: %.0f changes/s\n",
+              frame_bytes / 128, durability == store::durability_mode::fsync ? ", each synced" : "",
+              ldb_rate);
   std::printf("  %.2fx the lesser baseline (goal >= 0.50x: %s)\n", node_rate / limit,
               node_rate / limit >= 0.5 ? "met" : "missed");
   std::printf("write on a -> readable on b at %d writes/s (%zu writes): p50 %.2f ms, p99 %.2f ms "

@@ -552,6 +552,99 @@ msgpack::object_handle parse(std::string_view frame) {
   return handle;
 }
 
+// Where `frame` (one MessagePack value, as parse() took it) departs from
+// the form encode() writes: the offset of the first header that is wider
+// than its value needs, a float32, or a type encode() never writes (ext);
+// nullopt if none does. encode() writes every integer, length and count in
+// its smallest form and every real as float64, and the decoder keeps each
+// field's value and kind, so a frame that read_frame() accepts and that
+// passes this check is the bytes encode() gives for what it decoded to
+// (checked against encode() itself by the mutation tests and the fuzz
+// target). One pass over the bytes, instead of encoding the message again.
+std::optional<std::size_t> first_wide_header(std::string_view frame) {
+  const auto* p = reinterpret_cast<const unsigned char*>(frame.data());
+  const std::size_t size = frame.size();
+  auto be = [&](std::size_t at, std::size_t width) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < width; ++i)
+      v = (v << 8) | p[at + i];
+    return v;
+  };
+  std::size_t pos = 0;
+  std::uint64_t values_left = 1;
+  while (values_left > 0) {
+    if (pos >= size)
+      return size;  // parse() accepted the frame whole; not reached
+    --values_left;
+    const auto at = pos;
+    const unsigned char tag = p[pos++];
+    std::size_t width = 0;   // bytes of the length or number after the tag
+    std::uint64_t least = 0; // the smallest value that needs this width
+    enum { number, string, items, pairs } what = number;
+    if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
+      continue;  // fixint, nil, bool: one form each
+    if (tag >= 0x80 && tag <= 0x8f) {
+      values_left += 2 * static_cast<std::uint64_t>(tag & 0x0f);
+      continue;
+    }
+    if (tag >= 0x90 && tag <= 0x9f) {
+      values_left += tag & 0x0f;
+      continue;
+    }
+    if (tag >= 0xa0 && tag <= 0xbf) {
+      pos += tag & 0x1f;
+      continue;
+    }
+    switch (tag) {
+      case 0xc4: width = 1; least = 0; what = string; break;        // bin8
+      case 0xc5: width = 2; least = 0x100; what = string; break;    // bin16
+      case 0xc6: width = 4; least = 0x10000; what = string; break;  // bin32
+      case 0xcb: pos += 8; continue;                                // float64
+      case 0xcc: width = 1; least = 0x80; break;                    // uint8
+      case 0xcd: width = 2; least = 0x100; break;
+      case 0xce: width = 4; least = 0x10000; break;
+      case 0xcf: width = 8; least = 0x100000000; break;
+      case 0xd9: width = 1; least = 0x20; what = string; break;     // str8
+      case 0xda: width = 2; least = 0x100; what = string; break;
+      case 0xdb: width = 4; least = 0x10000; what = string; break;
+      case 0xdc: width = 2; least = 0x10; what = items; break;      // array16
+      case 0xdd: width = 4; least = 0x10000; what = items; break;
+      case 0xde: width = 2; least = 0x10; what = pairs; break;      // map16
+      case 0xdf: width = 4; least = 0x10000; what = pairs; break;
+      case 0xd0: case 0xd1: case 0xd2: case 0xd3: {                 // int8..int64
+        // Only a negative number below the next narrower form's range.
+        const std::size_t w = std::size_t{1} << (tag - 0xd0);
+        if (size - pos < w)
+          return at;
+        const auto raw = be(pos, w);
+        const auto sign = std::uint64_t{1} << (8 * w - 1);
+        if (!(raw & sign))
+          return at;  // not negative: encode() writes it unsigned
+        const std::uint64_t magnitude = w == 8 ? ~raw + 1 : (std::uint64_t{1} << (8 * w)) - raw;
+        const std::uint64_t narrower = w == 1 ? 32 : std::uint64_t{1} << (4 * w - 1);
+        if (magnitude <= narrower)
+          return at;
+        pos += w;
+        continue;
+      }
+      default: return at;  // float32, ext: encode() writes neither
+    }
+    if (size - pos < width)
+      return at;
+    const auto v = be(pos, width);
+    if (v < least)
+      return at;
+    pos += width;
+    if (what == string)
+      pos += v;
+    else if (what == items)
+      values_left += v;
+    else if (what == pairs)
+      values_left += 2 * v;
+  }
+  return pos == size ? std::nullopt : std::optional<std::size_t>{pos};
+}
+
 message read_frame(std::string_view frame, const limits& lim) {
   if (frame.empty())
     refuse(errc::malformed_frame, frame_problem("is empty; expected one " + protocol_name +
@@ -796,11 +889,8 @@ decode_result decode(std::string_view frame, const limits& lim) {
   try {
     auto m = read_frame(frame, lim);
     // Canonical: the one wire form of this message, byte for byte.
-    auto again = encode(m);
-    if (again != frame) {
-      std::size_t at = 0;
-      while (at < again.size() && at < frame.size() && again[at] == frame[at])
-        ++at;
+    if (auto wide = first_wide_header(frame)) {
+      const auto at = *wide;
       return decode_error{
         errc::non_canonical,
         frame_problem("decodes to a valid " + std::string(to_string(type_of(m))) +

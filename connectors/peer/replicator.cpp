@@ -24,8 +24,62 @@ std::string log_name(std::uint64_t seq) {
   return out;
 }
 
+constexpr const char* state_prefix = "peer/v/";
+
 std::string state_name(const std::string& table, const store::row& key) {
-  return "peer/v/" + table + '\0' + store::encode_key(key);
+  return state_prefix + table + '\0' + store::encode_key(key);
+}
+
+/// Records read per step of read_states().
+constexpr std::size_t state_page_max = 16;
+/// Fewer names than this are looked up one by one: a point lookup costs
+/// less than setting up an iterator (a local write, a live one-row delta).
+constexpr std::size_t state_lookups_max = 4;
+
+/// The merge states named `names` (REQUIRES: ascending, no repeats), each
+/// or nullopt. Read in name order a page of records at a time, not one
+/// lookup each: names close together share a page, and names past the last
+/// record (a catch-up's new rows) cost one read together. Names far apart
+/// (a page that served at most one of them) are looked up one by one from
+/// there on.
+store::result<std::vector<std::optional<std::string>>> read_states(
+  const store::store& db, const std::vector<std::string>& names) {
+  std::vector<std::optional<std::string>> out(names.size());
+  std::vector<std::pair<std::string, std::string>> page;
+  std::size_t at = 0;         // the page's next record
+  std::size_t served = 0;     // names the page held
+  bool have_page = false;
+  bool page_to_end = false;   // nothing follows the page's records
+  bool lookups = names.size() < state_lookups_max;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const auto& name = names[i];
+    while (at < page.size() && page[at].first < name)
+      ++at;
+    if (!lookups && (!have_page || (at == page.size() && !page_to_end))) {
+      if (have_page && served <= 1) {
+        lookups = true;
+      } else {
+        auto next = db.ext_scan(state_prefix, name, state_page_max);
+        if (!next)
+          return next.error();
+        page = std::move(next).value();
+        at = 0;
+        served = 0;
+        have_page = true;
+        page_to_end = page.size() < state_page_max;
+      }
+    }
+    if (lookups) {
+      auto one = db.ext(name);
+      if (!one)
+        return one.error();
+      out[i] = std::move(one).value();
+    } else if (at < page.size() && page[at].first == name) {
+      out[i] = std::move(page[at++].second);
+      ++served;
+    }
+  }
+  return out;
 }
 
 // --- encodings of what the replicator keeps ----------------------------------
@@ -97,9 +151,15 @@ store::result<row_state> decode_state(const std::string& raw, const std::string&
 }
 
 // A log entry is the change as one delta frame of one change: the wire
-// codec, checked on the way back in.
-std::string encode_entry(const wire::change& c) {
-  return wire::encode(wire::delta{1, {c}});
+// codec, checked on the way back in. `c` is moved into the frame and back,
+// not copied.
+std::string encode_entry(wire::change& c) {
+  wire::message m = wire::delta{1, {}};
+  auto& one = std::get<wire::delta>(m).changes;
+  one.push_back(std::move(c));
+  auto out = wire::encode(m);
+  c = std::move(one.front());
+  return out;
 }
 
 store::result<wire::change> decode_entry(const std::string& raw, const wire::limits& lim) {
@@ -556,25 +616,46 @@ void replicator::collect_tombstones() {
 
 // --- applying ----------------------------------------------------------------
 
-store::status replicator::apply(const std::vector<wire::change>& changes) {
+store::status replicator::apply(std::vector<wire::change>& changes) {
   if (changes.empty())
     return status::ok();
   store::batch b;
   std::map<std::string, std::optional<row_state>> states;  // by state name
+  // The merge states of every row the changes touch, read in one pass in
+  // name order (rows a catch-up brings in are mostly new, and their names
+  // adjacent: one seek finds them all missing).
+  std::vector<std::map<std::string, std::optional<row_state>>::iterator> state_of_change;
+  state_of_change.reserve(changes.size());
+  for (const auto& c : changes)
+    state_of_change.push_back(states.try_emplace(state_name(c.table, c.key)).first);
+  {
+    std::vector<std::string> names;
+    names.reserve(states.size());
+    for (const auto& [name, state] : states)
+      names.push_back(name);
+    auto raw = read_states(db_, names);
+    if (!raw)
+      return raw.error();
+    auto it = states.begin();
+    for (std::size_t i = 0; i < names.size(); ++i, ++it) {
+      if (!(*raw)[i])
+        continue;
+      auto s = decode_state(*(*raw)[i], names[i]);
+      if (!s)
+        return s.error();
+      it->second = std::move(s).value();
+    }
+  }
+  std::map<const store::schema*, std::vector<std::uint32_t>> key_columns_of;
   auto vv = vv_;
   auto end = log_end_;
-  for (const auto& c : changes) {
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    auto& c = changes[i];
     const auto* s = schema_of(c.table);
-    std::vector<std::uint32_t> key_columns(s->primary_key.begin(), s->primary_key.end());
-    auto name = state_name(c.table, c.key);
-    auto it = states.find(name);
-    if (it == states.end()) {
-      auto loaded = state_of(c.table, c.key);
-      if (!loaded)
-        return loaded.error();
-      it = states.emplace(name, std::move(loaded).value()).first;
-    }
-    auto& state = it->second;
+    auto& key_columns = key_columns_of[s];
+    if (key_columns.empty())
+      key_columns.assign(s->primary_key.begin(), s->primary_key.end());
+    auto& state = state_of_change[i]->second;
     const bool was_visible = state && state->visible(order_);
     const auto before = was_visible ? state->values : store::row{};
     merge(state, c, s->columns.size(), key_columns, order_);
@@ -698,8 +779,9 @@ void replicator::send_delta(link& l, std::vector<wire::change> changes) {
     l.oldest_unacked_sent_ms = clock_.now_ms();
   l.sent_at[id] = clock_.now_ms();
   l.stats.sent_changes += changes.size();
-  send(l, wire::delta{id, changes});
-  l.unacked.emplace(id, std::move(changes));
+  wire::message m = wire::delta{id, std::move(changes)};
+  send(l, m);
+  l.unacked.emplace(id, std::move(std::get<wire::delta>(m).changes));
 }
 
 void replicator::send(link& l, const wire::message& m) {
@@ -1008,7 +1090,7 @@ void replicator::handle(link& l, wire::message m) {
     m);
 }
 
-void replicator::on_delta(link& l, const wire::delta& d) {
+void replicator::on_delta(link& l, wire::delta& d) {
   l.last_delta_ms = clock_.now_ms();
   if (d.id < l.expected_id) {
     // A retransmission of what was received: acknowledge it again once it
@@ -1043,7 +1125,7 @@ void replicator::on_delta(link& l, const wire::delta& d) {
     }
   };
   auto seen = pending_vv_;
-  for (const auto& c : d.changes) {
+  for (auto& c : d.changes) {
     if (!takes(l.cfg.mode)) {
       refuse(wire::nack_reason::write_not_allowed,
              "node '" + node_id() + "' takes no changes from '" + l.cfg.peer
@@ -1101,6 +1183,11 @@ void replicator::on_delta(link& l, const wire::delta& d) {
                  + c.origin + "': " + *no);
         continue;
       }
+    if (l.policy.count(c.table) == 0) {
+      raise(seen, c.origin, c.hlc);
+      accepted.push_back(std::move(c));  // nothing of it is excluded: taken as it came
+      continue;
+    }
     auto kept = without_excluded(l, c);
     if (!kept) {
       ++l.stats.dropped_changes;  // it set only columns this link excludes

@@ -204,7 +204,8 @@ private:
   /// Offers `changes` (just written here) to live links whose peer takes
   /// nothing; see write().
   void offer(const std::vector<wire::change>& changes);
-  void on_delta(link& l, const wire::delta& d);
+  /// Takes the accepted changes out of `d`.
+  void on_delta(link& l, wire::delta& d);
   bool carries(const link& l, const std::string& table) const;
   /// Whether the row `c` writes is inside the link's filters (removes are).
   bool admits(const link& l, const wire::change& c) const;
@@ -217,8 +218,10 @@ private:
   std::vector<std::string> offered(const link& l) const;
   const store::schema* schema_of(const std::string& table) const;
 
-  /// Merges `changes` (already accepted) into the store in one batch.
-  store::status apply(const std::vector<wire::change>& changes);
+  /// Merges `changes` (already accepted) into the store in one batch. Each
+  /// change is moved out to encode its log entry and back: `changes` holds
+  /// the same on return.
+  store::status apply(std::vector<wire::change>& changes);
   /// Commits the received batches waiting in queue_, then acknowledges
   /// them and grants their senders new credit.
   void commit();

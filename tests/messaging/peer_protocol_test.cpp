@@ -434,6 +434,22 @@ BOOST_AUTO_TEST_CASE(other_encodings_of_a_valid_message_are_refused_as_non_canon
   check_refused(mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(1).array(1).i(1)
                   .array(1).f32(1.5f).array(0).str(),
                 errc::non_canonical, "not float64");
+  // Integer values at the edges of the signed forms: -33 is int8 and -129
+  // int16, as encode writes them; -32 as int8 or -128 as int16 is wider
+  // than needed, and so is a short array as array16 or a short key as bin16.
+  auto with_key = [](const std::string& key) {
+    return mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(3).array(1).raw(key)
+      .nil().array(0).str();
+  };
+  BOOST_TEST(peer::decode(with_key("\xd0\xdf"), defaults).is_ok());
+  BOOST_TEST(peer::decode(with_key(std::string("\xd1\xff\x7f", 3)), defaults).is_ok());
+  check_refused(with_key("\xd0\xe0"), errc::non_canonical, "first difference at byte 13");
+  check_refused(with_key(std::string("\xd1\xff\x80", 3)), errc::non_canonical, "canonical");
+  check_refused(with_key(std::string("\xd3\xff\xff\xff\xff\x80\x00\x00\x00", 9)),
+                errc::non_canonical, "canonical");
+  check_refused(with_key(std::string("\xc5\x00\x01" "k", 4)), errc::non_canonical, "canonical");
+  check_refused(mp().head(6, 1).raw(std::string("\xde\x00\x01", 3)).s("a").u(6).str(),
+                errc::non_canonical, "canonical");
   // A version vector out of node-id order.
   check_refused(mp().head(6, 1).map(2).s("b").u(5).s("a").u(6).str(), errc::non_canonical,
                 "is not sorted by node id (\"a\" follows \"b\")");
