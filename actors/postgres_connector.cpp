@@ -1517,9 +1517,12 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     bulk_keys[i] = c.new_row ? (**shape).key_of(*c.new_row) : c.key;
     bulk[i].key = &bulk_keys[i];
   }
-  if (auto plan = cs.changes.size() > 1 ? pg::bulk_statements(t, bulk)
-                                        : std::vector<pg::bulk_statement>{};
-      !plan.empty()) {
+  // A batch of only inserts is one COPY; the unnest() statements (whose
+  // text arrays cost as much to build) are made only for other batches.
+  auto copied = t.has_rules || cs.changes.size() < 2 ? std::nullopt : pg::copy_inserts(t, bulk);
+  if (auto plan = cs.changes.size() > 1 && !copied ? pg::bulk_statements(t, bulk)
+                                                   : std::vector<pg::bulk_statement>{};
+      copied || !plan.empty()) {
     if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
       return lost(r);
     // COPY, not INSERT: an id recorded before, or (for a batch of only
@@ -1530,7 +1533,6 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     if (recorded.lost)
       return lost(recorded);
     bool fits = recorded.ok && recorded.affected == static_cast<int>(cs.mutation_ids.size());
-    auto copied = t.has_rules ? std::nullopt : pg::copy_inserts(t, bulk);
     if (fits && copied) {
       auto r = run_push_copy(conn, *copied);
       if (r.lost)
