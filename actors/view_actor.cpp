@@ -496,7 +496,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
     if (o.state == store::outbox_state::pending) {
       if (blocked.empty())
         blocked = o.error.empty() ? "the remote left a write untried" : o.error;
-      b->outbox_put.push_back(e);
+      b->outbox_put.push_back(std::move(e));
       continue;
     }
     ++settled;
@@ -504,7 +504,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
     count_down(st.staged, key);
     if (o.state == store::outbox_state::applied) {
       ++applied;
-      local_fix[key].reset();
+      local_fix.erase(key);  // no entry and an empty one both mean: no fix
       if (st.cfg.write_policy == "origin_first" && st.shape)
         local_fix[key] = written_change(*st.shape, e);
     } else {
@@ -538,7 +538,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
         local_fix[key] = std::move(c);
       }
     }
-    b->outbox_put.push_back(e);
+    b->outbox_put.push_back(std::move(e));
   }
   for (auto& [key, fix] : local_fix)
     if (fix && !st.staged.count(key))  // a later write of the key is still queued
