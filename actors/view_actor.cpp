@@ -418,6 +418,10 @@ void answer_origin_waiters(view_actor* self, const std::string& error);
 /// remote works while the store writes); it is settled only after that one.
 struct push_flight {
   std::vector<store::outbox_entry> entries;
+  /// Of a full batch: the pending entries after it, read while the remote
+  /// works on this one (they stay pending until pushed: only this view's
+  /// pushes settle them), so a clean answer sends them at once.
+  std::vector<store::outbox_entry> read_ahead;
   std::optional<push_report_ref> report;  // the connector's answer, once here
   std::optional<caf::error> error;        // or why the push failed
   /// The batch before it has settled (or there was none): this one may.
@@ -453,7 +457,8 @@ store::change written_change(const store::schema& shape, const store::outbox_ent
 // has settled, as before.
 template <class Done>
 void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
-                 const push_report& report, Done done) {
+                 std::vector<store::outbox_entry> read_ahead, const push_report& report,
+                 Done done) {
   auto& st = self->state;
   const bool clean = pushed.size() == push_batch_entries_max
                      && report.outcomes.size() == pushed.size()
@@ -464,13 +469,16 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
   push_flight_ptr next;
   if (clean) {
     auto ahead = std::make_shared<push_flight>();
-    if (auto err = each_pending(
-          st,
-          [&](const store::outbox_entry& e) {
-            ahead->entries.push_back(e);
-            return ahead->entries.size() < push_batch_entries_max;
-          },
-          pushed.back().seq + 1);
+    ahead->entries = std::move(read_ahead);
+    if (auto err = !ahead->entries.empty()
+                     ? std::string{}
+                     : each_pending(
+                         st,
+                         [&](const store::outbox_entry& e) {
+                           ahead->entries.push_back(e);
+                           return ahead->entries.size() < push_batch_entries_max;
+                         },
+                         pushed.back().seq + 1);
         err.empty() && !ahead->entries.empty()) {
       ahead->ready = false;
       next = ahead;
@@ -656,7 +664,7 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
       return;
     }
     auto report = f->report->ptr;
-    settle_push(self, std::move(f->entries), *report, done);
+    settle_push(self, std::move(f->entries), std::move(f->read_ahead), *report, done);
   };
   if (flight->report || flight->error) {
     answered(std::move(flight));
@@ -690,6 +698,16 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
         flight->error = err;
         answered(flight);
       });
+  if (flight->entries.size() == push_batch_entries_max) {
+    // A failed read is no error here: settle_push reads again.
+    (void) each_pending(
+      st,
+      [&](const store::outbox_entry& e) {
+        flight->read_ahead.push_back(e);
+        return flight->read_ahead.size() < push_batch_entries_max;
+      },
+      flight->entries.back().seq + 1);
+  }
 }
 
 void subscribe(view_actor* self) {
