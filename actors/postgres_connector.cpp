@@ -1208,6 +1208,47 @@ sql_result run_push_sql(PGconn* conn, const std::string& sql,
   return out;
 }
 
+// COPY ... FROM STDIN of `c` on the push connection; `affected` is the rows
+// it wrote.
+sql_result run_push_copy(PGconn* conn, const pg::copy_statement& c) {
+  constexpr std::size_t piece_bytes_max = 256 * 1024;  // per PQputCopyData
+  sql_result out;
+  auto finish = [&](pg_result_ptr res) {
+    auto code = PQresultStatus(res.get());
+    if (code != PGRES_COMMAND_OK) {
+      out.error = res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn);
+      while (!out.error.empty() && (out.error.back() == '\n' || out.error.back() == ' '))
+        out.error.pop_back();
+      out.lost = PQstatus(conn) != CONNECTION_OK;
+    } else {
+      out.ok = true;
+      const char* n = PQcmdTuples(res.get());
+      out.affected = n && *n ? std::atoi(n) : 0;
+    }
+    while (pg_result_ptr more{PQgetResult(conn)})
+      ;  // drain: the connection is ready for the next command
+    return out;
+  };
+  pg_result_ptr res(PQexec(conn, c.sql.c_str()));
+  if (PQresultStatus(res.get()) != PGRES_COPY_IN)
+    return finish(std::move(res));
+  res.reset();
+  const char* error = nullptr;
+  for (std::size_t at = 0; at < c.data.size(); at += piece_bytes_max) {
+    auto n = std::min(piece_bytes_max, c.data.size() - at);
+    if (PQputCopyData(conn, c.data.data() + at, static_cast<int>(n)) != 1) {
+      error = "the COPY's data could not be sent";
+      break;
+    }
+  }
+  if (PQputCopyEnd(conn, error) != 1) {
+    out.error = PQerrorMessage(conn);
+    out.lost = PQstatus(conn) != CONNECTION_OK;
+    return out;
+  }
+  return finish(pg_result_ptr(PQgetResult(conn)));
+}
+
 sql_result run_push_sql(PGconn* conn, const pg::statement& s) {
   return run_push_sql(conn, s.sql, s.params);
 }
@@ -1339,6 +1380,15 @@ store::result<const pg::push_table*> push_table_of(pg_state& st, const view_conf
     return store::status::invalid_argument("view " + view + " names lww_column '" + vc.lww_column
                                            + "', which it does not hold; name one of its "
                                              "timestamp columns");
+  // Not known (no answer): taken as having rules, so inserts go as INSERT.
+  if (st.push_conn) {
+    auto rules = run_push_sql(st.push_conn.get(),
+                              "SELECT c.relhasrules FROM pg_catalog.pg_class c JOIN "
+                              "pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                              "WHERE n.nspname = $1 AND c.relname = $2",
+                              {t.schema, t.name});
+    t.has_rules = !rules.ok || rules.rows.empty() || !rules.rows[0][0] || *rules.rows[0][0] != "f";
+  }
   return &st.push_tables.emplace(view, std::move(t)).first->second;
 }
 
@@ -1509,20 +1559,29 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     bulk_keys[i] = c.new_row ? (**shape).key_of(*c.new_row) : c.key;
     bulk[i].key = &bulk_keys[i];
   }
-  if (auto plan = cs.changes.size() > 1 ? pg::bulk_statements(t, bulk)
-                                        : std::vector<pg::bulk_statement>{};
-      !plan.empty()) {
+  // A batch of only inserts is one COPY; the unnest() statements (whose
+  // text arrays cost as much to build) are made only for other batches.
+  auto copied = t.has_rules || cs.changes.size() < 2 ? std::nullopt : pg::copy_inserts(t, bulk);
+  if (auto plan = cs.changes.size() > 1 && !copied ? pg::bulk_statements(t, bulk)
+                                                   : std::vector<pg::bulk_statement>{};
+      copied || !plan.empty()) {
     if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
       return lost(r);
-    std::vector<std::optional<std::string>> ids(cs.mutation_ids.begin(), cs.mutation_ids.end());
-    auto recorded = run_push_sql(conn,
-                                 "INSERT INTO syncmesh.mutations (mutation_id, node, view) "
-                                 "SELECT unnest($1::text[]), $2, $3 ON CONFLICT DO NOTHING",
-                                 {pg::text_array(ids), st.ctx->config.node_id, cs.view});
+    // COPY, not INSERT: an id recorded before, or (for a batch of only
+    // inserts) a key that exists upstream, fails it — and the batch goes
+    // one at a time, as a short count would send it.
+    auto recorded = run_push_copy(conn, pg::copy_mutation_ids(cs.mutation_ids,
+                                                              st.ctx->config.node_id, cs.view));
     if (recorded.lost)
       return lost(recorded);
-    bool fits = recorded.ok && recorded.affected == static_cast<int>(ids.size());
-    for (std::size_t k = 0; fits && k < plan.size(); ++k) {
+    bool fits = recorded.ok && recorded.affected == static_cast<int>(cs.mutation_ids.size());
+    if (fits && copied) {
+      auto r = run_push_copy(conn, *copied);
+      if (r.lost)
+        return lost(r);
+      fits = r.ok && r.affected == static_cast<int>(copied->rows);
+    }
+    for (std::size_t k = 0; fits && !copied && k < plan.size(); ++k) {
       auto r = run_push_sql(conn, plan[k].stmt);
       if (r.lost)
         return lost(r);

@@ -340,11 +340,18 @@ void count_down(std::map<std::string, std::uint32_t>& counts, const std::string&
 // Visits this view's pending outbox entries in queue order, reading the
 // outbox in chunks from st.outbox_from, until `visit` returns false; then
 // moves outbox_from to the first pending entry seen (past the end when there
-// was none). Returns why the outbox could not be read, or nothing.
+// was none). With `ahead` it reads from there instead (entries below it are
+// in flight, pending until they settle) and leaves outbox_from alone.
+// Returns why the outbox could not be read, or nothing.
 template <class Visit>
-std::string each_pending(view_state& st, Visit visit) {
-  constexpr std::size_t chunk = 1024;
-  std::uint64_t from = st.outbox_from;
+std::string each_pending(view_state& st, Visit visit,
+                         std::optional<std::uint64_t> ahead = std::nullopt) {
+  // The first chunk is small: most callers stop at the first pending entry
+  // (the oldest's age), and each entry read is decoded whole.
+  constexpr std::size_t chunk_first = 16;
+  constexpr std::size_t chunk_max = 1024;
+  std::size_t chunk = chunk_first;
+  std::uint64_t from = ahead ? *ahead : st.outbox_from;
   std::optional<std::uint64_t> first;
   bool stopped = false;
   while (!stopped) {
@@ -364,8 +371,10 @@ std::string each_pending(view_state& st, Visit visit) {
     }
     if (ob->size() < chunk)
       break;
+    chunk = std::min(chunk * 4, chunk_max);
   }
-  st.outbox_from = first ? *first : from;
+  if (!ahead)
+    st.outbox_from = first ? *first : from;
   return {};
 }
 
@@ -421,6 +430,29 @@ template <class Done>
 void push_pending(view_actor* self, Done done);
 void answer_origin_waiters(view_actor* self, const std::string& error);
 
+/// One batch of outbox entries handed to the connector. The next batch of a
+/// long queue goes out while the one before it settles in the store (the
+/// remote works while the store writes); it is settled only after that one.
+struct push_flight {
+  std::vector<store::outbox_entry> entries;
+  /// Of a full batch: the pending entries after it, read while the remote
+  /// works on this one (they stay pending until pushed: only this view's
+  /// pushes settle them), so a clean answer sends them at once.
+  std::vector<store::outbox_entry> read_ahead;
+  std::optional<push_report_ref> report;  // the connector's answer, once here
+  std::optional<caf::error> error;        // or why the push failed
+  /// The batch before it has settled (or there was none): this one may.
+  bool ready = true;
+  /// The batch before it could not settle: this one's answer is dropped and
+  /// its entries stay pending, pushed again later (their mutation ids keep
+  /// them from being applied twice).
+  bool abandoned = false;
+};
+using push_flight_ptr = std::shared_ptr<push_flight>;
+
+template <class Done>
+void send_push(view_actor* self, push_flight_ptr flight, Done done);
+
 // The local change a write makes (an origin_first write, once taken).
 store::change written_change(const store::schema& shape, const store::outbox_entry& e) {
   store::change c;
@@ -434,10 +466,43 @@ store::change written_change(const store::schema& shape, const store::outbox_ent
 // Records what the remote made of `pushed`: outbox states, conflict
 // records, and for writes that lost (or failed) the remote's row locally,
 // all in one store batch; then pushes the rest of the queue.
+//
+// While it settles, the next batch of the queue is pushed already when the
+// remote took every write of this one as written and more may wait: nothing
+// of this batch (a conflict's resolution, a blocked queue) can then change
+// what the next one sends. Otherwise the next batch is read once this one
+// has settled, as before.
 template <class Done>
 void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
-                 const push_report& report, Done done) {
+                 std::vector<store::outbox_entry> read_ahead, const push_report& report,
+                 Done done) {
   auto& st = self->state;
+  const bool clean = pushed.size() == push_batch_entries_max
+                     && report.outcomes.size() == pushed.size()
+                     && std::all_of(report.outcomes.begin(), report.outcomes.end(),
+                                    [](const push_outcome& o) {
+                                      return o.state == store::outbox_state::applied && o.written;
+                                    });
+  push_flight_ptr next;
+  if (clean) {
+    auto ahead = std::make_shared<push_flight>();
+    ahead->entries = std::move(read_ahead);
+    if (auto err = !ahead->entries.empty()
+                     ? std::string{}
+                     : each_pending(
+                         st,
+                         [&](const store::outbox_entry& e) {
+                           ahead->entries.push_back(e);
+                           return ahead->entries.size() < push_batch_entries_max;
+                         },
+                         pushed.back().seq + 1);
+        err.empty() && !ahead->entries.empty()) {
+      ahead->ready = false;
+      next = ahead;
+      send_push(self, next, done);
+    }
+  }
+  const std::uint64_t settled_to = pushed.empty() ? 0 : pushed.back().seq + 1;
   auto b = std::make_shared<store::batch>();
   std::string blocked;
   std::uint64_t applied = 0, failed = 0, conflicted = 0, settled = 0;
@@ -456,7 +521,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
     if (o.state == store::outbox_state::pending) {
       if (blocked.empty())
         blocked = o.error.empty() ? "the remote left a write untried" : o.error;
-      b->outbox_put.push_back(e);
+      b->outbox_put.push_back(std::move(e));
       continue;
     }
     ++settled;
@@ -464,7 +529,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
     count_down(st.staged, key);
     if (o.state == store::outbox_state::applied) {
       ++applied;
-      local_fix[key].reset();
+      local_fix.erase(key);  // no entry and an empty one both mean: no fix
       if (st.cfg.write_policy == "origin_first" && st.shape)
         local_fix[key] = written_change(*st.shape, e);
     } else {
@@ -498,7 +563,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
         local_fix[key] = std::move(c);
       }
     }
-    b->outbox_put.push_back(e);
+    b->outbox_put.push_back(std::move(e));
   }
   for (auto& [key, fix] : local_fix)
     if (fix && !st.staged.count(key))  // a later write of the key is still queued
@@ -506,9 +571,14 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
     .then(
       [self, applied, failed, conflicted, settled, events, blocked, full = pushed.size(),
-       done](std::uint64_t) mutable {
+       done, clean, settled_to, next](std::uint64_t) mutable {
         auto& st = self->state;
-        st.pushing = false;
+        if (!next)
+          st.pushing = false;
+        // Every entry of this view below settled_to is settled now: this
+        // batch took each pending one from the cursor on.
+        if (clean)
+          st.outbox_from = std::max(st.outbox_from, settled_to);
         st.run_pushed += applied;
         st.outbox_pending -= std::min<std::uint64_t>(st.outbox_pending, settled);
         st.outbox_applied += applied;
@@ -524,13 +594,27 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
                + " is blocked (on_error = \"block\"): " + blocked);
           return;
         }
+        if (next) {
+          next->ready = true;
+          if (next->report || next->error)
+            send_push(self, next, done);  // answered already: settles now
+          return;
+        }
         if (full == push_batch_entries_max || st.outbox_pending > 0)
           push_pending(self, done);  // more waited, or were written meanwhile
         else
           done(std::string{});
       },
-      [self, done](const caf::error& err) mutable {
-        self->state.pushing = false;
+      [self, done, next](const caf::error& err) mutable {
+        if (next) {
+          // `pushing` clears when its answer is here.
+          next->abandoned = true;
+          next->ready = true;
+          if (next->report || next->error)
+            send_push(self, next, done);
+        } else {
+          self->state.pushing = false;
+        }
         done(describe(err));
       });
 }
@@ -559,10 +643,54 @@ void push_pending(view_actor* self, Done done) {
     done(std::string{});
     return;
   }
+  auto flight = std::make_shared<push_flight>();
+  flight->entries = std::move(pending);
+  send_push(self, std::move(flight), done);
+}
+
+// Sends `flight` to the connector; settles it when both its answer is here
+// and it is ready (the batch before it settled). Called again with the
+// answer already in when it arrived before that.
+template <class Done>
+void send_push(view_actor* self, push_flight_ptr flight, Done done) {
+  auto& st = self->state;
+  auto forget = [self](const push_flight& f) {
+    for (const auto& e : f.entries)
+      count_down(self->state.unechoed, store::encode_key(e.key));
+  };
+  auto answered = [self, forget, done](push_flight_ptr f) mutable {
+    if (f->abandoned) {
+      forget(*f);
+      self->state.pushing = false;
+      return;
+    }
+    if (!f->ready)
+      return;  // settled once the batch before it has
+    if (f->error) {
+      forget(*f);
+      self->state.pushing = false;
+      auto why = "push to remote '" + self->state.cfg.remote + "' failed: " + describe(*f->error);
+      answer_origin_waiters(self, why);
+      done(why);
+      return;
+    }
+    if (!f->report->ptr) {
+      forget(*f);
+      self->state.pushing = false;
+      done("the remote answered a push with nothing");
+      return;
+    }
+    auto report = f->report->ptr;
+    settle_push(self, std::move(f->entries), std::move(f->read_ahead), *report, done);
+  };
+  if (flight->report || flight->error) {
+    answered(std::move(flight));
+    return;
+  }
   auto cs = std::make_shared<change_set>();
   cs->table = st.cfg.source;
   cs->view = st.cfg.full_name();
-  for (const auto& e : pending) {
+  for (const auto& e : flight->entries) {
     store::change c;
     c.table = st.cfg.source;
     c.op = e.op;
@@ -579,24 +707,24 @@ void push_pending(view_actor* self, Done done) {
   self->request(st.connector, step_timeout, push_atom::value, st.cfg.source, changes_ref{cs},
                 caf::actor{self})
     .then(
-      [self, pending, done](const push_report_ref& report) mutable {
-        if (!report.ptr) {
-          for (const auto& e : pending)
-            count_down(self->state.unechoed, store::encode_key(e.key));
-          self->state.pushing = false;
-          done("the remote answered a push with nothing");
-          return;
-        }
-        settle_push(self, std::move(pending), *report.ptr, done);
+      [flight, answered](const push_report_ref& report) mutable {
+        flight->report = report;
+        answered(flight);
       },
-      [self, pending, done](const caf::error& err) mutable {
-        for (const auto& e : pending)
-          count_down(self->state.unechoed, store::encode_key(e.key));
-        self->state.pushing = false;
-        auto why = "push to remote '" + self->state.cfg.remote + "' failed: " + describe(err);
-        answer_origin_waiters(self, why);
-        done(why);
+      [flight, answered](const caf::error& err) mutable {
+        flight->error = err;
+        answered(flight);
       });
+  if (flight->entries.size() == push_batch_entries_max) {
+    // A failed read is no error here: settle_push reads again.
+    (void) each_pending(
+      st,
+      [&](const store::outbox_entry& e) {
+        flight->read_ahead.push_back(e);
+        return flight->read_ahead.size() < push_batch_entries_max;
+      },
+      flight->entries.back().seq + 1);
+  }
 }
 
 // A realtime view under `buffered` durability lets the connector's stream

@@ -1,4 +1,4 @@
---- A long queue of distinct writes goes to PostgreSQL as set-based statements; a conflict in a batch falls back to one write at a time.
+--- A long queue of distinct writes goes to PostgreSQL as set-based statements (COPY for a batch of only inserts), batch after batch; a conflict in a batch falls back to one write at a time for that batch.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
 if not postgres.available() then
@@ -90,6 +90,36 @@ step("a conflict in a batch falls back to one write at a time, and only that wri
               "the other nine writes were applied")
   check_equal(pg:sql("SELECT count(*) FROM syncmesh.mutations WHERE view = 'pg.items'").rows[1][1],
               tostring(450 + 9), "every applied write recorded its mutation id once")
+  await(function() return local_rows(a) == remote_rows() end, 10000, "both sides hold the same rows")
+end)
+
+step("a queue longer than a batch drains batch after batch, and a conflict in one sends that batch write by write", function()
+  a:stop("pg.items")
+  local o = view(a).outbox
+  local applied, conflicted = o.applied, o.conflicted
+  local rows = {}
+  for i = 1001, 10000 do
+    -- Tabs, newlines and backslashes must survive COPY's text format.
+    rows[#rows + 1] = { id = i, title = "long\tqueue\n" .. i .. " \\", qty = i }
+    if #rows == 1000 then
+      a:exec("pg.items", { upsert = rows })
+      rows = {}
+    end
+  end
+  -- Row 7000 (in the second batch of 4,096) appears upstream meanwhile: that insert conflicts.
+  pg:sql("INSERT INTO items (id, title, qty) VALUES (7000, 'upstream', 1)")
+  local before = bulk_pushes(a)
+  a:resume("pg.items")
+  await(function() return drained(a) end, 60000, "the queue drained")
+  check_equal(bulk_pushes(a) - before, 2, "the first and third batches went by the set-based path")
+  local v = view(a)
+  check_equal(v.outbox.conflicted, conflicted + 1, "one write conflicted")
+  check_equal(v.outbox.applied, applied + 8999, "every other write was applied")
+  check_equal(pg:sql("SELECT count(*) FROM items WHERE id > 1000").rows[1][1], "9000", "9,000 rows upstream")
+  check_equal(pg:sql("SELECT title FROM items WHERE id = 7000").rows[1][1], "upstream", "remote-wins kept the upstream row")
+  check_equal(pg:sql("SELECT title FROM items WHERE id = 1001").rows[1][1], "long\tqueue\n1001 \\", "text survives COPY")
+  check_equal(pg:sql("SELECT count(*) FROM syncmesh.mutations WHERE view = 'pg.items'").rows[1][1],
+              tostring(450 + 9 + 8999), "every applied write recorded its mutation id once")
   await(function() return local_rows(a) == remote_rows() end, 10000, "both sides hold the same rows")
 end)
 

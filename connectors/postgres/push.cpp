@@ -356,6 +356,61 @@ std::vector<bulk_statement> bulk_statements(const push_table& t,
   return out;
 }
 
+void append_copy_field(std::string& out, const std::optional<std::string>& text) {
+  if (!text) {
+    out += "\\N";
+    return;
+  }
+  for (char c : *text) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out.push_back(c);
+    }
+  }
+}
+
+std::optional<copy_statement> copy_inserts(const push_table& t,
+                                           const std::vector<bulk_write>& writes) {
+  std::set<std::string> keys;
+  copy_statement out;
+  for (const auto& w : writes) {
+    if (w.remove || w.base || !w.row || !w.key)
+      return std::nullopt;
+    if (!keys.insert(store::encode_key(*w.key)).second)
+      return std::nullopt;
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      if (i)
+        out.data.push_back('\t');
+      append_copy_field(out.data, i < w.row->size() ? text_for((*w.row)[i]) : std::nullopt);
+    }
+    out.data.push_back('\n');
+  }
+  out.rows = writes.size();
+  out.sql = "COPY " + qualified(t) + " (" + column_list(t) + ") FROM STDIN";
+  return out;
+}
+
+copy_statement copy_mutation_ids(const std::vector<std::string>& ids, const std::string& node,
+                                 const std::string& view) {
+  copy_statement out;
+  std::string tail;
+  tail.push_back('\t');
+  append_copy_field(tail, node);
+  tail.push_back('\t');
+  append_copy_field(tail, view);
+  tail.push_back('\n');
+  for (const auto& id : ids) {
+    append_copy_field(out.data, id);
+    out.data += tail;
+  }
+  out.rows = ids.size();
+  out.sql = std::string("COPY ") + mutations_table + " (mutation_id, node, view) FROM STDIN";
+  return out;
+}
+
 statement select_row(const push_table& t, const store::row& key) {
   statement s;
   builder b(s);

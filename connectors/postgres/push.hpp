@@ -43,6 +43,9 @@ struct push_table {
   /// Set: compare-and-set on this column only (an application-maintained
   /// version); unset: on every column of the base row.
   std::optional<std::size_t> version_column;
+  /// The table has rewrite rules (pg_class.relhasrules): COPY would bypass
+  /// them, so inserts go as INSERT.
+  bool has_rules = true;
 };
 
 /// A statement and its text parameters (nullopt = SQL NULL).
@@ -95,6 +98,31 @@ struct bulk_statement {
 /// than `expect`: the caller then rolls back and pushes one at a time.
 std::vector<bulk_statement> bulk_statements(const push_table& t,
                                             const std::vector<bulk_write>& writes);
+
+/// A COPY ... FROM STDIN statement and its data (text format, one line a row).
+struct copy_statement {
+  std::string sql;
+  std::string data;
+  std::size_t rows = 0;
+};
+
+/// Appends one field of COPY's text format to `out`: backslash, tab,
+/// newline and carriage return escaped; nullopt as \N.
+void append_copy_field(std::string& out, const std::optional<std::string>& text);
+
+/// A batch of only inserts (no base, distinct keys) as one COPY into the
+/// source table; nothing when the batch holds anything else. Unlike INSERT
+/// ... ON CONFLICT DO NOTHING, a key that exists upstream makes the COPY
+/// fail (unique_violation): the caller rolls back and pushes one at a time,
+/// which finds the conflict. COPY fires the table's triggers and checks its
+/// constraints but applies no rules: REQUIRES the table has none.
+std::optional<copy_statement> copy_inserts(const push_table& t, const std::vector<bulk_write>& writes);
+
+/// The mutation ids of a batch as one COPY into syncmesh.mutations. An id
+/// recorded before makes it fail (unique_violation): the caller rolls back
+/// and pushes one at a time, which reports that write applied earlier.
+copy_statement copy_mutation_ids(const std::vector<std::string>& ids, const std::string& node,
+                                 const std::string& view);
 
 /// A PostgreSQL text[] literal of `items` (nullopt = NULL), for one
 /// parameter.

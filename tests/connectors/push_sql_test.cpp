@@ -138,4 +138,57 @@ BOOST_AUTO_TEST_CASE(values_travel_as_postgres_text_input) {
   BOOST_TEST(*text_for(value::exact("numeric", "1.50")) == "1.50");
 }
 
+BOOST_AUTO_TEST_CASE(copy_fields_escape_what_copy_text_format_reads_specially) {
+  std::string out;
+  append_copy_field(out, std::string("a\tb\nc\rd\\e"));
+  out.push_back('|');
+  append_copy_field(out, std::nullopt);
+  out.push_back('|');
+  append_copy_field(out, std::string("\\N"));  // the text \N, not NULL
+  BOOST_TEST(out == "a\\tb\\nc\\rd\\\\e|\\N|\\\\N");
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_of_only_inserts_is_one_copy_of_its_rows_in_column_order) {
+  auto t = items();
+  row r1{value::integer(1), value::text("one"), value::null()};
+  row r2{value::integer(2), value::text("two\tlines\n"), value::text("{}")};
+  row k1{value::integer(1)}, k2{value::integer(2)};
+  std::vector<bulk_write> ws(2);
+  ws[0].key = &k1;
+  ws[0].row = &r1;
+  ws[1].key = &k2;
+  ws[1].row = &r2;
+  auto c = copy_inserts(t, ws);
+  BOOST_REQUIRE(c);
+  BOOST_TEST(c->sql == "COPY \"public\".\"it\"\"ems\" (\"id\", \"title\", \"doc\") FROM STDIN");
+  BOOST_TEST(c->data == "1\tone\t\\N\n2\ttwo\\tlines\\n\t{}\n");
+  BOOST_TEST(c->rows == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_with_an_update_a_delete_or_a_key_twice_is_no_copy) {
+  auto t = items();
+  row r1{value::integer(1), value::text("one"), value::null()};
+  row k1{value::integer(1)};
+  bulk_write insert;
+  insert.key = &k1;
+  insert.row = &r1;
+  auto update = insert;
+  update.base = &r1;
+  bulk_write remove;
+  remove.remove = true;
+  remove.key = &k1;
+  remove.base = &r1;
+  BOOST_TEST(!copy_inserts(t, {update}));
+  BOOST_TEST(!copy_inserts(t, {remove}));
+  BOOST_TEST(!copy_inserts(t, {insert, insert}));
+  BOOST_TEST(copy_inserts(t, {insert}).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(mutation_ids_are_one_copy_naming_the_node_and_view_on_each_line) {
+  auto c = copy_mutation_ids({"n:1", "n:2"}, "n", "pg.orders");
+  BOOST_TEST(c.sql == "COPY syncmesh.mutations (mutation_id, node, view) FROM STDIN");
+  BOOST_TEST(c.data == "n:1\tn\tpg.orders\nn:2\tn\tpg.orders\n");
+  BOOST_TEST(c.rows == 2u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
