@@ -55,7 +55,8 @@ end)
 
 step("an identity key (GENERATED ALWAYS) and a generated column", function()
   await(function() return pgview.ready(n, "pg.notes") end, 20000, "the notes view follows its stream")
-  n:exec("pg.notes", { upsert = { { body = "second" } } })    -- a leased id
+  -- leased ids; two inserts in one batch go upstream as one COPY
+  n:exec("pg.notes", { upsert = { { body = "second" }, { body = "third" } } })
   n:exec("pg.notes", { upsert = { { id = 1, body = "premier" } } })
   await(function() return pgview.drained(n, "pg.notes") end, 10000, "both writes were pushed")
   local v = pgview.status(n, "pg.notes")
@@ -63,8 +64,8 @@ step("an identity key (GENERATED ALWAYS) and a generated column", function()
   local rows = pg:sql("SELECT id::text || '=' || body || '/' || len FROM notes ORDER BY id").rows
   local got = {}
   for _, r in ipairs(rows) do got[#got + 1] = r[1] end
-  check_equal(table.concat(got, " "), "1=premier/7 2=second/6",
-              "the insert took its leased id and PostgreSQL computed the generated column")
+  check_equal(table.concat(got, " "), "1=premier/7 2=second/6 3=third/5",
+              "the inserts took their leased ids and PostgreSQL computed the generated column")
 end)
 
 step("client_key = uuid: inserts without a key, offline", function()

@@ -381,14 +381,20 @@ std::optional<copy_statement> copy_inserts(const push_table& t,
       return std::nullopt;
     if (!keys.insert(store::encode_key(*w.key)).second)
       return std::nullopt;
+    bool first = true;
     for (std::size_t i = 0; i < t.columns.size(); ++i) {
-      if (i)
+      if (!written(t, i))
+        continue;
+      if (!first)
         out.data.push_back('\t');
+      first = false;
       append_copy_field(out.data, i < w.row->size() ? text_for((*w.row)[i]) : std::nullopt);
     }
     out.data.push_back('\n');
   }
   out.rows = writes.size();
+  // COPY writes the values it is given into an identity column, GENERATED
+  // ALWAYS or not (as INSERT ... OVERRIDING SYSTEM VALUE does).
   out.sql = "COPY " + qualified(t) + " (" + column_list(t) + ") FROM STDIN";
   return out;
 }

@@ -7,10 +7,11 @@ function pgview.status(n, name)
   error("no status for " .. name)
 end
 
--- The view follows its change stream.
+-- The view follows its change stream, and its last run reached the remote
+-- (`streaming` is set as a run asks to follow, before the answer).
 function pgview.ready(n, name)
   local v = pgview.status(n, name)
-  return v.state == "running" and v.streaming
+  return v.state == "running" and v.streaming and v.remote_up
 end
 
 -- A sync view's queue is empty and none of its rows is staged.

@@ -102,6 +102,10 @@ BOOST_AUTO_TEST_CASE(an_identity_key_is_written_overriding_and_a_generated_colum
   writes[0].row = &r;
   writes[1].key = &k2;
   writes[1].row = &r2;
+  auto copied = copy_inserts(t, writes);
+  BOOST_REQUIRE(copied.has_value());
+  BOOST_TEST(copied->sql == "COPY \"public\".\"it\"\"ems\" (\"id\", \"title\") FROM STDIN", copied->sql);
+  BOOST_TEST(copied->data == "5\ta\n6\tb\n", copied->data);
   auto bulk = bulk_statements(t, writes);
   BOOST_REQUIRE(bulk.size() == 1u);
   BOOST_TEST(bulk[0].stmt.sql.find("(\"id\", \"title\") OVERRIDING SYSTEM VALUE SELECT v.n0::bigint, "
