@@ -619,13 +619,20 @@ private:
   std::optional<pending_truncate> truncated_;
 };
 
+/// What became of a change set offered to a view's gate.
+enum class gate_outcome { applied, closed, failed };
+
 // Applies one upstream transaction's change set to the store through the
-// view's gate, on the stream thread; "" when applied or when the view has
-// closed the gate (stopped following: the change is not its any more).
-std::string apply_through(const node_context& ctx, stream_gate& gate, change_set& cs) {
+// view's gate, on the stream thread. `closed`: the view no longer follows
+// (stopped, its remote reported down, the view ended); nothing was written,
+// so nothing may be confirmed either. `failed`: the store refused, `why` says.
+gate_outcome apply_through(const node_context& ctx, stream_gate& gate, change_set& cs,
+                           std::string& why) {
   std::lock_guard<std::mutex> guard(gate.lock);
-  if (!gate.open || cs.position <= gate.position)
-    return {};
+  if (!gate.open)
+    return gate_outcome::closed;
+  if (cs.position <= gate.position)
+    return gate_outcome::applied;  // stale: the local copy has it already
   store::batch b;
   b.changes = std::move(cs.changes);
   for (auto& c : b.changes)
@@ -633,10 +640,11 @@ std::string apply_through(const node_context& ctx, stream_gate& gate, change_set
   b.cursors.emplace_back(gate.cursor, std::to_string(cs.position));
   if (auto r = ctx.db->apply(b); !r) {
     gate.open = false;
-    return "the local store refused a write: " + r.error().to_string();
+    why = "the local store refused a write: " + r.error().to_string();
+    return gate_outcome::failed;
   }
   gate.position = cs.position;
-  return {};
+  return gate_outcome::applied;
 }
 
 // The stream thread of one followed view: reads until stopped or lost.
@@ -706,8 +714,14 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
             // The view opened a gate: apply here, then tell the view where
             // it stands. Durable as far as `buffered` promises, so the slot
             // may move past it without waiting for the view.
-            if (auto why = apply_through(*ctx, *gate, *cs); !why.empty())
-              return lost(why);
+            std::string why;
+            switch (apply_through(*ctx, *gate, *cs, why)) {
+              case gate_outcome::applied: break;
+              // The view let go of the stream: end it here, unconfirmed, so
+              // its next subscription gets this transaction again.
+              case gate_outcome::closed: return;
+              case gate_outcome::failed: return lost(why);
+            }
             worker->acked = std::max(worker->acked.load(), end);
             cs->changes.clear();
             cs->applied = true;

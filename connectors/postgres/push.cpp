@@ -38,8 +38,11 @@ bool is_key(const push_table& t, std::size_t i) {
 }
 
 // An UPDATE's SET: the written columns but the key (a write never moves a
-// row to another key, and an identity key may not be set at all).
-bool updated(const push_table& t, std::size_t i) { return written(t, i) && !is_key(t, i); }
+// row to another key) and GENERATED ALWAYS identities (PostgreSQL lets an
+// UPDATE set those only to DEFAULT; an insert gives them their value).
+bool updated(const push_table& t, std::size_t i) {
+  return written(t, i) && !is_key(t, i) && !t.columns[i].identity_always;
+}
 
 class builder {
 public:

@@ -114,6 +114,19 @@ BOOST_AUTO_TEST_CASE(an_identity_key_is_written_overriding_and_a_generated_colum
              bulk[0].stmt.sql);
 }
 
+BOOST_AUTO_TEST_CASE(an_identity_column_outside_the_key_is_inserted_but_never_updated) {
+  auto t = items();
+  t.columns[2].identity_always = true;  // "doc" stands in for a GENERATED ALWAYS identity
+  row r{value::integer(5), value::text("a"), value::integer(9)};
+  auto forced = update_from(t, r, nullptr);
+  BOOST_TEST(forced.sql.find("OVERRIDING SYSTEM VALUE") != std::string::npos, forced.sql);
+  BOOST_TEST(forced.sql.find("DO UPDATE SET \"title\" = EXCLUDED.\"title\"") != std::string::npos,
+             forced.sql);
+  BOOST_TEST(forced.sql.find("\"doc\" = EXCLUDED") == std::string::npos, forced.sql);
+  auto update = update_from(t, r, &r);
+  BOOST_TEST(update.sql.find("SET \"title\" = $1::text WHERE") != std::string::npos, update.sql);
+}
+
 BOOST_AUTO_TEST_CASE(a_table_of_key_columns_only_checks_its_base_with_a_locking_read) {
   push_table t;
   t.schema = "public";
