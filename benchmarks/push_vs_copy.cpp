@@ -13,6 +13,9 @@
 //      every row and the outbox is empty — rows/s and the ratio to COPY
 //      (goal >= 0.5x);
 //   4. local write latency p50/p99 with the remote down (PostgreSQL stopped).
+// It also prints the CPU seconds the node and each kind of PostgreSQL
+// process spent during the drain (from /proc), which says whether the node
+// or PostgreSQL is the limit.
 // A measurement, not a test: exit code 0 whatever the figures, 1 if a step
 // fails.
 
@@ -22,12 +25,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <libpq-fe.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
@@ -96,6 +103,60 @@ long count_rows(scenarios::postgres_server& pg, const std::string& table) {
 }
 
 const json selector = {{"pg", {"orders"}}};
+
+/// CPU seconds (user + system) so far of every running process whose
+/// command line starts with "postgres" or names "syncmesh", by the name
+/// PostgreSQL shows for it ("postgres: walsender ..." -> "walsender"): where
+/// a drain's time goes, which wall time on a two-core machine does not say.
+std::map<std::string, double> cpu_by_process() {
+  std::map<std::string, double> out;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const auto name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::ifstream cl(e.path() / "cmdline");
+    std::string cmd;
+    std::getline(cl, cmd, '\0');
+    std::string kind;
+    if (cmd.rfind("postgres: ", 0) == 0) {
+      std::istringstream words(cmd.substr(10));
+      std::string w;
+      while (words >> w && kind.empty())
+        if (w == "walsender" || w == "checkpointer" || w == "walwriter" || w == "autovacuum"
+            || w == "background" || w == "logical")
+          kind = w;
+      if (kind.empty())
+        kind = cmd.find("bench") != std::string::npos || cmd.find("127.0.0.1") != std::string::npos
+                 ? "backend"
+                 : "other postgres";
+    } else if (cmd.find("postgres") != std::string::npos) {
+      kind = "postmaster";
+    } else if (cmd.find("syncmesh") != std::string::npos && cmd.find("push_vs_copy") == std::string::npos) {
+      kind = "syncmesh node";
+    } else {
+      continue;
+    }
+    std::ifstream st(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')');
+    if (close == std::string::npos)
+      continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string f;
+    double ut = 0, stt = 0;
+    for (int i = 3; fields >> f; ++i) {
+      if (i == 14)
+        ut = std::atof(f.c_str());
+      if (i == 15) {
+        stt = std::atof(f.c_str());
+        break;
+      }
+    }
+    out[kind] += (ut + stt) / tick;
+  }
+  return out;
+}
 
 json view_status(scenarios::node_process& node) {
   auto r = node.call("status", {{"selector", selector}});
@@ -214,12 +275,14 @@ int main(int argc, char** argv) {
   }
   double local_s = seconds_since(w0);
   next += writes;
+  auto cpu0 = cpu_by_process();
   auto t0 = clock_type::now();
   if (auto r = n.call("resume", {{"selector", selector}}, std::chrono::minutes(30)); !r)
     fail("resume failed: " + r.error().message());
   if (!await_drained(n, **pg, "orders", next - 1, std::chrono::minutes(30)))
     fail("the queued writes did not drain within 30 minutes");
   double push_s = seconds_since(t0);
+  auto cpu1 = cpu_by_process();
   double push_rate = static_cast<double>(writes) / push_s;
 
   // 4. Latency with the remote down.
@@ -235,6 +298,12 @@ int main(int argc, char** argv) {
               static_cast<double>(writes) / local_s);
   std::printf("push drained to PostgreSQL              %8.2f s  %10.0f rows/s  %.2fx COPY (goal >= 0.50x: %s)\n",
               push_s, push_rate, push_rate / copy_rate, push_rate / copy_rate >= 0.5 ? "met" : "missed");
+  std::printf("CPU during the drain (s):");
+  for (const auto& [kind, s1] : cpu1) {
+    auto before = cpu0.count(kind) ? cpu0[kind] : 0.0;
+    std::printf(" %s %.2f;", kind.c_str(), s1 - before);
+  }
+  std::printf("\n");
   std::printf("exec latency, remote up    (%ld writes)  p50 %6.3f ms  p99 %6.3f ms\n", latency_writes,
               up.p50_ms, up.p99_ms);
   std::printf("exec latency, remote down  (%ld writes)  p50 %6.3f ms  p99 %6.3f ms\n", latency_writes,
