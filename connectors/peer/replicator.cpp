@@ -17,11 +17,23 @@ namespace {
 
 constexpr const char* log_prefix = "peer/log/";
 constexpr const char* vv_name = "peer/vv";
+constexpr const char* floor_name = "peer/floor";
 
 std::string log_name(std::uint64_t seq) {
   std::string out = log_prefix;
   store::encode_u64_be(out, seq);
   return out;
+}
+
+/// The seq a log entry's name holds (log_name's inverse); 0 if it holds none.
+std::uint64_t seq_of(const std::string& name) {
+  const auto prefix = std::string_view(log_prefix).size();
+  if (name.size() != prefix + 8)
+    return 0;
+  std::uint64_t seq = 0;
+  for (std::size_t i = prefix; i < name.size(); ++i)
+    seq = (seq << 8) | static_cast<unsigned char>(name[i]);
+  return seq;
 }
 
 constexpr const char* state_prefix = "peer/v/";
@@ -188,9 +200,78 @@ bool holds(const wire::watermark& vv, const std::string& origin, store::hlc_time
   return it != vv.end() && hlc <= it->second;
 }
 
+/// Whether a node holding `vv` holds every change up to `floor`.
+bool covers(const wire::watermark& vv, const wire::watermark& floor) {
+  for (const auto& [origin, at] : floor)
+    if (!holds(vv, origin, at))
+      return false;
+  return true;
+}
+
 void raise(wire::watermark& vv, const std::string& origin, store::hlc_timestamp hlc) {
   auto& at = vv[origin];
   at = std::max(at, hlc);
+}
+
+/// The changes that rebuild `s` exactly when merged, in any order, into a
+/// row not seen before, and change nothing that a newer write set: one per
+/// distinct stamp of its columns (an insert when it is the row's insert
+/// stamp, else an update of those columns), an insert of one column that
+/// a newer write set when every column of the latest insert was written
+/// again since, and a remove with the delete stamp. Every register of the
+/// state then merges to the same stamp and value.
+std::vector<wire::change> changes_of(const std::string& table, const row_state& s,
+                                     const std::vector<std::uint32_t>& key_columns,
+                                     const stamp_order& order) {
+  std::vector<wire::change> out;
+  store::row key;
+  for (auto k : key_columns)
+    key.push_back(s.values[k]);
+  const auto width = s.columns.size();
+  auto change_at = [&](const stamp& at, change_op op) {
+    wire::change c;
+    c.hlc = at.hlc;
+    c.origin = at.origin;
+    c.table = table;
+    c.op = op;
+    c.key = key;
+    if (op != change_op::remove)
+      c.new_row = s.values;
+    return c;
+  };
+  std::vector<bool> done(width, false);
+  bool insert_made = false;
+  for (std::uint32_t i = 0; i < width; ++i) {
+    if (done[i] || s.columns[i].is_zero())
+      continue;
+    const bool insert = s.columns[i] == s.inserted;
+    auto c = change_at(s.columns[i], insert ? change_op::insert : change_op::update);
+    for (std::uint32_t j = i; j < width; ++j)
+      if (!done[j] && s.columns[j] == s.columns[i]) {
+        c.columns.push_back(j);
+        done[j] = true;
+      }
+    if (c.columns.size() == width)
+      c.columns.clear();  // every column: listed as none
+    insert_made = insert_made || insert;
+    out.push_back(std::move(c));
+  }
+  if (!s.inserted.is_zero() && !insert_made) {
+    auto c = change_at(s.inserted, change_op::insert);
+    std::uint32_t newer = key_columns.empty() ? 0 : key_columns.front();
+    for (std::uint32_t j = 0; j < width; ++j)
+      if (order(s.inserted, s.columns[j])) {
+        newer = j;
+        break;
+      }
+    c.columns = {newer};
+    if (width == 1)
+      c.columns.clear();
+    out.push_back(std::move(c));
+  }
+  if (!s.deleted.is_zero())
+    out.push_back(change_at(s.deleted, change_op::remove));
+  return out;
 }
 
 /// How long a link stays open after this side sent a fatal error.
@@ -250,6 +331,7 @@ struct replicator::pending_batch {
   std::string peer;
   std::uint64_t session = 0;
   std::uint64_t id = 0;  // the delta's
+  bool full_sync = false;  // a sync_batch: its changes are not logged (see apply)
   std::vector<wire::change> changes;  // accepted ones
   std::size_t accepted = 0;           // changes.size() before commit() takes them
   std::size_t refused = 0;
@@ -295,7 +377,26 @@ struct replicator::link {
   wire::watermark peer_vv;        // what the peer holds, as it told us
   std::uint64_t scan_pos = 1;     // next own log entry to consider sending
   std::uint64_t next_delta_id = 1;
-  std::map<std::uint64_t, std::vector<wire::change>> unacked;
+  /// A batch sent and not yet acknowledged: a delta, or a sync_batch of a
+  /// full sync.
+  struct sent_batch {
+    bool full_sync = false;
+    std::vector<wire::change> changes;
+  };
+  std::map<std::uint64_t, sent_batch> unacked;
+  // A full sync this side sends (see the class comment): whether one is
+  // under way, the merge state it reads next, whether every state was
+  // read, the version vector it began with (its sync_complete), the id of
+  // its last batch, and whether sync_complete went out and is not yet
+  // confirmed by an acknowledgement covering it.
+  bool full_sync = false;
+  std::string full_cursor;
+  bool full_read = false;
+  wire::watermark full_through;
+  std::uint64_t full_last_id = 0;
+  bool full_complete_sent = false;
+  std::uint64_t full_complete_at_ms = 0;
+  bool full_again = false;  // another full sync follows this one
   std::uint64_t oldest_unacked_sent_ms = 0;
   std::map<std::uint64_t, std::uint64_t> sent_at;  // unacked delta id -> last sent
   std::uint64_t expected_id = 1;  // next delta id to take from the peer
@@ -430,16 +531,33 @@ store::status replicator::start() {
     vv_ = std::move(vv).value();
   }
   pending_vv_ = vv_;
-  // The newest log entry: scan from the end is not offered, so count on.
+  if (auto raw = db_.ext(floor_name); !raw) {
+    return raw.error();
+  } else if (*raw) {
+    auto floor = decode_vv(**raw, cfg_.limits);
+    if (!floor)
+      return floor.error();
+    floor_ = std::move(floor).value();
+  }
+  // The oldest and newest log entries (compaction drops from the front):
+  // scan from the end is not offered, so read on.
+  log_begin_ = 0;
   for (std::uint64_t from = 1;;) {
     auto page = db_.ext_scan(log_prefix, log_name(from), 1024);
     if (!page)
       return page.error();
     if (page->empty())
       break;
-    log_end_ = from + page->size() - 1;
+    if (log_begin_ == 0)
+      log_begin_ = seq_of(page->front().first);
+    log_end_ = seq_of(page->back().first);
+    if (log_end_ == 0)
+      return status::corruption("a peer log entry has a malformed name; restore the node's "
+                                "data directory from a backup");
     from = log_end_ + 1;
   }
+  if (log_begin_ == 0)
+    log_begin_ = log_end_ + 1;
   messaging::transport_handler h;
   std::weak_ptr<bool> alive = alive_;
   h.connected = [this, alive](const std::string& peer) {
@@ -553,8 +671,8 @@ std::map<std::string, link_stats> replicator::stats() const {
     if (s.state == link_state::live && (l->peer_paused || no_credit))
       s.state = link_state::paused;
     s.unacked = l->unacked.size();
-    for (const auto& [id, changes] : l->unacked)
-      s.lag_changes += changes.size();
+    for (const auto& [id, sent] : l->unacked)
+      s.lag_changes += sent.changes.size();
     // Entries not yet looked at; some may be ones the peer holds already.
     if (l->peer_wants && l->scan_pos <= log_end_)
       s.lag_changes += log_end_ - l->scan_pos + 1;
@@ -587,6 +705,7 @@ void replicator::schedule_gc() {
     if (alive.expired())
       return;
     collect_tombstones();
+    compact_log();
     schedule_gc();
   });
 }
@@ -614,9 +733,65 @@ void replicator::collect_tombstones() {
     tombstones_collected_ += b.ext.size();
 }
 
+// Rounds of at most this many pages of gc_batch entries each; a longer
+// backlog is dropped over the next rounds.
+constexpr std::size_t compact_pages_max = 16;
+
+void replicator::compact_log() {
+  if (cfg_.log_retention_ms == 0)
+    return;
+  // Only entries every live link that asked for this node's changes was
+  // sent already (the rest it still reads), and never the newest entry,
+  // which holds the log's end across a restart.
+  std::uint64_t limit = log_end_;
+  for (const auto& [peer, l] : links_)
+    if (l->state != link_state::down && l->peer_wants)
+      limit = std::min(limit, l->scan_pos);
+  const auto wall = db_.clock().now().wall_ms();
+  const auto horizon = wall > cfg_.log_retention_ms ? wall - cfg_.log_retention_ms : 0;
+  for (std::size_t round = 0; round < compact_pages_max && log_begin_ < limit; ++round) {
+    auto page = db_.ext_scan(log_prefix, log_name(log_begin_), cfg_.gc_batch);
+    if (!page || page->empty())
+      return;
+    store::batch b;
+    auto floor = floor_;
+    auto next = log_begin_;
+    bool stop = false;
+    for (const auto& [name, raw] : *page) {
+      const auto seq = seq_of(name);
+      if (seq == 0 || seq >= limit) {
+        stop = true;
+        break;
+      }
+      // The log is in the order applied, not quite in HLC order: the
+      // first entry too young (or unreadable) ends the round.
+      auto c = decode_entry(raw, cfg_.limits);
+      if (!c || c->hlc.wall_ms() >= horizon) {
+        stop = true;
+        break;
+      }
+      raise(floor, c->origin, c->hlc);
+      b.ext.emplace_back(name, std::nullopt);
+      next = seq + 1;
+    }
+    if (b.ext.empty())
+      return;
+    const auto dropped = b.ext.size();
+    b.ext.emplace_back(floor_name, encode_vv(floor));
+    if (!db_.apply(b))
+      return;  // the next round tries again
+    floor_ = std::move(floor);
+    log_dropped_ += dropped;
+    log_begin_ = next;
+    if (stop || page->size() < cfg_.gc_batch)
+      return;
+  }
+}
+
 // --- applying ----------------------------------------------------------------
 
-store::status replicator::apply(std::vector<wire::change>& changes) {
+store::status replicator::apply(std::vector<wire::change>& changes, std::size_t unlogged,
+                                wire::watermark* changed_unlogged) {
   if (changes.empty())
     return status::ok();
   store::batch b;
@@ -648,6 +823,7 @@ store::status replicator::apply(std::vector<wire::change>& changes) {
   }
   std::map<const store::schema*, std::vector<std::uint32_t>> key_columns_of;
   auto vv = vv_;
+  auto floor = floor_;
   auto end = log_end_;
   for (std::size_t i = 0; i < changes.size(); ++i) {
     auto& c = changes[i];
@@ -658,7 +834,7 @@ store::status replicator::apply(std::vector<wire::change>& changes) {
     auto& state = state_of_change[i]->second;
     const bool was_visible = state && state->visible(order_);
     const auto before = was_visible ? state->values : store::row{};
-    merge(state, c, s->columns.size(), key_columns, order_);
+    const bool changed = merge(state, c, s->columns.size(), key_columns, order_);
     const bool visible = state->visible(order_);
     store::change row_change;
     row_change.table = c.table;
@@ -673,16 +849,25 @@ store::status replicator::apply(std::vector<wire::change>& changes) {
       row_change.key = c.key;
       b.changes.push_back(std::move(row_change));
     }
+    if (i < unlogged) {
+      raise(floor, c.origin, c.hlc);
+      if (changed && changed_unlogged)
+        raise(*changed_unlogged, c.origin, c.hlc);
+      continue;
+    }
     b.ext.emplace_back(log_name(++end), encode_entry(c));
     raise(vv, c.origin, c.hlc);
   }
   for (const auto& [name, state] : states)
     b.ext.emplace_back(name, encode_state(*state));
   b.ext.emplace_back(vv_name, encode_vv(vv));
+  if (unlogged > 0)
+    b.ext.emplace_back(floor_name, encode_vv(floor));
   auto applied = db_.apply(b);
   if (!applied)
     return applied.error();
   vv_ = std::move(vv);
+  floor_ = std::move(floor);
   log_end_ = end;
   return status::ok();
 }
@@ -772,16 +957,25 @@ void replicator::offer(const std::vector<wire::change>& changes) {
 
 // --- links -------------------------------------------------------------------
 
-// Sends `changes` as the link's next delta and keeps it until acknowledged.
-void replicator::send_delta(link& l, std::vector<wire::change> changes) {
+// Sends `changes` as the link's next delta (or, `full_sync`, sync_batch:
+// both take the next id, credit and acknowledgement) and keeps it until
+// acknowledged.
+void replicator::send_delta(link& l, std::vector<wire::change> changes, bool full_sync) {
   const auto id = l.next_delta_id++;
   if (l.unacked.empty())
     l.oldest_unacked_sent_ms = clock_.now_ms();
   l.sent_at[id] = clock_.now_ms();
   l.stats.sent_changes += changes.size();
+  if (full_sync) {
+    wire::message m = wire::sync_batch{id, std::move(changes)};
+    send(l, m);
+    l.unacked.emplace(id, link::sent_batch{true, std::move(std::get<wire::sync_batch>(m).changes)});
+    l.full_last_id = id;
+    return;
+  }
   wire::message m = wire::delta{id, std::move(changes)};
   send(l, m);
-  l.unacked.emplace(id, std::move(std::get<wire::delta>(m).changes));
+  l.unacked.emplace(id, link::sent_batch{false, std::move(std::get<wire::delta>(m).changes)});
 }
 
 void replicator::send(link& l, const wire::message& m) {
@@ -815,6 +1009,13 @@ void replicator::on_connected(const std::string& peer) {
   l->last_delta_ms = clock_.now_ms();
   l->peer_vv.clear();
   l->scan_pos = 1;
+  l->full_sync = false;
+  l->full_cursor.clear();
+  l->full_read = false;
+  l->full_through.clear();
+  l->full_last_id = 0;
+  l->full_complete_sent = false;
+  l->full_again = false;
   l->next_delta_id = 1;
   l->unacked.clear();
   l->sent_at.clear();
@@ -928,11 +1129,19 @@ void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
       send(*l, wire::ping{now});
     // Unacknowledged deltas are sent again, in order, when overdue.
     if (!l->unacked.empty() && now - l->oldest_unacked_sent_ms >= cfg_.retransmit_ms) {
-      for (const auto& [id, changes] : l->unacked) {
-        send(*l, wire::delta{id, changes});
+      for (const auto& [id, sent] : l->unacked) {
+        if (sent.full_sync)
+          send(*l, wire::sync_batch{id, sent.changes});
+        else
+          send(*l, wire::delta{id, sent.changes});
         l->sent_at[id] = now;
       }
       l->oldest_unacked_sent_ms = now;
+    }
+    // So is a sync_complete not yet confirmed (any frame may be lost).
+    if (l->full_complete_sent && now - l->full_complete_at_ms >= cfg_.retransmit_ms) {
+      send(*l, wire::sync_complete{l->full_through});
+      l->full_complete_at_ms = now;
     }
     schedule_heartbeat(*l, session);
   });
@@ -943,8 +1152,77 @@ void replicator::pump_all() {
     pump(*l);
 }
 
+void replicator::begin_full_sync(link& l) {
+  l.full_sync = true;
+  l.full_again = false;
+  l.full_cursor = state_prefix;
+  l.full_read = false;
+  l.full_through = vv_;
+  l.full_last_id = 0;
+  l.full_complete_sent = false;
+  // Deltas follow from here: everything before it is in the merge states.
+  l.scan_pos = log_end_ + 1;
+}
+
+bool replicator::pump_full_sync(link& l) {
+  const auto prefix = std::string_view(state_prefix).size();
+  while (!l.full_read && l.unacked.size() < cfg_.in_flight_max
+         && l.next_delta_id <= l.credit_through) {
+    std::vector<wire::change> out;
+    while (out.size() < cfg_.batch_max && !l.full_read) {
+      auto page = db_.ext_scan(state_prefix, l.full_cursor, cfg_.batch_max);
+      if (!page)
+        return false;  // the store failed; the next ack or heartbeat tries again
+      std::size_t taken = 0;
+      for (const auto& [name, raw] : *page) {
+        ++taken;
+        l.full_cursor = name + '\0';
+        const auto end = name.find('\0', prefix);
+        const auto table = name.substr(prefix, end == std::string::npos ? 0 : end - prefix);
+        const auto* s = schema_of(table);
+        if (!s || !carries(l, table))
+          continue;
+        auto state = decode_state(raw, name);
+        if (!state) {
+          l.stats.last_refusal = state.error().message();
+          continue;
+        }
+        const std::vector<std::uint32_t> key_columns(s->primary_key.begin(), s->primary_key.end());
+        for (auto& c : changes_of(table, *state, key_columns, order_))
+          if (auto o = outgoing(l, c))
+            out.push_back(std::move(*o));
+        if (out.size() >= cfg_.batch_max)
+          break;
+      }
+      if (taken == page->size() && page->size() < cfg_.batch_max)
+        l.full_read = true;
+    }
+    if (!out.empty())
+      send_delta(l, std::move(out), true);
+  }
+  if (!l.full_read)
+    return false;
+  // sync_complete once the peer has every batch: it then raises its
+  // version vector over rows it has stored.
+  if (!l.unacked.empty() && l.unacked.begin()->first <= l.full_last_id)
+    return false;
+  l.full_sync = false;
+  l.full_complete_sent = true;
+  l.full_complete_at_ms = clock_.now_ms();
+  ++l.stats.full_syncs_sent;
+  send(l, wire::sync_complete{l.full_through});
+  if (l.full_again) {
+    l.full_again = false;
+    begin_full_sync(l);
+    return false;
+  }
+  return true;
+}
+
 void replicator::pump(link& l) {
   if (l.state != link_state::live || !l.peer_wants || l.peer_paused)
+    return;
+  if (l.full_sync && !pump_full_sync(l))
     return;
   while (l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
          && l.scan_pos <= log_end_) {
@@ -1031,19 +1309,27 @@ void replicator::handle(link& l, wire::message m) {
                               "node '" + node_id() + "' only takes changes on this link", false});
           return;
         }
-        send(l, wire::sync_start{log_end_});
+        send(l, wire::sync_start{log_end_ + 1 - log_begin_});
         for (const auto& [origin, at] : msg.from)
           raise(l.peer_vv, origin, at);
         if (l.peer_wants)
           return;  // a repeat: already sending from where the first one said
         l.peer_wants = true;
-        // `none`: live changes only, from the end of the log on.
-        l.scan_pos = msg.kind == wire::sync_kind::none ? log_end_ + 1 : 1;
+        if (msg.kind == wire::sync_kind::none)
+          l.scan_pos = log_end_ + 1;  // live changes only, from the end of the log on
+        else if (msg.kind == wire::sync_kind::full || !covers(l.peer_vv, floor_))
+          begin_full_sync(l);  // the log lacks changes the peer lacks
+        else
+          l.scan_pos = log_begin_;
         pump(l);
       } else if constexpr (std::is_same_v<T, wire::sync_start>) {
         l.sync_started = true;
       } else if constexpr (std::is_same_v<T, wire::delta>) {
-        on_delta(l, msg);
+        on_batch(l, msg.id, msg.changes, false);
+      } else if constexpr (std::is_same_v<T, wire::sync_batch>) {
+        on_batch(l, msg.seq, msg.changes, true);
+      } else if constexpr (std::is_same_v<T, wire::sync_complete>) {
+        on_sync_complete(l, msg.through);
       } else if constexpr (std::is_same_v<T, wire::delta_ack>) {
         bool erased = false;
         for (auto it = l.unacked.begin(); it != l.unacked.end() && it->first <= msg.id;) {
@@ -1059,6 +1345,9 @@ void replicator::handle(link& l, wire::message m) {
         l.credit_through = std::max(l.credit_through, l.acked_id + l.peer_credits);
         for (const auto& [origin, at] : msg.through)
           raise(l.peer_vv, origin, at);
+        // The peer holds what the full sync's sync_complete said: it came.
+        if (l.full_complete_sent && covers(msg.through, l.full_through))
+          l.full_complete_sent = false;
         pump(l);
       } else if constexpr (std::is_same_v<T, wire::delta_nack>) {
         ++l.stats.nacks_received;
@@ -1084,35 +1373,58 @@ void replicator::handle(link& l, wire::message m) {
         if (msg.fatal)
           end_link(l, msg.message);
       }
-      // hello_ack, pong, sync_start/batch/complete: nothing to do (the
-      // initial sync travels as deltas; any frame counts as a heartbeat).
+      // hello_ack, pong: nothing to do (any frame counts as a heartbeat).
     },
     m);
 }
 
-void replicator::on_delta(link& l, wire::delta& d) {
+void replicator::on_sync_complete(link& l, const wire::watermark& through) {
+  if (!takes(l.cfg.mode))
+    return;  // this side never asked
+  // The peer sends it once every batch of its full sync is acknowledged,
+  // so stored here: what it held when it began is held here now, but for
+  // the origins this link does not take changes of.
+  auto vv = vv_;
+  for (const auto& [origin, at] : through)
+    if (l.cfg.trusted_origins.empty() || l.cfg.trusted_origins.count(origin))
+      raise(vv, origin, at);
+  if (vv != vv_) {
+    store::batch b;
+    b.ext.emplace_back(vv_name, encode_vv(vv));
+    if (!db_.apply(b))
+      return;  // not acknowledged: the peer sends it again
+    vv_ = std::move(vv);
+    for (const auto& [origin, at] : vv_)
+      raise(pending_vv_, origin, at);
+    ++l.stats.full_syncs_received;
+  }
+  send(l, wire::delta_ack{l.durable_id, vv_});
+}
+
+void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& changes,
+                          bool full_sync) {
   l.last_delta_ms = clock_.now_ms();
-  if (d.id < l.expected_id) {
+  if (id < l.expected_id) {
     // A retransmission of what was received: acknowledge it again once it
     // is durable (a queued one is acknowledged by its commit).
-    if (d.id <= l.durable_id)
+    if (id <= l.durable_id)
       send(l, wire::delta_ack{l.durable_id, vv_});
     return;
   }
-  if (d.id > l.durable_id + cfg_.credits) {
+  if (id > l.durable_id + cfg_.credits) {
     ++l.stats.over_credit;
-    l.stats.last_refusal = "'" + l.cfg.peer + "' sent delta " + std::to_string(d.id)
+    l.stats.last_refusal = "'" + l.cfg.peer + "' sent delta " + std::to_string(id)
                            + " beyond its credit (through delta "
                            + std::to_string(l.durable_id + cfg_.credits) + ")";
     send(l, wire::error{wire::error_code::over_credit,
                         "node '" + node_id() + "' granted credit through delta "
                           + std::to_string(l.durable_id + cfg_.credits) + " and got delta "
-                          + std::to_string(d.id)
+                          + std::to_string(id)
                           + "; it is dropped: send no more batches than resume grants",
                         false});
     return;
   }
-  if (d.id > l.expected_id)
+  if (id > l.expected_id)
     return;  // one went missing; the sender goes back to it
   std::vector<wire::change> accepted;
   std::size_t refused = 0;
@@ -1125,7 +1437,7 @@ void replicator::on_delta(link& l, wire::delta& d) {
     }
   };
   auto seen = pending_vv_;
-  for (auto& c : d.changes) {
+  for (auto& c : changes) {
     if (!takes(l.cfg.mode)) {
       refuse(wire::nack_reason::write_not_allowed,
              "node '" + node_id() + "' takes no changes from '" + l.cfg.peer
@@ -1183,8 +1495,11 @@ void replicator::on_delta(link& l, wire::delta& d) {
                  + c.origin + "': " + *no);
         continue;
       }
+    // A full sync's changes are in no origin's order: none of them says
+    // that the ones before it are held.
     if (l.policy.count(c.table) == 0) {
-      raise(seen, c.origin, c.hlc);
+      if (!full_sync)
+        raise(seen, c.origin, c.hlc);
       accepted.push_back(std::move(c));  // nothing of it is excluded: taken as it came
       continue;
     }
@@ -1193,7 +1508,8 @@ void replicator::on_delta(link& l, wire::delta& d) {
       ++l.stats.dropped_changes;  // it set only columns this link excludes
       continue;
     }
-    raise(seen, c.origin, c.hlc);
+    if (!full_sync)
+      raise(seen, c.origin, c.hlc);
     accepted.push_back(std::move(*kept));
   }
   // Queued, not applied: batches that arrive together are committed
@@ -1201,12 +1517,14 @@ void replicator::on_delta(link& l, wire::delta& d) {
   pending_batch p;
   p.peer = l.cfg.peer;
   p.session = l.session;
-  p.id = d.id;
+  p.id = id;
+  p.full_sync = full_sync;
   p.refused = refused;
   p.reason = reason;
   p.why = std::move(why);
-  for (const auto& c : accepted)
-    raise(pending_vv_, c.origin, c.hlc);
+  if (!full_sync)
+    for (const auto& c : accepted)
+      raise(pending_vv_, c.origin, c.hlc);
   p.accepted = accepted.size();
   p.changes = std::move(accepted);
   queue_.push_back(std::move(p));
@@ -1237,10 +1555,20 @@ void replicator::commit() {
     return;
   auto batches = std::move(queue_);
   queue_.clear();
+  // A full sync's changes first, unlogged (see apply); merging commutes,
+  // and the logged ones keep their order.
   std::vector<wire::change> all;
+  std::size_t unlogged = 0;
   for (auto& b : batches)
-    all.insert(all.end(), std::make_move_iterator(b.changes.begin()),
-               std::make_move_iterator(b.changes.end()));
+    if (b.full_sync) {
+      unlogged += b.changes.size();
+      all.insert(all.end(), std::make_move_iterator(b.changes.begin()),
+                 std::make_move_iterator(b.changes.end()));
+    }
+  for (auto& b : batches)
+    if (!b.full_sync)
+      all.insert(all.end(), std::make_move_iterator(b.changes.begin()),
+                 std::make_move_iterator(b.changes.end()));
   // The links whose current session had batches in this commit.
   std::vector<link*> touched;
   for (const auto& b : batches)
@@ -1248,7 +1576,8 @@ void replicator::commit() {
                                      && std::find(touched.begin(), touched.end(), l) == touched.end())
       touched.push_back(l);
   const auto first_seq = log_end_ + 1;
-  if (auto st = apply(all); !st) {
+  wire::watermark taken;  // stamps of a full sync's changes that changed a row state
+  if (auto st = apply(all, unlogged, &taken); !st) {
     // Nothing of it is stored: every sender goes back to its first batch
     // not acknowledged (go-back-N), which this side now expects again.
     pending_vv_ = vv_;
@@ -1269,7 +1598,8 @@ void replicator::commit() {
   for (auto& b : batches) {
     auto* l = find_link(b.peer);
     const auto batch_first = seq;
-    seq += b.accepted;
+    if (!b.full_sync)
+      seq += b.accepted;
     if (!l)
       continue;
     l->stats.applied_changes += b.accepted;
@@ -1296,6 +1626,25 @@ void replicator::commit() {
     l->pausing = false;
     send(*l, wire::resume{cfg_.credits});
   }
+  if (!taken.empty())
+    for (auto& [peer, l] : links_) {
+      // What this commit took in a full sync is in no log entry here: a
+      // peer being sent deltas that may lack it gets a full sync now
+      // instead, and one with a full sync under way (whose reading may be
+      // past those rows) another once it is complete. Not started over:
+      // full syncs arriving on other links would keep it from ever
+      // completing. (The peer that sent it is no exception: one change it
+      // sent says nothing of the others of its origin. A change that
+      // changed nothing here is none of this: so full syncs do not echo.)
+      if (l->state == link_state::down || !l->peer_wants)
+        continue;
+      if (covers(l->peer_vv, taken))
+        continue;
+      if (l->full_sync)
+        l->full_again = true;
+      else
+        begin_full_sync(*l);
+    }
   if (!all.empty())
     pump_all();
 }

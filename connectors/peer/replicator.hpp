@@ -95,6 +95,13 @@ struct replicator_config {
   /// peer offline for longer — can bring the row back; such a peer should
   /// be resynced instead.
   std::uint64_t tombstone_retention_ms = 7ULL * 24 * 3600 * 1000;
+  /// How long a change stays in the peer log. Older entries are dropped
+  /// (compaction, in the tombstone rounds) once every live link's peer has
+  /// been sent them; a peer that comes back lacking a dropped change gets a
+  /// full sync (sync_batch) of the rows instead of deltas. 0: keep the log
+  /// whole. Keep it at most tombstone_retention_ms, so a full sync still
+  /// carries the deletes such a peer missed.
+  std::uint64_t log_retention_ms = 7ULL * 24 * 3600 * 1000;
   std::uint64_t gc_interval_ms = 60'000;  // how often tombstones are looked for
   std::size_t gc_batch = 1000;            // row states looked at per round
   /// Between writes with equal HLCs, the one made on this node wins (then
@@ -121,6 +128,8 @@ struct link_stats {
   std::uint64_t over_credit = 0;       // deltas refused: the peer sent beyond its credit
   std::uint64_t pauses_sent = 0;       // times this node asked the peer to pause
   std::uint64_t pauses_received = 0;   // times the peer asked this node to pause
+  std::uint64_t full_syncs_sent = 0;   // full syncs this node sent the peer (completed)
+  std::uint64_t full_syncs_received = 0;  // full syncs the peer sent this node (completed)
   /// How far the peer is behind this node: changes sent and not yet
   /// acknowledged plus changes not yet sent (0 when the peer does not ask
   /// for changes), and how long the oldest unacknowledged delta has waited.
@@ -141,9 +150,26 @@ struct link_stats {
 ///   peer/log/<seq:u64be>      every change held, in the order applied
 ///   peer/v/<table>\0<key>     a row's merge state (row_state)
 ///   peer/vv                   the version vector: newest stamp per origin
+///   peer/floor                the log's floor: newest stamp per origin of
+///                             the changes held here but not in the log
+///                             (dropped by compaction, or taken in a full
+///                             sync)
 /// Changes of each origin are applied in that origin's order (links deliver
 /// in order and a sender sends its log in order), so a change at or below
 /// the version vector's entry for its origin is one already held.
+///
+/// A peer whose version vector covers the floor lacks nothing the log does
+/// not hold, and is sent deltas from the log. Any other peer (or one that
+/// asks for a full sync) gets a full sync: every row it is allowed, read
+/// from the merge states and sent as the changes that rebuild each state
+/// exactly (sync_batch, acknowledged and credited like deltas), then
+/// sync_complete with this node's version vector from when the full sync
+/// began, and deltas from the log position of that moment on. Merging is
+/// idempotent and commutative, so rows that changed during the full sync
+/// and come again as deltas are harmless. The receiver neither logs those
+/// changes (they are not in any origin's order) nor counts them in its
+/// version vector until sync_complete; it raises its own floor instead, so
+/// that its peers that lack them get a full sync from it in turn.
 class replicator {
 public:
   replicator(store::store& db, messaging::transport& net, messaging::scheduler& clock,
@@ -181,6 +207,11 @@ public:
   /// Tombstones this replicator dropped: deleted rows whose delete stamp
   /// (its HLC wall time) is older than tombstone_retention_ms.
   std::uint64_t tombstones_collected() const { return tombstones_collected_; }
+  /// Log entries dropped by compaction since start.
+  std::uint64_t log_entries_dropped() const { return log_dropped_; }
+  /// The log's floor (see above): empty while nothing was dropped or taken
+  /// in a full sync.
+  const wire::watermark& log_floor() const { return floor_; }
   const std::string& node_id() const;
 
 private:
@@ -191,21 +222,32 @@ private:
   void on_received(const std::string& peer, std::string frame);
   void handle(link& l, wire::message m);
   void send(link& l, const wire::message& m);
-  void send_delta(link& l, std::vector<wire::change> changes);
+  void send_delta(link& l, std::vector<wire::change> changes, bool full_sync = false);
   void end_link(link& l, const std::string& reason);
   void close_after(link& l, const std::string& reason);
   void schedule_reconnect(link& l);
   void schedule_heartbeat(link& l, std::uint64_t session);
   void schedule_retransmit(link& l, std::uint64_t session);
   void pump(link& l);
+  /// Sends the next batches of the link's full sync, then its
+  /// sync_complete once every batch is acknowledged; returns whether the
+  /// full sync is over (deltas may follow).
+  bool pump_full_sync(link& l);
+  /// Starts a full sync to the link's peer (see the class comment).
+  void begin_full_sync(link& l);
+  /// Drops log entries older than log_retention_ms that every live link has
+  /// been sent, raising the floor; one bounded round.
+  void compact_log();
   void pump_all();
   void schedule_gc();
   void collect_tombstones();
   /// Offers `changes` (just written here) to live links whose peer takes
   /// nothing; see write().
   void offer(const std::vector<wire::change>& changes);
-  /// Takes the accepted changes out of `d`.
-  void on_delta(link& l, wire::delta& d);
+  /// Takes the accepted changes out of a delta or (`full_sync`) a
+  /// sync_batch with id `id`.
+  void on_batch(link& l, std::uint64_t id, std::vector<wire::change>& changes, bool full_sync);
+  void on_sync_complete(link& l, const wire::watermark& through);
   bool carries(const link& l, const std::string& table) const;
   /// Whether the row `c` writes is inside the link's filters (removes are).
   bool admits(const link& l, const wire::change& c) const;
@@ -220,8 +262,12 @@ private:
 
   /// Merges `changes` (already accepted) into the store in one batch. Each
   /// change is moved out to encode its log entry and back: `changes` holds
-  /// the same on return.
-  store::status apply(std::vector<wire::change>& changes);
+  /// the same on return. The first `unlogged` changes came in a full sync:
+  /// they raise the floor instead of being logged and counted in the
+  /// version vector; the stamps of those that changed a row state are
+  /// added to `changed_unlogged` when given.
+  store::status apply(std::vector<wire::change>& changes, std::size_t unlogged = 0,
+                      wire::watermark* changed_unlogged = nullptr);
   /// Commits the received batches waiting in queue_, then acknowledges
   /// them and grants their senders new credit.
   void commit();
@@ -242,6 +288,9 @@ private:
   wire::watermark pending_vv_;
   bool commit_scheduled_ = false;
   std::uint64_t log_end_ = 0;  // seq of the newest log entry; 0: empty
+  std::uint64_t log_begin_ = 1;  // seq of the oldest log entry kept (compaction)
+  wire::watermark floor_;        // see the class comment
+  std::uint64_t log_dropped_ = 0;
   std::string gc_cursor_;      // the row state the next tombstone round starts at
   std::uint64_t tombstones_collected_ = 0;
   std::shared_ptr<bool> alive_;
