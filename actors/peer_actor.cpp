@@ -294,6 +294,7 @@ std::string start(peer_actor* self) {
   rc.reconnect_initial_ms = cfg.peer.reconnect_initial_ms;
   rc.reconnect_max_ms = cfg.peer.reconnect_max_ms;
   rc.tombstone_retention_ms = cfg.peer.tombstone_retention_ms;
+  rc.log_retention_ms = cfg.peer.log_retention_ms;
   rc.seed = cfg.seed == 0 ? std::random_device{}() : cfg.seed;
   rc.limits.frame_bytes_max = cfg.peer.frame_bytes_max;
 
@@ -349,6 +350,8 @@ json links_json(peer_actor* self) {
                    {"over_credit", s.over_credit},
                    {"pauses_sent", s.pauses_sent},
                    {"pauses_received", s.pauses_received},
+                   {"full_syncs_sent", s.full_syncs_sent},
+                   {"full_syncs_received", s.full_syncs_received},
                    {"lag_changes", s.lag_changes},
                    {"lag_ms", s.lag_ms},
                    {"last_refusal", s.last_refusal}});
@@ -403,15 +406,22 @@ void ask_policy(peer_actor* self, const std::string& peer, std::string frame) {
   peer::wire::limits lim;
   lim.frame_bytes_max = st.ctx->config.peer.frame_bytes_max;
   auto m = peer::wire::decode(frame, lim);
-  const auto* d = m ? std::get_if<peer::wire::delta>(&m.value()) : nullptr;
-  if (!d) {
-    deliver(self, peer, std::move(frame));  // not a delta: nothing to judge
+  // Deltas and a full sync's batches carry changes; nothing else does.
+  const std::vector<peer::wire::change>* changes = nullptr;
+  if (m) {
+    if (const auto* d = std::get_if<peer::wire::delta>(&m.value()))
+      changes = &d->changes;
+    else if (const auto* b = std::get_if<peer::wire::sync_batch>(&m.value()))
+      changes = &b->changes;
+  }
+  if (!changes) {
+    deliver(self, peer, std::move(frame));  // nothing to judge
     return;
   }
   trust_request req;
   req.peer = peer;
   std::vector<std::pair<std::string, std::uint64_t>> asked;
-  for (const auto& c : d->changes) {
+  for (const auto& c : *changes) {
     trust_change tc;
     tc.origin = c.origin;
     tc.table = c.table;

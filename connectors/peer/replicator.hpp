@@ -99,8 +99,9 @@ struct replicator_config {
   /// (compaction, in the tombstone rounds) once every live link's peer has
   /// been sent them; a peer that comes back lacking a dropped change gets a
   /// full sync (sync_batch) of the rows instead of deltas. 0: keep the log
-  /// whole. Keep it at most tombstone_retention_ms, so a full sync still
-  /// carries the deletes such a peer missed.
+  /// whole. A full sync carries deletes as long as their tombstones are
+  /// kept, so only a peer away for longer than both this and
+  /// tombstone_retention_ms can miss a delete.
   std::uint64_t log_retention_ms = 7ULL * 24 * 3600 * 1000;
   std::uint64_t gc_interval_ms = 60'000;  // how often tombstones are looked for
   std::size_t gc_batch = 1000;            // row states looked at per round

@@ -45,6 +45,8 @@ struct node {
   std::unique_ptr<scheduler_clock> clock;
   std::unique_ptr<store::store> db;
   std::unique_ptr<messaging::transport> decorator;  // over the network's transport, if any
+  messaging::transport* transport = nullptr;         // what the replicator sends on
+  peer::replicator_config cfg;
   std::unique_ptr<peer::replicator> rep;
 
   std::size_t rows() const { return db->scan("app.notes", {}).value().size(); }
@@ -106,11 +108,22 @@ struct cluster {
       if (decorate)
         if ((n.decorator = decorate(id, *t)))
           t = n.decorator.get();
+      n.transport = t;
+      n.cfg = cfg;
       n.rep = std::make_unique<peer::replicator>(*n.db, *t, sched, cfg);
     }
     for (auto& [id, n] : nodes)
       BOOST_REQUIRE(n.rep->start().is_ok());
     sched.advance(500);
+  }
+
+  /// A new replicator for node `id` over the same store, as after a
+  /// restart of the node.
+  void restart(const std::string& id) {
+    auto& n = nodes.at(id);
+    n.rep.reset();
+    n.rep = std::make_unique<peer::replicator>(*n.db, *n.transport, sched, n.cfg);
+    BOOST_REQUIRE(n.rep->start().is_ok());
   }
 
   cluster(const std::map<std::string, std::vector<peer::link_config>>& links,

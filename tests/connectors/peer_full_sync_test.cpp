@@ -1,0 +1,190 @@
+// Peer-log compaction and full syncs on the in-memory network: a peer that
+// comes back lacking changes the log no longer holds gets every row it is
+// allowed (sync_batch), then sync_complete, then deltas; a node that took a
+// full sync passes it on to the peers it sends deltas to; a restart after
+// compaction goes on numbering the log where it was.
+
+#include <boost/test/unit_test.hpp>
+
+#include "connectors/peer/replicator.hpp"
+#include "store/key_codec.hpp"
+#include "tests/connectors/peer_cluster.hpp"
+
+using namespace syncmesh;
+using namespace syncmesh::test;
+
+namespace {
+
+/// Compaction after one second, looked for every 100 ms.
+void short_retention(peer::replicator_config& cfg) {
+  cfg.log_retention_ms = 1000;
+  cfg.gc_interval_ms = 100;
+}
+
+std::string digest(const node& n) { return peer::table_digest(*n.db, "app.notes").value(); }
+
+/// The seqs of the peer log entries `n` holds, in order.
+std::vector<std::uint64_t> log_seqs(const node& n) {
+  auto page = n.db->ext_scan("peer/log/", "peer/log/", 100000);
+  BOOST_REQUIRE(page.is_ok());
+  std::vector<std::uint64_t> out;
+  for (const auto& [name, raw] : *page) {
+    std::uint64_t seq = 0;
+    for (std::size_t i = name.size() - 8; i < name.size(); ++i)
+      seq = (seq << 8) | static_cast<unsigned char>(name[i]);
+    out.push_back(seq);
+  }
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(peer_full_sync)
+
+BOOST_AUTO_TEST_CASE(a_peer_behind_the_compacted_log_gets_a_full_sync_then_deltas) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}}, short_retention);
+  c.sched.advance(200);
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  auto& b = c.nodes.at("b");
+  for (std::int64_t id = 1; id <= 40; ++id)
+    a.write(id, "first " + std::to_string(id));
+  for (std::int64_t id = 1; id <= 40; id += 3)
+    a.write(id, "second " + std::to_string(id), "changed");
+  for (std::int64_t id = 2; id <= 40; id += 5)
+    a.remove(id);
+  c.sched.advance(3000);
+  // Everything but the newest entry is older than the retention: dropped.
+  BOOST_TEST(a.rep->log_entries_dropped() > 50u);
+  BOOST_TEST(log_seqs(a).size() == 1u);
+  BOOST_TEST(!a.rep->log_floor().empty());
+
+  c.net.heal_all();
+  c.sched.advance(3000);
+  BOOST_TEST(b.rows() == a.rows());
+  BOOST_TEST(digest(b) == digest(a));
+  BOOST_TEST(a.link("b").full_syncs_sent == 1u);
+  BOOST_TEST(b.link("a").full_syncs_received == 1u);
+  BOOST_TEST((b.row(1)[1] == value::text("second 1")));
+  BOOST_TEST(b.row(2).empty());  // removed on a before b saw it
+  // Its version vector took what the full sync brought.
+  BOOST_TEST((b.rep->held().at("a") == a.rep->held().at("a")));
+  // The same merge state on both, deletes included: later writes merge alike.
+  for (std::int64_t id = 1; id <= 40; ++id)
+    BOOST_TEST((*b.rep->state_of("app.notes", {value::integer(id)}).value()
+                == *a.rep->state_of("app.notes", {value::integer(id)}).value()));
+
+  // Afterwards the link carries deltas again, both ways.
+  a.write(41, "after");
+  b.write(42, "from b");
+  c.sched.advance(500);
+  BOOST_TEST((b.row(41)[1] == value::text("after")));
+  BOOST_TEST((a.row(42)[1] == value::text("from b")));
+  BOOST_TEST(a.link("b").full_syncs_sent == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(without_retention_the_log_is_kept_and_a_peer_catches_up_by_deltas) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}}, [](peer::replicator_config& cfg) {
+    cfg.log_retention_ms = 0;
+    cfg.gc_interval_ms = 100;
+  });
+  c.sched.advance(200);
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  auto& b = c.nodes.at("b");
+  for (std::int64_t id = 1; id <= 20; ++id)
+    a.write(id);
+  c.sched.advance(3000);
+  BOOST_TEST(a.rep->log_entries_dropped() == 0u);
+  BOOST_TEST(log_seqs(a).size() == 20u);
+  c.net.heal_all();
+  c.sched.advance(3000);
+  BOOST_TEST(b.rows() == 20u);
+  BOOST_TEST(a.link("b").full_syncs_sent == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_node_that_took_a_full_sync_passes_it_to_the_peers_it_sends_deltas_to) {
+  // a -- hub -- c. The hub is cut off from a while a writes and compacts;
+  // c stays linked to the hub the whole time, taking deltas.
+  cluster c({{"a", {link("hub", true)}},
+             {"hub", {link("a"), link("c")}},
+             {"c", {link("hub", true)}}},
+            short_retention);
+  c.sched.advance(200);
+  auto& a = c.nodes.at("a");
+  auto& hub = c.nodes.at("hub");
+  auto& cn = c.nodes.at("c");
+  c.net.partition("a", "hub");
+  for (std::int64_t id = 1; id <= 30; ++id)
+    a.write(id, "from a");
+  c.sched.advance(3000);
+  BOOST_TEST(a.rep->log_entries_dropped() > 0u);
+  c.net.heal_all();
+  c.sched.advance(4000);
+  BOOST_TEST(a.link("hub").full_syncs_sent >= 1u);
+  // The hub holds a's rows outside its log; c lacks them, so the hub sent
+  // them on in a full sync rather than leave c without them.
+  BOOST_TEST(hub.rows() == 30u);
+  BOOST_TEST(cn.rows() == 30u);
+  BOOST_TEST(digest(cn) == digest(a));
+  BOOST_TEST(hub.link("c").full_syncs_sent >= 1u);
+  // The next change of a travels in order and settles every vector.
+  a.write(31, "last");
+  c.sched.advance(1000);
+  BOOST_TEST((cn.row(31)[1] == value::text("last")));
+  BOOST_TEST((cn.rep->held() == a.rep->held()));
+  BOOST_TEST((hub.rep->held() == a.rep->held()));
+}
+
+BOOST_AUTO_TEST_CASE(after_a_restart_the_log_goes_on_from_its_last_entry) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}}, short_retention);
+  c.sched.advance(200);
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  for (std::int64_t id = 1; id <= 10; ++id)
+    a.write(id);
+  c.sched.advance(3000);
+  const auto kept = log_seqs(a);
+  BOOST_TEST_REQUIRE(kept.size() == 1u);
+  BOOST_TEST(kept.front() == 10u);
+  c.restart("a");
+  a.write(11);
+  const auto after = log_seqs(a);
+  BOOST_TEST_REQUIRE(after.size() == 2u);
+  BOOST_TEST(after.back() == 11u);  // after the entry kept, not in the gap before it
+  c.net.heal_all();
+  c.sched.advance(4000);
+  BOOST_TEST(c.nodes.at("b").rows() == 11u);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_sync_keeps_to_the_links_filters_and_excluded_columns) {
+  // b takes only rows with body 'public' and never the secret column.
+  auto b_link = link("a", true);
+  b_link.excluded = {"app.notes.secret"};
+  peer::row_filter f;
+  f.table = "app.notes";
+  f.column = "body";
+  f.op = store::filter_op::eq;
+  f.values = {value::text("public")};
+  auto a_link = link("b");
+  a_link.excluded = {"app.notes.secret"};
+  a_link.filters = {f};
+  cluster c({{"a", {a_link}}, {"b", {b_link}}}, short_retention);
+  c.sched.advance(200);
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  auto& b = c.nodes.at("b");
+  for (std::int64_t id = 1; id <= 10; ++id)
+    a.write(id, id % 2 ? "public" : "private", "secret " + std::to_string(id));
+  c.sched.advance(3000);
+  BOOST_TEST(a.rep->log_entries_dropped() > 0u);
+  c.net.heal_all();
+  c.sched.advance(3000);
+  BOOST_TEST(a.link("b").full_syncs_sent == 1u);
+  BOOST_TEST(b.rows() == 5u);
+  BOOST_TEST((b.row(1)[1] == value::text("public")));
+  BOOST_TEST((b.row(1)[2] == value::null()));
+  BOOST_TEST(b.row(2).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
