@@ -274,6 +274,9 @@ std::vector<wire::change> changes_of(const std::string& table, const row_state& 
   return out;
 }
 
+/// Times an unconfirmed sync_complete is sent again.
+constexpr std::uint32_t full_complete_resends_max = 5;
+
 /// How long a link stays open after this side sent a fatal error.
 constexpr std::uint64_t close_linger_ms = 100;
 
@@ -396,6 +399,7 @@ struct replicator::link {
   std::uint64_t full_last_id = 0;
   bool full_complete_sent = false;
   std::uint64_t full_complete_at_ms = 0;
+  std::uint32_t full_complete_resends = 0;
   bool full_again = false;  // another full sync follows this one
   std::uint64_t oldest_unacked_sent_ms = 0;
   std::map<std::uint64_t, std::uint64_t> sent_at;  // unacked delta id -> last sent
@@ -1138,9 +1142,15 @@ void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
       }
       l->oldest_unacked_sent_ms = now;
     }
-    // So is a sync_complete not yet confirmed (any frame may be lost).
+    // So is a sync_complete not yet confirmed (any frame may be lost), a
+    // few times: a peer that takes only some origins never confirms all of
+    // it, and one that never got it only holds rows its version vector
+    // does not count yet (the next full sync or change settles that).
     if (l->full_complete_sent && now - l->full_complete_at_ms >= cfg_.retransmit_ms) {
-      send(*l, wire::sync_complete{l->full_through});
+      if (l->full_complete_resends++ < full_complete_resends_max)
+        send(*l, wire::sync_complete{l->full_through});
+      else
+        l->full_complete_sent = false;
       l->full_complete_at_ms = now;
     }
     schedule_heartbeat(*l, session);
@@ -1209,6 +1219,7 @@ bool replicator::pump_full_sync(link& l) {
   l.full_sync = false;
   l.full_complete_sent = true;
   l.full_complete_at_ms = clock_.now_ms();
+  l.full_complete_resends = 0;
   ++l.stats.full_syncs_sent;
   send(l, wire::sync_complete{l.full_through});
   if (l.full_again) {
