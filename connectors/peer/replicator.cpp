@@ -274,6 +274,32 @@ std::vector<wire::change> changes_of(const std::string& table, const row_state& 
   return out;
 }
 
+/// Merge states one call of pump_full_sync reads at most.
+constexpr std::size_t full_states_per_call = 4096;
+
+/// About the bytes `c` takes in a frame: enough to keep a batch well below
+/// the frame limit.
+std::size_t approx_bytes(const wire::change& c) {
+  auto of = [](const store::value& v) -> std::size_t {
+    switch (v.kind()) {
+      case store::value_kind::text: return 9 + v.as_text().size();
+      case store::value_kind::bytes: return 9 + v.as_bytes().size();
+      case store::value_kind::null:
+      case store::value_kind::boolean:
+      case store::value_kind::integer:
+      case store::value_kind::real: return 9;
+      default: return 9 + v.as_exact().type_name.size() + v.as_exact().text.size();
+    }
+  };
+  std::size_t n = 32 + c.table.size() + c.origin.size() + 4 * c.columns.size();
+  for (const auto& v : c.key)
+    n += of(v);
+  if (c.new_row)
+    for (const auto& v : *c.new_row)
+      n += of(v);
+  return n;
+}
+
 /// Times an unconfirmed sync_complete is sent again.
 constexpr std::uint32_t full_complete_resends_max = 5;
 
@@ -401,6 +427,8 @@ struct replicator::link {
   std::uint64_t full_complete_at_ms = 0;
   std::uint32_t full_complete_resends = 0;
   bool full_again = false;  // another full sync follows this one
+  bool full_unreadable = false;  // a merge state could not be read: no sync_complete
+  bool full_batch_received = false;  // this session brought a sync_batch (as receiver)
   std::uint64_t oldest_unacked_sent_ms = 0;
   std::map<std::uint64_t, std::uint64_t> sent_at;  // unacked delta id -> last sent
   std::uint64_t expected_id = 1;  // next delta id to take from the peer
@@ -795,7 +823,9 @@ void replicator::compact_log() {
 // --- applying ----------------------------------------------------------------
 
 store::status replicator::apply(std::vector<wire::change>& changes, std::size_t unlogged,
-                                wire::watermark* changed_unlogged) {
+                                std::vector<bool>* changed_unlogged) {
+  if (changed_unlogged)
+    changed_unlogged->assign(unlogged, false);
   if (changes.empty())
     return status::ok();
   store::batch b;
@@ -855,8 +885,8 @@ store::status replicator::apply(std::vector<wire::change>& changes, std::size_t 
     }
     if (i < unlogged) {
       raise(floor, c.origin, c.hlc);
-      if (changed && changed_unlogged)
-        raise(*changed_unlogged, c.origin, c.hlc);
+      if (changed_unlogged)
+        (*changed_unlogged)[i] = changed;
       continue;
     }
     b.ext.emplace_back(log_name(++end), encode_entry(c));
@@ -1020,6 +1050,8 @@ void replicator::on_connected(const std::string& peer) {
   l->full_last_id = 0;
   l->full_complete_sent = false;
   l->full_again = false;
+  l->full_unreadable = false;
+  l->full_batch_received = false;
   l->next_delta_id = 1;
   l->unacked.clear();
   l->sent_at.clear();
@@ -1165,10 +1197,13 @@ void replicator::pump_all() {
 void replicator::begin_full_sync(link& l) {
   l.full_sync = true;
   l.full_again = false;
+  l.full_unreadable = false;
   l.full_cursor = state_prefix;
   l.full_read = false;
   l.full_through = vv_;
-  l.full_last_id = 0;
+  // sync_complete waits for the deltas before it too: the receiver counts
+  // everything below `through` as held once it arrives.
+  l.full_last_id = l.next_delta_id - 1;
   l.full_complete_sent = false;
   // Deltas follow from here: everything before it is in the merge states.
   l.scan_pos = log_end_ + 1;
@@ -1176,16 +1211,35 @@ void replicator::begin_full_sync(link& l) {
 
 bool replicator::pump_full_sync(link& l) {
   const auto prefix = std::string_view(state_prefix).size();
+  // A batch ends at batch_max changes or half the frame limit, whichever
+  // comes first (a wide row with many writers makes many changes); one
+  // call reads a bounded number of states and goes on from a timer, so
+  // rows a link leaves out never hold up its heartbeats.
+  const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
+  std::size_t states_read = 0;
   while (!l.full_read && l.unacked.size() < cfg_.in_flight_max
          && l.next_delta_id <= l.credit_through) {
+    if (states_read >= full_states_per_call) {
+      std::weak_ptr<bool> alive = alive_;
+      clock_.at(clock_.now_ms() + 1, [this, alive, peer = l.cfg.peer, session = l.session] {
+        if (alive.expired())
+          return;
+        if (auto* l = find_link(peer); l && l->session == session)
+          pump(*l);
+      });
+      return false;
+    }
     std::vector<wire::change> out;
-    while (out.size() < cfg_.batch_max && !l.full_read) {
+    std::size_t out_bytes = 0;
+    while (out.size() < cfg_.batch_max && out_bytes < bytes_max && !l.full_read
+           && states_read < full_states_per_call) {
       auto page = db_.ext_scan(state_prefix, l.full_cursor, cfg_.batch_max);
       if (!page)
         return false;  // the store failed; the next ack or heartbeat tries again
       std::size_t taken = 0;
       for (const auto& [name, raw] : *page) {
         ++taken;
+        ++states_read;
         l.full_cursor = name + '\0';
         const auto end = name.find('\0', prefix);
         const auto table = name.substr(prefix, end == std::string::npos ? 0 : end - prefix);
@@ -1194,14 +1248,19 @@ bool replicator::pump_full_sync(link& l) {
           continue;
         auto state = decode_state(raw, name);
         if (!state) {
+          // Not sent, so the full sync ends without sync_complete: the
+          // peer's version vector must not count that row as held.
           l.stats.last_refusal = state.error().message();
+          l.full_unreadable = true;
           continue;
         }
         const std::vector<std::uint32_t> key_columns(s->primary_key.begin(), s->primary_key.end());
         for (auto& c : changes_of(table, *state, key_columns, order_))
-          if (auto o = outgoing(l, c))
+          if (auto o = outgoing(l, c)) {
+            out_bytes += approx_bytes(*o);
             out.push_back(std::move(*o));
-        if (out.size() >= cfg_.batch_max)
+          }
+        if (out.size() >= cfg_.batch_max || out_bytes >= bytes_max)
           break;
       }
       if (taken == page->size() && page->size() < cfg_.batch_max)
@@ -1217,6 +1276,10 @@ bool replicator::pump_full_sync(link& l) {
   if (!l.unacked.empty() && l.unacked.begin()->first <= l.full_last_id)
     return false;
   l.full_sync = false;
+  if (l.full_unreadable) {
+    l.full_unreadable = false;
+    return true;  // deltas go on; a later full sync may find the row readable
+  }
   l.full_complete_sent = true;
   l.full_complete_at_ms = clock_.now_ms();
   l.full_complete_resends = 0;
@@ -1338,6 +1401,7 @@ void replicator::handle(link& l, wire::message m) {
       } else if constexpr (std::is_same_v<T, wire::delta>) {
         on_batch(l, msg.id, msg.changes, false);
       } else if constexpr (std::is_same_v<T, wire::sync_batch>) {
+        l.full_batch_received = true;
         on_batch(l, msg.seq, msg.changes, true);
       } else if constexpr (std::is_same_v<T, wire::sync_complete>) {
         on_sync_complete(l, msg.through);
@@ -1394,11 +1458,17 @@ void replicator::on_sync_complete(link& l, const wire::watermark& through) {
     return;  // this side never asked
   // The peer sends it once every batch of its full sync is acknowledged,
   // so stored here: what it held when it began is held here now, but for
-  // the origins this link does not take changes of.
+  // the origins this link does not take changes of, and this node's own
+  // (no peer speaks for them). Taken only after a full sync's batches
+  // came in this session: a peer cannot raise this node's vector with a
+  // bare claim. (A full sync with nothing to send leaves the vector where
+  // it is; the next change of each origin settles it.)
   auto vv = vv_;
-  for (const auto& [origin, at] : through)
-    if (l.cfg.trusted_origins.empty() || l.cfg.trusted_origins.count(origin))
-      raise(vv, origin, at);
+  if (l.full_batch_received)
+    for (const auto& [origin, at] : through)
+      if (origin != node_id()
+          && (l.cfg.trusted_origins.empty() || l.cfg.trusted_origins.count(origin)))
+        raise(vv, origin, at);
   if (vv != vv_) {
     store::batch b;
     b.ext.emplace_back(vv_name, encode_vv(vv));
@@ -1409,7 +1479,11 @@ void replicator::on_sync_complete(link& l, const wire::watermark& through) {
       raise(pending_vv_, origin, at);
     ++l.stats.full_syncs_received;
   }
-  send(l, wire::delta_ack{l.durable_id, vv_});
+  // The acknowledgement confirms it (a delta id is never 0: with no batch
+  // taken this session there is nothing to confirm, and the peer stops
+  // sending it after a few tries).
+  if (l.durable_id > 0)
+    send(l, wire::delta_ack{l.durable_id, vv_});
 }
 
 void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& changes,
@@ -1570,9 +1644,11 @@ void replicator::commit() {
   // and the logged ones keep their order.
   std::vector<wire::change> all;
   std::size_t unlogged = 0;
+  std::vector<const std::string*> source;  // of each unlogged change: the peer that sent it
   for (auto& b : batches)
     if (b.full_sync) {
       unlogged += b.changes.size();
+      source.insert(source.end(), b.changes.size(), &b.peer);
       all.insert(all.end(), std::make_move_iterator(b.changes.begin()),
                  std::make_move_iterator(b.changes.end()));
     }
@@ -1587,8 +1663,8 @@ void replicator::commit() {
                                      && std::find(touched.begin(), touched.end(), l) == touched.end())
       touched.push_back(l);
   const auto first_seq = log_end_ + 1;
-  wire::watermark taken;  // stamps of a full sync's changes that changed a row state
-  if (auto st = apply(all, unlogged, &taken); !st) {
+  std::vector<bool> changed;  // of each unlogged change: whether it changed a row state
+  if (auto st = apply(all, unlogged, &changed); !st) {
     // Nothing of it is stored: every sender goes back to its first batch
     // not acknowledged (go-back-N), which this side now expects again.
     pending_vv_ = vv_;
@@ -1637,19 +1713,24 @@ void replicator::commit() {
     l->pausing = false;
     send(*l, wire::resume{cfg_.credits});
   }
-  if (!taken.empty())
+  if (std::find(changed.begin(), changed.end(), true) != changed.end())
     for (auto& [peer, l] : links_) {
       // What this commit took in a full sync is in no log entry here: a
       // peer being sent deltas that may lack it gets a full sync now
       // instead, and one with a full sync under way (whose reading may be
       // past those rows) another once it is complete. Not started over:
       // full syncs arriving on other links would keep it from ever
-      // completing. (The peer that sent it is no exception: one change it
-      // sent says nothing of the others of its origin. A change that
-      // changed nothing here is none of this: so full syncs do not echo.)
+      // completing. The peer holds what it sent itself, and its own
+      // changes (no echo); a change that changed nothing here is none of
+      // this either. Of the rest, only each change itself counts: one
+      // change says nothing of the others of its origin.
       if (l->state == link_state::down || !l->peer_wants)
         continue;
-      if (covers(l->peer_vv, taken))
+      wire::watermark lacks;
+      for (std::size_t i = 0; i < unlogged; ++i)
+        if (changed[i] && *source[i] != peer && all[i].origin != peer)
+          raise(lacks, all[i].origin, all[i].hlc);
+      if (covers(l->peer_vv, lacks))
         continue;
       if (l->full_sync)
         l->full_again = true;

@@ -265,10 +265,10 @@ private:
   /// change is moved out to encode its log entry and back: `changes` holds
   /// the same on return. The first `unlogged` changes came in a full sync:
   /// they raise the floor instead of being logged and counted in the
-  /// version vector; the stamps of those that changed a row state are
-  /// added to `changed_unlogged` when given.
+  /// version vector; whether each of them changed a row state goes to
+  /// `changed_unlogged` when given.
   store::status apply(std::vector<wire::change>& changes, std::size_t unlogged = 0,
-                      wire::watermark* changed_unlogged = nullptr);
+                      std::vector<bool>* changed_unlogged = nullptr);
   /// Commits the received batches waiting in queue_, then acknowledges
   /// them and grants their senders new credit.
   void commit();

@@ -70,9 +70,14 @@ BOOST_AUTO_TEST_CASE(a_peer_behind_the_compacted_log_gets_a_full_sync_then_delta
   // Its version vector took what the full sync brought.
   BOOST_TEST((b.rep->held().at("a") == a.rep->held().at("a")));
   // The same merge state on both, deletes included: later writes merge alike.
-  for (std::int64_t id = 1; id <= 40; ++id)
-    BOOST_TEST((*b.rep->state_of("app.notes", {value::integer(id)}).value()
-                == *a.rep->state_of("app.notes", {value::integer(id)}).value()));
+  for (std::int64_t id = 1; id <= 40; ++id) {
+    auto on_b = b.rep->state_of("app.notes", {value::integer(id)});
+    auto on_a = a.rep->state_of("app.notes", {value::integer(id)});
+    BOOST_TEST_REQUIRE((on_b.is_ok() && on_a.is_ok() && *on_b && *on_a));
+    BOOST_TEST((**on_b == **on_a));
+  }
+  // b took it all from a: nothing to send back.
+  BOOST_TEST(b.link("a").full_syncs_sent == 0u);
 
   // Afterwards the link carries deltas again, both ways.
   a.write(41, "after");
@@ -128,6 +133,9 @@ BOOST_AUTO_TEST_CASE(a_node_that_took_a_full_sync_passes_it_to_the_peers_it_send
   BOOST_TEST(cn.rows() == 30u);
   BOOST_TEST(digest(cn) == digest(a));
   BOOST_TEST(hub.link("c").full_syncs_sent >= 1u);
+  // No echoes: the hub does not send a's rows back to a, nor c the hub's.
+  BOOST_TEST(hub.link("a").full_syncs_sent == 0u);
+  BOOST_TEST(cn.link("hub").full_syncs_sent == 0u);
   // The next change of a travels in order and settles every vector.
   a.write(31, "last");
   c.sched.advance(1000);
@@ -185,6 +193,26 @@ BOOST_AUTO_TEST_CASE(a_full_sync_keeps_to_the_links_filters_and_excluded_columns
   BOOST_TEST((b.row(1)[1] == value::text("public")));
   BOOST_TEST((b.row(1)[2] == value::null()));
   BOOST_TEST(b.row(2).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_bare_sync_complete_does_not_raise_the_version_vector) {
+  // A peer that claims to have completed a full sync it never sent: the
+  // hub holds nothing more than before.
+  cluster c({{"hub", {link("evil")}}});
+  raw_peer evil(c, "evil");
+  BOOST_TEST_REQUIRE(evil.linked);
+  auto& hub = c.nodes.at("hub");
+  hub.write(1, "mine");
+  const auto before = hub.rep->held();
+  evil.send(peer::wire::encode(peer::wire::hello{"evil", peer::wire::link_mode::bidirectional, {}}));
+  peer::wire::watermark claim{{"evil", store::hlc_timestamp(1'800'000'000'000ULL, 0)},
+                              {"hub", store::hlc_timestamp(1'800'000'000'000ULL, 0)},
+                              {"z", store::hlc_timestamp(1'800'000'000'000ULL, 0)}};
+  evil.send(peer::wire::encode(peer::wire::sync_complete{claim}));
+  c.sched.advance(200);
+  BOOST_TEST((hub.rep->held() == before));
+  BOOST_TEST(hub.link("evil").full_syncs_received == 0u);
+  BOOST_TEST(evil.errors().empty());  // nothing malformed came back either
 }
 
 BOOST_AUTO_TEST_SUITE_END()
