@@ -554,23 +554,24 @@ store::status replicator::start() {
                                       "make the columns agree");
     }
   }
-  if (auto raw = db_.ext(vv_name); !raw) {
-    return raw.error();
-  } else if (*raw) {
+  // The version vector and the floor, as stored (none yet: empty).
+  auto load = [&](const char* name, wire::watermark& out) -> status {
+    auto raw = db_.ext(name);
+    if (!raw)
+      return raw.error();
+    if (!*raw)
+      return status::ok();
     auto vv = decode_vv(**raw, cfg_.limits);
     if (!vv)
       return vv.error();
-    vv_ = std::move(vv).value();
-  }
+    out = std::move(vv).value();
+    return status::ok();
+  };
+  if (auto st = load(vv_name, vv_); !st)
+    return st;
+  if (auto st = load(floor_name, floor_); !st)
+    return st;
   pending_vv_ = vv_;
-  if (auto raw = db_.ext(floor_name); !raw) {
-    return raw.error();
-  } else if (*raw) {
-    auto floor = decode_vv(**raw, cfg_.limits);
-    if (!floor)
-      return floor.error();
-    floor_ = std::move(floor).value();
-  }
   // The oldest and newest log entries (compaction drops from the front):
   // scan from the end is not offered, so read on.
   log_begin_ = 0;
