@@ -182,6 +182,8 @@ struct peer_config {
   /// How long a change stays in the peer log (0: for ever); a peer that
   /// comes back lacking a dropped change gets a full sync.
   std::uint64_t log_retention_ms = 7ULL * 24 * 3600 * 1000;
+  /// How often tombstones and old peer-log entries are looked for.
+  std::uint64_t gc_interval_ms = 60'000;
   std::uint64_t frame_bytes_max = std::uint64_t{4} << 20;
   /// Between writes with equal HLCs the one made on this node wins; empty:
   /// the larger node id. Must be the same on every node of the cluster.

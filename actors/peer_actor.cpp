@@ -100,6 +100,9 @@ struct peer_state {
   std::string endpoint;
   std::string failure;  // why the transport or replicator could not start
   std::map<std::string, peer::link_state> last_states;
+  // What the last events said: log entries dropped, and full syncs per link.
+  std::uint64_t last_dropped = 0;
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> last_full_syncs;
   /// Custom trust policies, by the peer of the link that names one, and the
   /// verdicts on the delta being handed to the replicator, by (origin, HLC)
   /// of each change: empty takes it, a sentence refuses it.
@@ -181,7 +184,8 @@ void publish(peer_actor* self, json event) {
 }
 
 // Publishes a `link` event for every link whose state changed since the
-// last look.
+// last look, a `full_sync` event for every full sync completed since (sent
+// or received), and a `peer_log` event when compaction dropped entries.
 void report_states(peer_actor* self) {
   auto& st = self->state;
   if (!st.rep)
@@ -197,6 +201,26 @@ void report_states(peer_actor* self) {
                    {"lag_changes", s.lag_changes},
                    {"lag_ms", s.lag_ms}});
     last = s.state;
+  }
+  for (const auto& [peer, s] : st.rep->stats()) {
+    auto& [sent, received] = st.last_full_syncs[peer];
+    if (s.full_syncs_sent > sent)
+      publish(self, {{"type", "full_sync"}, {"peer", peer}, {"direction", "sent"},
+                     {"total", s.full_syncs_sent}});
+    if (s.full_syncs_received > received)
+      publish(self, {{"type", "full_sync"}, {"peer", peer}, {"direction", "received"},
+                     {"total", s.full_syncs_received}});
+    sent = s.full_syncs_sent;
+    received = s.full_syncs_received;
+  }
+  if (st.rep->log_entries_dropped() > st.last_dropped) {
+    json floor = json::object();
+    for (const auto& [origin, at] : st.rep->log_floor())
+      floor[origin] = at.to_string();
+    publish(self, {{"type", "peer_log"},
+                   {"dropped", st.rep->log_entries_dropped() - st.last_dropped},
+                   {"floor", floor}});
+    st.last_dropped = st.rep->log_entries_dropped();
   }
 }
 
@@ -295,6 +319,7 @@ std::string start(peer_actor* self) {
   rc.reconnect_max_ms = cfg.peer.reconnect_max_ms;
   rc.tombstone_retention_ms = cfg.peer.tombstone_retention_ms;
   rc.log_retention_ms = cfg.peer.log_retention_ms;
+  rc.gc_interval_ms = cfg.peer.gc_interval_ms;
   rc.seed = cfg.seed == 0 ? std::random_device{}() : cfg.seed;
   rc.limits.frame_bytes_max = cfg.peer.frame_bytes_max;
 
