@@ -190,7 +190,8 @@ void report_states(peer_actor* self) {
   auto& st = self->state;
   if (!st.rep)
     return;
-  for (const auto& [peer, s] : st.rep->stats()) {
+  const auto stats = st.rep->stats();
+  for (const auto& [peer, s] : stats) {
     auto& last = st.last_states[peer];
     if (last == s.state)
       continue;
@@ -202,7 +203,7 @@ void report_states(peer_actor* self) {
                    {"lag_ms", s.lag_ms}});
     last = s.state;
   }
-  for (const auto& [peer, s] : st.rep->stats()) {
+  for (const auto& [peer, s] : stats) {
     auto& [sent, received] = st.last_full_syncs[peer];
     if (s.full_syncs_sent > sent)
       publish(self, {{"type", "full_sync"}, {"peer", peer}, {"direction", "sent"},

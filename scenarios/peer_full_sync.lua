@@ -62,9 +62,14 @@ step("a node that joins later gets a full sync, then deltas", function()
   await(function() return count(late) == 49 end, 15000, "the late node holds the 49 rows")
   await(function() return late:digest(TABLE) == hub:digest(TABLE) end, 5000,
         "its table is byte-identical to the hub's")
-  check(link(hub, "late").full_syncs_sent >= 1, "the hub sent it a full sync")
-  check(link(late, "hub").full_syncs_received >= 1, "the late node counted the full sync")
-  check(#events_of(late, "full_sync") >= 1, "and published a full_sync event")
+  -- Counted once acknowledged (the hub) and once sync_complete is in (late):
+  -- a round trip after the rows.
+  await(function() return link(hub, "late").full_syncs_sent >= 1 end, 5000,
+        "the hub sent it a full sync")
+  await(function() return link(late, "hub").full_syncs_received >= 1 end, 5000,
+        "the late node counted the full sync")
+  await(function() return #events_of(late, "full_sync") >= 1 end, 5000,
+        "and published a full_sync event")
   local sent = link(hub, "late").full_syncs_sent
   a:exec(TABLE, { upsert = { { id = 100, body = "after the join" } } })
   await(function() return count(late) == 50 end, 15000, "a's next write reaches the late node")

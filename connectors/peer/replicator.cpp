@@ -428,7 +428,8 @@ struct replicator::link {
   std::uint32_t full_complete_resends = 0;
   bool full_again = false;  // another full sync follows this one
   bool full_unreadable = false;  // a merge state could not be read: no sync_complete
-  bool full_batch_received = false;  // this session brought a sync_batch (as receiver)
+  bool full_batch_received = false;  // this session queued a sync_batch (as receiver)
+  bool full_timer_pending = false;   // pump_full_sync goes on from a timer
   std::uint64_t oldest_unacked_sent_ms = 0;
   std::map<std::uint64_t, std::uint64_t> sent_at;  // unacked delta id -> last sent
   std::uint64_t expected_id = 1;  // next delta id to take from the peer
@@ -1053,6 +1054,7 @@ void replicator::on_connected(const std::string& peer) {
   l->full_again = false;
   l->full_unreadable = false;
   l->full_batch_received = false;
+  l->full_timer_pending = false;
   l->next_delta_id = 1;
   l->unacked.clear();
   l->sent_at.clear();
@@ -1221,12 +1223,17 @@ bool replicator::pump_full_sync(link& l) {
   while (!l.full_read && l.unacked.size() < cfg_.in_flight_max
          && l.next_delta_id <= l.credit_through) {
     if (states_read >= full_states_per_call) {
+      if (l.full_timer_pending)
+        return false;  // one continuation at a time
+      l.full_timer_pending = true;
       std::weak_ptr<bool> alive = alive_;
       clock_.at(clock_.now_ms() + 1, [this, alive, peer = l.cfg.peer, session = l.session] {
         if (alive.expired())
           return;
-        if (auto* l = find_link(peer); l && l->session == session)
+        if (auto* l = find_link(peer); l && l->session == session) {
+          l->full_timer_pending = false;
           pump(*l);
+        }
       });
       return false;
     }
@@ -1279,6 +1286,10 @@ bool replicator::pump_full_sync(link& l) {
   l.full_sync = false;
   if (l.full_unreadable) {
     l.full_unreadable = false;
+    if (l.full_again) {
+      begin_full_sync(l);
+      return false;
+    }
     return true;  // deltas go on; a later full sync may find the row readable
   }
   l.full_complete_sent = true;
@@ -1402,7 +1413,6 @@ void replicator::handle(link& l, wire::message m) {
       } else if constexpr (std::is_same_v<T, wire::delta>) {
         on_batch(l, msg.id, msg.changes, false);
       } else if constexpr (std::is_same_v<T, wire::sync_batch>) {
-        l.full_batch_received = true;
         on_batch(l, msg.seq, msg.changes, true);
       } else if constexpr (std::is_same_v<T, wire::sync_complete>) {
         on_sync_complete(l, msg.through);
@@ -1614,6 +1624,8 @@ void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& 
   p.accepted = accepted.size();
   p.changes = std::move(accepted);
   queue_.push_back(std::move(p));
+  if (full_sync)
+    l.full_batch_received = true;
   ++l.expected_id;
   ++l.queued;
   if (l.queued >= cfg_.pause_at && !l.pausing) {
