@@ -1,4 +1,6 @@
 --- Peer links with CURVE keys: a node whose key is on the server's allow-list syncs; one whose key is not cannot connect.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local nodeinfo = require("nodeinfo")
 
 local TABLE = "app.notes"
 
@@ -19,12 +21,7 @@ local function keys(name)
   return { secret = secret, public = public, z85 = z85 }
 end
 
-local function link(n, peer)
-  for _, l in ipairs(n:links()) do
-    if l.peer == peer then return l end
-  end
-  error("node " .. n:name() .. " has no link to " .. peer)
-end
+local link = nodeinfo.link
 
 local function log_says(n, text)
   local f = io.open(n:log(), "r")
@@ -34,7 +31,7 @@ local function log_says(n, text)
   return all:find(text, 1, true) ~= nil
 end
 
-local function count(n) return #n:query(TABLE).rows end
+local function count(n) return nodeinfo.count(n, TABLE) end
 
 local server_keys, good_keys, bad_keys = keys("server"), keys("good"), keys("bad")
 local server, good, bad

@@ -1,4 +1,6 @@
 --- A compacted peer log over real ZeroMQ: a node that joins after the hub dropped its old log entries is brought up by a full sync, then follows by deltas.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local nodeinfo = require("nodeinfo")
 --
 -- The hub and spoke "a" keep their peer log for 200 ms only. Once the hub
 -- has dropped entries (its `peer_log` event), a new node "late" dials the
@@ -20,22 +22,11 @@ local function config(links)
   }
 end
 
-local function count(n) return #n:query(TABLE).rows end
+local function count(n) return nodeinfo.count(n, TABLE) end
 
-local function link(n, peer)
-  for _, l in ipairs(n:links()) do
-    if l.peer == peer then return l end
-  end
-  error("node " .. n:name() .. " has no link to " .. peer)
-end
+local link = nodeinfo.link
 
-local function events_of(n, kind)
-  local out = {}
-  for _, e in ipairs(n:events()) do
-    if e.type == kind then out[#out + 1] = e end
-  end
-  return out
-end
+local events_of = nodeinfo.events_of
 
 local hub, a, late
 

@@ -1,4 +1,6 @@
 --- Nodes sync a table with each other over real ZeroMQ on loopback: a hub and two spokes converge through a partition and a SIGKILL of the hub; a push-only link and an untrusted origin are refused with nacks.
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local nodeinfo = require("nodeinfo")
 --
 -- hub listens; spoke "a" dials it directly, spoke "b" through a fault proxy
 -- (so its link can be partitioned and cut). A fourth node, "c", joins at the
@@ -34,14 +36,9 @@ end
 
 local function has(n, id) return ids(n)[id] == true end
 
-local function count(n) return #n:query(TABLE).rows end
+local function count(n) return nodeinfo.count(n, TABLE) end
 
-local function link(n, peer)
-  for _, l in ipairs(n:links()) do
-    if l.peer == peer then return l end
-  end
-  error("node " .. n:name() .. " has no link to " .. peer)
-end
+local link = nodeinfo.link
 
 -- Every node in `nodes` holds the same rows: the same count, then equal
 -- digests (byte-identical tables).

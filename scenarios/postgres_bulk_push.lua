@@ -1,12 +1,8 @@
 --- A long queue of distinct writes goes to PostgreSQL as set-based statements (COPY for a batch of only inserts), batch after batch; a conflict in a batch falls back to one write at a time for that batch.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+local pg = pgview.start_postgres()
+if not pg then return end
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text, qty integer CHECK (qty >= 0), note json,
                              price numeric(10,2), seen timestamptz);
          INSERT INTO items SELECT g, 'item ' || g, g, ('{"g": ' || g || '}')::json, g * 1.5,

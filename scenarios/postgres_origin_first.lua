@@ -1,12 +1,8 @@
 --- origin_first sync views: PostgreSQL takes each write before the local copy does; offline writes are refused or queued.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+local pg = pgview.start_postgres()
+if not pg then return end
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text, qty integer CHECK (qty >= 0));
          INSERT INTO items VALUES (1, 'one', 1), (2, 'two', 2);
          CREATE TABLE notes (id bigint PRIMARY KEY, title text)]])

@@ -1,10 +1,8 @@
 --- Materialized views of PostgreSQL queries: COPY (SELECT …) keyed by named columns; a missing or wrong key is a sentence in status.
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
+local pg = pgview.start_postgres()
+if not pg then return end
 pg:sql([[CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(10,2));
          INSERT INTO orders SELECT g, 'c' || (g % 5), g * 2.5 FROM generate_series(1, 100) g]])
 say("Started a throwaway PostgreSQL with table orders (100 rows, 5 customers).")

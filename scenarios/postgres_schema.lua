@@ -1,12 +1,8 @@
 --- Sync views of tables PostgreSQL shapes itself: an identity key, a generated column, a column added upstream.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+local pg = pgview.start_postgres()
+if not pg then return end
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text); INSERT INTO items VALUES (1, 'one');
          CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text,
                              len integer GENERATED ALWAYS AS (length(body)) STORED);

@@ -1,13 +1,13 @@
 --- Replication slots kept healthy: heartbeats move an idle slot, wal_status in status, an invalidated slot re-snapshots by itself, forget drops slot and publication.
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
+local nodeinfo = require("nodeinfo")
 
 -- A slot may hold back at most 1 MB of WAL beyond the current segment: a
 -- node that is away while the database writes loses its slot.
 -- A prepared transaction can hold a streaming slot's restart_lsn back.
-local pg = postgres.start{ settings = { max_slot_wal_keep_size = "1MB", max_prepared_transactions = "2" } }
+local pg = pgview.start_postgres{ settings = { max_slot_wal_keep_size = "1MB", max_prepared_transactions = "2" } }
+if not pg then return end
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text);
          INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g;
          CREATE TABLE filler (id bigint, pad text)]])
@@ -30,13 +30,7 @@ local function slot_value(slot, expr)
   local rows = pg:sql("SELECT " .. expr .. " FROM pg_replication_slots WHERE slot_name = '" .. slot .. "'").rows
   return rows[1] and rows[1][1]
 end
-local function events_of(kind)
-  local out = {}
-  for _, e in ipairs(n:events()) do
-    if e.type == kind then out[#out + 1] = e end
-  end
-  return out
-end
+local function events_of(kind) return nodeinfo.events_of(n, kind) end
 
 local slot
 step("heartbeats move an idle slot and status shows its health", function()

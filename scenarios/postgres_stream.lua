@@ -1,10 +1,8 @@
 --- A realtime view's filters applied to the PostgreSQL change stream: rows updated into the filter enter, out of it leave (numbers, text, timestamps, dates).
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
+local pg = pgview.start_postgres()
+if not pg then return end
 -- note is stored out of line uncompressed, so a long note is TOASTed and an
 -- update that leaves it alone does not carry it.
 pg:sql([[CREATE TABLE goods (id bigint PRIMARY KEY, kind text, price numeric(8,2), note text);

@@ -1,10 +1,8 @@
 --- Views of a real PostgreSQL table: materialized by COPY, realtime through a logical replication slot.
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
+local pgview = require("pgview")
+local pg = pgview.start_postgres()
+if not pg then return end
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text, price numeric(8,2), note text);
          INSERT INTO items SELECT g, 'item ' || g, g * 1.25, NULL FROM generate_series(1, 500) g]])
 say("Started a throwaway PostgreSQL with table items (500 rows).")

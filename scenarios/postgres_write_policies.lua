@@ -1,12 +1,8 @@
 --- Sync views of PostgreSQL: each conflict policy, a blocking queue, an INSERT of a key taken upstream, the origin privilege sentence.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+local pg = pgview.start_postgres()
+if not pg then return end
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text, qty integer CHECK (qty >= 0));
          INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, 10) g;
          CREATE TABLE events (id bigint PRIMARY KEY, title text, at timestamptz);

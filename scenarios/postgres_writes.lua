@@ -1,12 +1,8 @@
 --- Sync views of a PostgreSQL table: local writes pushed once each, offline queues that drain, conflicts recorded.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
-if not postgres.available() then
-  say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
-  return
-end
-
-local pg = postgres.start()
+local pg = pgview.start_postgres()
+if not pg then return end
 -- applies logs every row an INSERT or UPDATE wrote, so a write applied twice shows.
 pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text, qty integer CHECK (qty >= 0));
          INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, 20) g;

@@ -14,6 +14,16 @@ function pgview.ready(n, name)
   return v.state == "running" and v.streaming and v.remote_up
 end
 
+-- A throwaway PostgreSQL (postgres.start with `opts`), or nil after saying
+-- why the scenario cannot run here; a scenario returns on nil.
+function pgview.start_postgres(opts)
+  if not postgres.available() then
+    say("PostgreSQL is not installed here; this scenario needs the postgresql package (./dev installs it).")
+    return nil
+  end
+  return postgres.start(opts)
+end
+
 -- A sync view's queue is empty and none of its rows is staged.
 function pgview.drained(n, name)
   local v = pgview.status(n, name)
