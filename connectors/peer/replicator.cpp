@@ -1739,9 +1739,16 @@ void replicator::commit() {
       // change says nothing of the others of its origin.
       if (l->state == link_state::down || !l->peer_wants)
         continue;
+      // Changes this peer sent in this commit too (another peer's copy may
+      // have been the one that changed the row): it holds them.
+      std::set<std::pair<std::string, std::uint64_t>> its_own;
+      for (std::size_t i = 0; i < unlogged; ++i)
+        if (*source[i] == peer)
+          its_own.emplace(all[i].origin, all[i].hlc.packed());
       wire::watermark lacks;
       for (std::size_t i = 0; i < unlogged; ++i)
-        if (changed[i] && *source[i] != peer && all[i].origin != peer)
+        if (changed[i] && all[i].origin != peer
+            && !its_own.count({all[i].origin, all[i].hlc.packed()}))
           raise(lacks, all[i].origin, all[i].hlc);
       if (covers(l->peer_vv, lacks))
         continue;
