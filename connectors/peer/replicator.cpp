@@ -418,16 +418,18 @@ struct replicator::link {
   // read, the version vector it began with (its sync_complete), the id of
   // its last batch, and whether sync_complete went out and is not yet
   // confirmed by an acknowledgement covering it.
-  bool full_sync = false;
-  std::string full_cursor;
-  bool full_read = false;
-  wire::watermark full_through;
-  std::uint64_t full_last_id = 0;
-  bool full_complete_sent = false;
-  std::uint64_t full_complete_at_ms = 0;
-  std::uint32_t full_complete_resends = 0;
-  bool full_again = false;  // another full sync follows this one
-  bool full_unreadable = false;  // a merge state could not be read: no sync_complete
+  struct full_sync_out {
+    bool active = false;
+    std::string cursor;
+    bool read = false;
+    wire::watermark through;
+    std::uint64_t last_id = 0;
+    bool complete_sent = false;
+    std::uint64_t complete_at_ms = 0;
+    std::uint32_t complete_resends = 0;
+    bool again = false;       // another full sync follows this one
+    bool unreadable = false;  // a merge state could not be read: no sync_complete
+  } full;
   bool full_batch_received = false;  // this session queued a sync_batch (as receiver)
   bool full_timer_pending = false;   // pump_full_sync goes on from a timer
   std::uint64_t oldest_unacked_sent_ms = 0;
@@ -1006,7 +1008,7 @@ void replicator::send_delta(link& l, std::vector<wire::change> changes, bool ful
     wire::message m = wire::sync_batch{id, std::move(changes)};
     send(l, m);
     l.unacked.emplace(id, link::sent_batch{true, std::move(std::get<wire::sync_batch>(m).changes)});
-    l.full_last_id = id;
+    l.full.last_id = id;
     return;
   }
   wire::message m = wire::delta{id, std::move(changes)};
@@ -1045,14 +1047,7 @@ void replicator::on_connected(const std::string& peer) {
   l->last_delta_ms = clock_.now_ms();
   l->peer_vv.clear();
   l->scan_pos = 1;
-  l->full_sync = false;
-  l->full_cursor.clear();
-  l->full_read = false;
-  l->full_through.clear();
-  l->full_last_id = 0;
-  l->full_complete_sent = false;
-  l->full_again = false;
-  l->full_unreadable = false;
+  l->full = {};
   l->full_batch_received = false;
   l->full_timer_pending = false;
   l->next_delta_id = 1;
@@ -1181,12 +1176,12 @@ void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
     // few times: a peer that takes only some origins never confirms all of
     // it, and one that never got it only holds rows its version vector
     // does not count yet (the next full sync or change settles that).
-    if (l->full_complete_sent && now - l->full_complete_at_ms >= cfg_.retransmit_ms) {
-      if (l->full_complete_resends++ < full_complete_resends_max)
-        send(*l, wire::sync_complete{l->full_through});
+    if (l->full.complete_sent && now - l->full.complete_at_ms >= cfg_.retransmit_ms) {
+      if (l->full.complete_resends++ < full_complete_resends_max)
+        send(*l, wire::sync_complete{l->full.through});
       else
-        l->full_complete_sent = false;
-      l->full_complete_at_ms = now;
+        l->full.complete_sent = false;
+      l->full.complete_at_ms = now;
     }
     schedule_heartbeat(*l, session);
   });
@@ -1198,16 +1193,13 @@ void replicator::pump_all() {
 }
 
 void replicator::begin_full_sync(link& l) {
-  l.full_sync = true;
-  l.full_again = false;
-  l.full_unreadable = false;
-  l.full_cursor = state_prefix;
-  l.full_read = false;
-  l.full_through = vv_;
+  l.full = {};
+  l.full.active = true;
+  l.full.cursor = state_prefix;
+  l.full.through = vv_;
   // sync_complete waits for the deltas before it too: the receiver counts
   // everything below `through` as held once it arrives.
-  l.full_last_id = l.next_delta_id - 1;
-  l.full_complete_sent = false;
+  l.full.last_id = l.next_delta_id - 1;
   // Deltas follow from here: everything before it is in the merge states.
   l.scan_pos = log_end_ + 1;
 }
@@ -1220,7 +1212,7 @@ bool replicator::pump_full_sync(link& l) {
   // rows a link leaves out never hold up its heartbeats.
   const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
   std::size_t states_read = 0;
-  while (!l.full_read && l.unacked.size() < cfg_.in_flight_max
+  while (!l.full.read && l.unacked.size() < cfg_.in_flight_max
          && l.next_delta_id <= l.credit_through) {
     if (states_read >= full_states_per_call) {
       if (l.full_timer_pending)
@@ -1239,16 +1231,16 @@ bool replicator::pump_full_sync(link& l) {
     }
     std::vector<wire::change> out;
     std::size_t out_bytes = 0;
-    while (out.size() < cfg_.batch_max && out_bytes < bytes_max && !l.full_read
+    while (out.size() < cfg_.batch_max && out_bytes < bytes_max && !l.full.read
            && states_read < full_states_per_call) {
-      auto page = db_.ext_scan(state_prefix, l.full_cursor, cfg_.batch_max);
+      auto page = db_.ext_scan(state_prefix, l.full.cursor, cfg_.batch_max);
       if (!page)
         return false;  // the store failed; the next ack or heartbeat tries again
       std::size_t taken = 0;
       for (const auto& [name, raw] : *page) {
         ++taken;
         ++states_read;
-        l.full_cursor = name + '\0';
+        l.full.cursor = name + '\0';
         const auto end = name.find('\0', prefix);
         const auto table = name.substr(prefix, end == std::string::npos ? 0 : end - prefix);
         const auto* s = schema_of(table);
@@ -1259,7 +1251,7 @@ bool replicator::pump_full_sync(link& l) {
           // Not sent, so the full sync ends without sync_complete: the
           // peer's version vector must not count that row as held.
           l.stats.last_refusal = state.error().message();
-          l.full_unreadable = true;
+          l.full.unreadable = true;
           continue;
         }
         const std::vector<std::uint32_t> key_columns(s->primary_key.begin(), s->primary_key.end());
@@ -1272,33 +1264,33 @@ bool replicator::pump_full_sync(link& l) {
           break;
       }
       if (taken == page->size() && page->size() < cfg_.batch_max)
-        l.full_read = true;
+        l.full.read = true;
     }
     if (!out.empty())
       send_delta(l, std::move(out), true);
   }
-  if (!l.full_read)
+  if (!l.full.read)
     return false;
   // sync_complete once the peer has every batch: it then raises its
   // version vector over rows it has stored.
-  if (!l.unacked.empty() && l.unacked.begin()->first <= l.full_last_id)
+  if (!l.unacked.empty() && l.unacked.begin()->first <= l.full.last_id)
     return false;
-  l.full_sync = false;
-  if (l.full_unreadable) {
-    l.full_unreadable = false;
-    if (l.full_again) {
+  l.full.active = false;
+  if (l.full.unreadable) {
+    l.full.unreadable = false;
+    if (l.full.again) {
       begin_full_sync(l);
       return false;
     }
     return true;  // deltas go on; a later full sync may find the row readable
   }
-  l.full_complete_sent = true;
-  l.full_complete_at_ms = clock_.now_ms();
-  l.full_complete_resends = 0;
+  l.full.complete_sent = true;
+  l.full.complete_at_ms = clock_.now_ms();
+  l.full.complete_resends = 0;
   ++l.stats.full_syncs_sent;
-  send(l, wire::sync_complete{l.full_through});
-  if (l.full_again) {
-    l.full_again = false;
+  send(l, wire::sync_complete{l.full.through});
+  if (l.full.again) {
+    l.full.again = false;
     begin_full_sync(l);
     return false;
   }
@@ -1308,7 +1300,7 @@ bool replicator::pump_full_sync(link& l) {
 void replicator::pump(link& l) {
   if (l.state != link_state::live || !l.peer_wants || l.peer_paused)
     return;
-  if (l.full_sync && !pump_full_sync(l))
+  if (l.full.active && !pump_full_sync(l))
     return;
   while (l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
          && l.scan_pos <= log_end_) {
@@ -1432,8 +1424,8 @@ void replicator::handle(link& l, wire::message m) {
         for (const auto& [origin, at] : msg.through)
           raise(l.peer_vv, origin, at);
         // The peer holds what the full sync's sync_complete said: it came.
-        if (l.full_complete_sent && covers(msg.through, l.full_through))
-          l.full_complete_sent = false;
+        if (l.full.complete_sent && covers(msg.through, l.full.through))
+          l.full.complete_sent = false;
         pump(l);
       } else if constexpr (std::is_same_v<T, wire::delta_nack>) {
         ++l.stats.nacks_received;
@@ -1752,8 +1744,8 @@ void replicator::commit() {
           raise(lacks, all[i].origin, all[i].hlc);
       if (covers(l->peer_vv, lacks))
         continue;
-      if (l->full_sync)
-        l->full_again = true;
+      if (l->full.active)
+        l->full.again = true;
       else
         begin_full_sync(*l);
     }
