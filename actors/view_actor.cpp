@@ -79,8 +79,10 @@ struct view_state {
   bool remote_up = true;
   bool pushing = false;
   std::uint64_t position = 0;  // last source position applied locally
-  /// The first run after a restart may follow the stream from `position`
-  /// without a new snapshot, if the remote can.
+  /// The next run may follow the stream from `position` without a new
+  /// snapshot, if the remote can: after a restart, a `stop`, or a lost
+  /// stream, the slot kept what came since and `position` is on disk (or on
+  /// its way there, in order).
   bool may_resume = false;
   std::uint64_t run_pulled = 0;
   std::uint64_t run_pushed = 0;
@@ -767,19 +769,29 @@ void close_gate(view_actor* self) {
   }
 }
 
-void subscribe(view_actor* self) {
+// Follows the change stream from st.position; `refused` gets the error
+// when the remote will not. Subscribed from the request on: the stream may
+// deliver its first change sets before the answer.
+template <class Refused>
+void subscribe(view_actor* self, Refused refused) {
   auto& st = self->state;
   self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
                 st.cfg.full_name(), caf::actor{self}, st.position, open_gate(self))
     .then([self](std::uint64_t) { finish_run(self, {}); },
-          [self](const caf::error& err) {
+          [self, refused](const caf::error& err) mutable {
             close_gate(self);
             self->state.subscribed = false;
-            finish_run(self, "could not follow the change stream of '" + self->state.cfg.source
-                               + "': " + describe(err));
+            refused(err);
           });
   st.subscribed = true;
   refresh_status(self);
+}
+
+void subscribe(view_actor* self) {
+  subscribe(self, [self](const caf::error& err) {
+    finish_run(self, "could not follow the change stream of '" + self->state.cfg.source
+                       + "': " + describe(err));
+  });
 }
 
 // Ends the staged snapshot as failed: the staged rows become garbage, the
@@ -1011,26 +1023,24 @@ void start_run(view_actor* self) {
     }
     auto& st = self->state;
     if (st.may_resume) {
-      // The first run after a restart: follow the stream from the position
-      // the local copy is durable at; a remote that cannot resume there
-      // (slot gone, position unknown) gets a fresh snapshot instead.
+      // Follow the stream from the position the local copy is durable at;
+      // a remote that cannot resume there (slot gone or invalidated) gets a
+      // fresh snapshot instead, and one that is down is tried again later.
       st.may_resume = false;
-      self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
-                    st.cfg.full_name(), caf::actor{self}, st.position, open_gate(self))
-        .then(
-          [self](std::uint64_t) {
-            self->state.subscribed = true;
-            finish_run(self, {});  // refreshes the status
-          },
-          [self](const caf::error& err) {
-            close_gate(self);
-            if (err.category() == error_category()
-                && err.code() == static_cast<std::uint8_t>(errc::slot_invalidated)) {
-              self->state.slot_lost_said = true;
-              publish(self, {{"type", "slot:invalidated"}, {"message", describe(err)}});
-            }
-            snapshot_and_follow(self);
-          });
+      subscribe(self, [self](const caf::error& err) {
+        auto code = err.category() == error_category() ? static_cast<errc>(err.code())
+                                                       : errc::invalid_request;
+        if (code == errc::remote_down) {
+          self->state.may_resume = true;  // the slot may well be there
+          finish_run(self, describe(err));
+          return;
+        }
+        if (code == errc::slot_invalidated) {
+          self->state.slot_lost_said = true;
+          publish(self, {{"type", "slot:invalidated"}, {"message", describe(err)}});
+        }
+        snapshot_and_follow(self);
+      });
       return;
     }
     snapshot_and_follow(self);
@@ -1512,6 +1522,7 @@ void apply_stream(view_actor* self, const change_set& cs) {
         // The local copy may now miss a change: end the stream and
         // re-snapshot through the retry path.
         stop_stream(self);
+        self->state.may_resume = false;
         if (!self->state.running) {
           self->state.running = true;
           finish_run(self, describe(err));
@@ -1601,6 +1612,8 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       st.job.enabled = false;
       ++st.timer_gen;  // any pending retry is void from now on
       st.job.next_retry_at_ms = 0;
+      if (st.subscribed)
+        st.may_resume = true;  // resume follows on from here
       stop_stream(self);
       answer_origin_waiters(self, "the view was stopped");
       // Answer once the disabled job is durable: a crash right after a stop
@@ -1653,6 +1666,8 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       st.remote_up = false;
       answer_origin_waiters(self, "the remote went down: " + reason);
       close_gate(self);
+      if (st.subscribed)
+        st.may_resume = true;  // nothing was lost: the slot kept it
       if (st.subscribed && !st.running) {
         st.subscribed = false;
         st.running = true;  // fail the live stream as if it were a run

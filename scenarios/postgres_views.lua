@@ -73,9 +73,14 @@ step("stop and resume", function()
   n:sync("pg.copy")
   check(value_of("copy", 1002, "title") == "while stopped", "the materialized view copied the row")
   check(value_of("live", 1002, "title") == nil, "changes made while stopped are not applied")
+  local runs = view("live").runs
   n:resume("pg.live")
   await(function() return value_of("live", 1002, "title") == "while stopped" end, 10000,
         "resume caught up on what was missed")
+  local v = view("live")
+  check(v.runs == runs + 1 and v.last_run.pulled == 0,
+        "resume followed on from the slot without a new snapshot",
+        "runs " .. v.runs - runs .. ", pulled " .. tostring(v.last_run.pulled))
 end)
 
 step("four concurrent syncs", function()
@@ -107,6 +112,9 @@ step("restart PostgreSQL mid-stream", function()
   pg:sql("INSERT INTO items VALUES (1004, 'after pg restart', 1, NULL)")
   await(function() return value_of("live", 1004, "title") == "after pg restart" end, 30000,
         "the realtime view recovered by itself after PostgreSQL restarted")
+  check(view("live").last_run.pulled == 0,
+        "it followed on from its slot without a new snapshot",
+        "pulled " .. tostring(view("live").last_run.pulled))
   local rows = pg:sql("SELECT count(*) FROM items").rows[1][1]
   check(tostring(count("live")) == rows, "nothing lost or duplicated across the restart")
 end)
