@@ -660,8 +660,12 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
   bool echo = false;
   std::uint64_t last_sent = 0;   // end LSN of the last change set sent to the view
   std::uint64_t idle_end = 0;    // end LSN of later transactions with nothing for us
-  auto lost = [&](const std::string& why) {
-    caf::anon_send(connector, stream_lost_atom::value, view, why);
+  // `resumable`: the connection went away, and a new one may go on from
+  // the slot; otherwise the stream cannot get past where it stands (a
+  // change it cannot turn into rows, a store refusal) and the view copies
+  // the source again.
+  auto lost = [&](const std::string& why, bool resumable = false) {
+    caf::anon_send(connector, stream_lost_atom::value, view, why, resumable);
   };
   while (!worker->stop) {
     pollfd pfd{stream->socket(), static_cast<short>(POLLIN | (stream->wants_write() ? POLLOUT : 0)),
@@ -670,7 +674,7 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
     while (!worker->stop) {
       auto ev = stream->poll();
       if (!ev)
-        return lost(ev.error().message());
+        return lost(ev.error().message(), ev.error().code() == store::errc::io_error);
       if (!*ev)
         break;
       auto* x = std::get_if<pg::xlog_data>(&**ev);
@@ -1807,7 +1811,7 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
         if (w && w->view == from && position > w->acked.load())
           w->acked = position;
     },
-    [self](stream_lost_atom, const caf::actor& view, const std::string& why) {
+    [self](stream_lost_atom, const caf::actor& view, const std::string& why, bool resumable) {
       auto& st = self->state;
       // A slot PostgreSQL invalidated ends its stream too: say that instead.
       for (const auto& [source, w] : st.workers)
@@ -1817,8 +1821,11 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
             self->send(view, slot_atom::value, (*health)[w->slot].dump());  // the view's own
             return;
           }
-      self->send(view, down_atom::value, st.cfg.name,
-                 "the change stream of remote '" + st.cfg.name + "' was lost: " + why);
+      auto said = "the change stream of remote '" + st.cfg.name + "' was lost: " + why;
+      if (resumable)
+        self->send(view, down_atom::value, st.cfg.name, said);
+      else
+        self->send(view, stream_lost_atom::value, said);
     },
     [self](heartbeat_atom) {
       auto& st = self->state;

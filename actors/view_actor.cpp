@@ -1533,6 +1533,24 @@ void apply_stream(view_actor* self, const change_set& cs) {
   refresh_status(self);
 }
 
+// The followed stream ended under the view: the live stream fails as if it
+// were a run, and the retry follows on from the slot when `resumable`, or
+// copies the source again.
+void stream_ended(view_actor* self, const std::string& reason, bool resumable) {
+  auto& st = self->state;
+  close_gate(self);
+  if (st.subscribed)
+    st.may_resume = resumable;
+  if (st.subscribed && !st.running) {
+    st.subscribed = false;
+    st.running = true;
+    finish_run(self, reason);
+  } else {
+    st.subscribed = false;
+    refresh_status(self);
+  }
+}
+
 caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
                         std::uint64_t relation_id, caf::actor connector, caf::actor store) {
   auto& st = self->state;
@@ -1662,20 +1680,14 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
         start_run(self);
     },
     [self](down_atom, const std::string&, const std::string& reason) {
-      auto& st = self->state;
-      st.remote_up = false;
+      self->state.remote_up = false;
       answer_origin_waiters(self, "the remote went down: " + reason);
-      close_gate(self);
-      if (st.subscribed)
-        st.may_resume = true;  // nothing was lost: the slot kept it
-      if (st.subscribed && !st.running) {
-        st.subscribed = false;
-        st.running = true;  // fail the live stream as if it were a run
-        finish_run(self, reason);
-      } else {
-        st.subscribed = false;
-        refresh_status(self);
-      }
+      stream_ended(self, reason, true);  // nothing was lost: the slot kept it
+    },
+    [self](stream_lost_atom, const std::string& reason) {
+      // The stream cannot get past where it stands: copy the source again.
+      answer_origin_waiters(self, reason);
+      stream_ended(self, reason, false);
     },
     [self](connector_atom, const caf::actor& connector) {
       auto& st = self->state;
