@@ -96,24 +96,66 @@ bool get_bool(const msgpack::object& o, const char* name) {
   return o.via.boolean;
 }
 
-row get_row(const msgpack::object& o, const char* name) {
-  auto r = read_row(o, name);
-  if (!r)
-    throw decode_error(r.error().message());
-  return std::move(r).value();
-}
 
-std::optional<row> get_opt_row(const msgpack::object& o, const char* name) {
-  if (o.type == msgpack::type::NIL)
-    return std::nullopt;
-  return get_row(o, name);
-}
 
-change_op get_op(const msgpack::object& o) {
-  auto v = get_u64(o, "op");
+change_op op_of(std::uint64_t v) {
   if (v < 1 || v > 5)
     throw decode_error("field 'op' has unknown operation " + std::to_string(v));
   return static_cast<change_op>(v);
+}
+
+
+// The root array of a record of `name` with at least `min_size` fields;
+// fields past the ones read would be trailing bytes.
+void expect_fields(mp_cursor& in, const char* name, std::uint32_t min_size) {
+  auto n = in.array(name);
+  if (n != min_size)
+    throw decode_error(std::string("field '") + name + "' has " + std::to_string(n)
+                       + " elements, expected " + std::to_string(min_size));
+}
+
+// The payload of a record with tag `tag`, once its header checks out; or
+// what is wrong with it.
+result<std::string_view> open_header(std::string_view bytes, char tag) {
+  if (bytes.size() < header_size)
+    return status::invalid_argument("it is truncated to " + std::to_string(bytes.size()) + " bytes");
+  if (bytes[0] != tag)
+    return status::invalid_argument(
+      "it has record tag 0x" + std::to_string(static_cast<unsigned char>(bytes[0])) + " where '"
+      + std::string(1, tag) + "' was expected");
+  std::uint32_t stored = 0;
+  for (int i = 0; i < 4; ++i)
+    stored |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[1 + i])) << (8 * i);
+  auto payload = bytes.substr(header_size);
+  if (crc_of(payload.data(), payload.size()) != stored)
+    return status::invalid_argument("its checksum does not match (truncated or overwritten)");
+  return payload;
+}
+
+std::string damaged(const char* what, const std::string& where, const std::string& why) {
+  return "the " + std::string(what) + " stored at " + where + " is damaged: " + why
+         + "; the data directory needs repair (restore it, or delete it and let the node "
+           "re-sync)";
+}
+
+// As open_envelope, for the hot records: `fn` reads the payload through an
+// mp_cursor, which must end exactly at its end.
+template <class T, class Fn>
+result<T> open_record(std::string_view bytes, char tag, const char* what,
+                      const std::string& where, Fn fn) {
+  auto payload = open_header(bytes, tag);
+  if (!payload)
+    return status::corruption(damaged(what, where, payload.error().message()));
+  try {
+    mp_cursor in(*payload);
+    T out = fn(in);
+    if (in.remaining() != 0)
+      return status::corruption(
+        damaged(what, where, "it has " + std::to_string(in.remaining()) + " trailing bytes"));
+    return out;
+  } catch (const std::exception& e) {
+    return status::corruption(damaged(what, where, e.what()));
+  }
 }
 
 // Checks the envelope and hands the payload's root object to `fn`; every
@@ -122,22 +164,12 @@ template <class T, class Fn>
 result<T> open_envelope(std::string_view bytes, char tag, const char* what,
                         const std::string& where, Fn fn) {
   auto fail = [&](const std::string& why) -> status {
-    return status::corruption("the " + std::string(what) + " stored at " + where + " is damaged: "
-                              + why
-                              + "; the data directory needs repair (restore it, or delete it "
-                                "and let the node re-sync)");
+    return status::corruption(damaged(what, where, why));
   };
-  if (bytes.size() < header_size)
-    return fail("it is truncated to " + std::to_string(bytes.size()) + " bytes");
-  if (bytes[0] != tag)
-    return fail("it has record tag 0x" + std::to_string(static_cast<unsigned char>(bytes[0]))
-                + " where '" + std::string(1, tag) + "' was expected");
-  std::uint32_t stored = 0;
-  for (int i = 0; i < 4; ++i)
-    stored |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[1 + i])) << (8 * i);
-  auto payload = bytes.substr(header_size);
-  if (crc_of(payload.data(), payload.size()) != stored)
-    return fail("its checksum does not match (truncated or overwritten)");
+  auto opened = open_header(bytes, tag);
+  if (!opened)
+    return fail(opened.error().message());
+  auto payload = *opened;
   try {
     std::size_t offset = 0;
     auto handle = msgpack::unpack(payload.data(), payload.size(), offset, nullptr, nullptr,
@@ -174,8 +206,8 @@ void seal_row(char* record, std::size_t size) {
 }
 
 result<row> decode_row(std::string_view bytes, const std::string& where) {
-  return open_envelope<row>(bytes, tag_row, "row", where,
-                            [](const msgpack::object& o) { return get_row(o, "row"); });
+  return open_record<row>(bytes, tag_row, "row", where,
+                          [](mp_cursor& in) { return in.read_row("row"); });
 }
 
 std::string encode_change(const change_record& c) {
@@ -194,18 +226,18 @@ std::string encode_change(const change_record& c) {
 }
 
 result<change_record> decode_change(std::string_view bytes, const std::string& where) {
-  return open_envelope<change_record>(bytes, tag_change, "change-log entry", where,
-                                      [](const msgpack::object& root) {
-    as_array(root, "change", 8);
+  return open_record<change_record>(bytes, tag_change, "change-log entry", where,
+                                    [](mp_cursor& in) {
+    expect_fields(in, "change", 8);
     change_record c;
-    c.seq = get_u64(field(root, 0, "seq"), "seq");
-    c.hlc = hlc_timestamp::from_packed(get_u64(field(root, 1, "hlc"), "hlc"));
-    c.origin = get_str(field(root, 2, "origin"), "origin");
-    c.table = get_str(field(root, 3, "table"), "table");
-    c.op = get_op(field(root, 4, "op"));
-    c.key = get_row(field(root, 5, "key"), "key");
-    c.old_row = get_opt_row(field(root, 6, "old_row"), "old_row");
-    c.new_row = get_opt_row(field(root, 7, "new_row"), "new_row");
+    c.seq = in.u64("seq");
+    c.hlc = hlc_timestamp::from_packed(in.u64("hlc"));
+    c.origin = in.str("origin");
+    c.table = in.str("table");
+    c.op = op_of(in.u64("op"));
+    c.key = in.read_row("key");
+    c.old_row = in.read_opt_row("old_row");
+    c.new_row = in.read_opt_row("new_row");
     return c;
   });
 }
@@ -230,25 +262,25 @@ std::string encode_outbox(const outbox_entry& e) {
 }
 
 result<outbox_entry> decode_outbox(std::string_view bytes, const std::string& where) {
-  return open_envelope<outbox_entry>(bytes, tag_outbox, "outbox entry", where,
-                                     [](const msgpack::object& root) {
-    as_array(root, "outbox", 12);
+  return open_record<outbox_entry>(bytes, tag_outbox, "outbox entry", where,
+                                   [](mp_cursor& in) {
+    expect_fields(in, "outbox", 12);
     outbox_entry e;
-    e.seq = get_u64(field(root, 0, "seq"), "seq");
-    e.mutation_id = get_str(field(root, 1, "mutation_id"), "mutation_id");
-    e.view = get_str(field(root, 2, "view"), "view");
-    e.table = get_str(field(root, 3, "table"), "table");
-    e.op = get_op(field(root, 4, "op"));
-    e.key = get_row(field(root, 5, "key"), "key");
-    e.base_version = get_str(field(root, 6, "base_version"), "base_version");
-    e.new_row = get_opt_row(field(root, 7, "new_row"), "new_row");
-    auto st = get_u64(field(root, 8, "state"), "state");
+    e.seq = in.u64("seq");
+    e.mutation_id = in.str("mutation_id");
+    e.view = in.str("view");
+    e.table = in.str("table");
+    e.op = op_of(in.u64("op"));
+    e.key = in.read_row("key");
+    e.base_version = in.str("base_version");
+    e.new_row = in.read_opt_row("new_row");
+    auto st = in.u64("state");
     if (st > 3)
       throw decode_error("field 'state' has unknown outbox state " + std::to_string(st));
     e.state = static_cast<outbox_state>(st);
-    e.attempts = static_cast<std::uint32_t>(get_u64(field(root, 9, "attempts"), "attempts"));
-    e.last_error = get_str(field(root, 10, "last_error"), "last_error");
-    e.created = hlc_timestamp::from_packed(get_u64(field(root, 11, "created"), "created"));
+    e.attempts = static_cast<std::uint32_t>(in.u64("attempts"));
+    e.last_error = in.str("last_error");
+    e.created = hlc_timestamp::from_packed(in.u64("created"));
     return e;
   });
 }
