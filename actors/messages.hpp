@@ -52,6 +52,9 @@ struct change_set {
   /// order), so a remote can apply each mutation once however often it is
   /// retransmitted. Empty for changes from a remote.
   std::vector<std::string> mutation_ids;
+  /// For pushed local writes: the outbox seq of each change (same order,
+  /// ascending); a PostgreSQL remote records runs of them upstream.
+  std::vector<std::uint64_t> outbox_seqs;
   /// For pushed local writes: the row each write was based on
   /// (store::encode_row of the local row before it), or "" when the key
   /// held no row; same order as `changes`. A remote checks it before it

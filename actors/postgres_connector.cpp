@@ -212,10 +212,10 @@ struct pg_state {
   std::set<caf::actor> watchers;
   /// The normal connection sync views' writes are pushed on, the
   /// replication origin its session is set up with ("" none), and whether
-  /// syncmesh.mutations is known to exist on it.
+  /// syncmesh.pushes is known to exist on it.
   pg_conn_ptr push_conn;
   std::string push_origin;
-  bool mutations_ready = false;
+  bool pushes_ready = false;
   /// Pushes that went by the set-based fast path (remote stats).
   std::uint64_t bulk_pushes = 0;
   /// conflict = "custom": each sync view's resolver actor, by view.
@@ -1288,7 +1288,7 @@ store::status origin_refused(pg_state& st, const std::string& origin, const std:
     "pg_catalog.pg_replication_origin_session_reset() TO " + quote_ident(user));
 }
 
-// The push connection, with syncmesh.mutations and the view's origin set up.
+// The push connection, with syncmesh.pushes and the view's origin set up.
 store::status push_session(pg_state& st, const std::string& origin) {
   if (!st.push_conn || PQstatus(st.push_conn.get()) != CONNECTION_OK) {
     const char* keywords[] = {"connect_timeout", "dbname", nullptr};
@@ -1311,19 +1311,19 @@ store::status push_session(pg_state& st, const std::string& origin) {
     }
     return store::status::invalid_argument(what + ": " + r.error);
   };
-  if (!st.mutations_ready) {
-    // Made by another role, it needs only USAGE and INSERT here, not CREATE.
-    auto exists = run_push_sql(conn, "SELECT pg_catalog.to_regclass('syncmesh.mutations') IS NOT NULL");
+  if (!st.pushes_ready) {
+    // Made by another role, it needs only USAGE, SELECT and INSERT here.
+    auto exists = run_push_sql(conn, "SELECT pg_catalog.to_regclass('syncmesh.pushes') IS NOT NULL");
     if (!exists.ok)
-      return failed(exists, "could not look for syncmesh.mutations");
+      return failed(exists, "could not look for syncmesh.pushes");
     if (exists.rows.empty() || !exists.rows[0][0] || *exists.rows[0][0] != "t")
-      for (const auto& sql : pg::create_mutations_sql())
+      for (const auto& sql : pg::create_pushes_sql())
         if (auto r = run_push_sql(conn, sql); !r.ok)
-          return failed(r, "could not create the bookkeeping table syncmesh.mutations, which "
+          return failed(r, "could not create the bookkeeping table syncmesh.pushes, which "
                            "records every pushed write; grant the role CREATE on the database, "
                            "or create it as the README shows and grant the role USAGE on schema "
-                           "syncmesh and INSERT on syncmesh.mutations");
-    st.mutations_ready = true;
+                           "syncmesh and SELECT, INSERT on syncmesh.pushes");
+    st.pushes_ready = true;
   }
   if (st.push_origin == origin)
     return store::status::ok();
@@ -1554,10 +1554,28 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     }
     return std::nullopt;
   };
+  // What PostgreSQL took of this batch before: the node died, or the
+  // answer was lost, between its COMMIT and the view's settling. Those
+  // writes are reported applied and not written again.
+  if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
+    return lost(r);
+  std::vector<pg::seq_run> before;
+  bool seen_before = false;
+  if (!cs.outbox_seqs.empty()) {
+    auto [lo, hi] = std::minmax_element(cs.outbox_seqs.begin(), cs.outbox_seqs.end());
+    auto r = run_push_sql(conn, pg::recorded_pushes(st.ctx->config.node_id, cs.view, *lo, *hi));
+    if (!r.ok)
+      return lost(r);
+    for (const auto& row : r.rows)
+      if (row.size() == 2 && row[0] && row[1])
+        before.push_back({std::stoull(*row[0]), std::stoull(*row[1])});
+    for (auto seq : cs.outbox_seqs)
+      seen_before = seen_before || pg::covered(before, seq);
+  }
   // The fast path: every write new and none in conflict, the batch goes as
-  // one statement per kind of write. Anything else — a mutation id seen
-  // before, a conflict, an error — rolls it back, and the batch goes one
-  // write at a time below, which sorts out each case.
+  // one statement per kind of write. Anything else — a write taken before,
+  // a conflict, an error — rolls it back, and the batch goes one write at a
+  // time below, which sorts out each case.
   std::vector<std::optional<store::row>> bases(cs.changes.size());
   std::vector<pg::bulk_write> bulk;
   for (std::size_t i = 0; i < cs.changes.size(); ++i) {
@@ -1579,21 +1597,16 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   }
   // A batch of only inserts is one COPY; the unnest() statements (whose
   // text arrays cost as much to build) are made only for other batches.
-  auto copied = t.has_rules || cs.changes.size() < 2 ? std::nullopt : pg::copy_inserts(t, bulk);
-  if (auto plan = cs.changes.size() > 1 && !copied ? pg::bulk_statements(t, bulk)
-                                                   : std::vector<pg::bulk_statement>{};
+  const bool may_bulk = !seen_before && cs.changes.size() > 1;
+  auto copied = t.has_rules || !may_bulk ? std::nullopt : pg::copy_inserts(t, bulk);
+  if (auto plan = may_bulk && !copied ? pg::bulk_statements(t, bulk)
+                                      : std::vector<pg::bulk_statement>{};
       copied || !plan.empty()) {
-    if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
-      return lost(r);
-    // COPY, not INSERT: an id recorded before, or (for a batch of only
-    // inserts) a key that exists upstream, fails it — and the batch goes
-    // one at a time, as a short count would send it.
-    auto recorded = run_push_copy(conn, pg::copy_mutation_ids(cs.mutation_ids,
-                                                              st.ctx->config.node_id, cs.view));
-    if (recorded.lost)
-      return lost(recorded);
-    bool fits = recorded.ok && recorded.affected == static_cast<int>(cs.mutation_ids.size());
-    if (fits && copied) {
+    // COPY, not INSERT: for a batch of only inserts, a key that exists
+    // upstream fails it — and the batch goes one at a time, as a short
+    // count would send it.
+    bool fits = true;
+    if (copied) {
       auto r = run_push_copy(conn, *copied);
       if (r.lost)
         return lost(r);
@@ -1604,6 +1617,12 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
       if (r.lost)
         return lost(r);
       fits = r.ok && r.affected == static_cast<int>(plan[k].expect);
+    }
+    if (fits) {
+      auto runs = pg::runs_of(cs.outbox_seqs);
+      auto recorded = run_push_copy(conn, pg::copy_pushes(runs, st.ctx->config.node_id, cs.view));
+      if (!recorded.ok)
+        return lost(recorded);
     }
     if (fits) {
       if (auto r = run_push_sql(conn, "COMMIT"); !r.ok)
@@ -1618,13 +1637,21 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     }
     if (auto r = run_push_sql(conn, "ROLLBACK"); !r.ok)
       return lost(r);
+    if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
+      return lost(r);
   }
-  if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
-    return lost(r);
   bool wrote_new = false;
+  std::vector<std::uint64_t> kept;  // seqs of the writes this transaction keeps
   for (std::size_t i = 0; i < cs.changes.size(); ++i) {
     const auto& c = cs.changes[i];
     auto& o = report->outcomes[i];
+    const auto seq = i < cs.outbox_seqs.size() ? cs.outbox_seqs[i] : 0;
+    if (pg::covered(before, seq)) {
+      // Applied before: the acknowledgement was lost (a crash, a timeout).
+      o.state = store::outbox_state::applied;
+      o.duplicate = true;
+      continue;
+    }
     std::optional<store::row> base;
     if (!cs.base_versions[i].empty()) {
       auto b = store::decode_row(cs.base_versions[i], "base of " + cs.mutation_ids[i]);
@@ -1634,20 +1661,6 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     }
     if (auto r = run_push_sql(conn, "SAVEPOINT syncmesh_write"); !r.ok)
       return lost(r);
-    auto recorded = run_push_sql(conn,
-                                 "INSERT INTO syncmesh.mutations (mutation_id, node, view) "
-                                 "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                                 {cs.mutation_ids[i], st.ctx->config.node_id, cs.view});
-    if (!recorded.ok)
-      return lost(recorded);
-    if (recorded.affected == 0) {
-      // Applied before: the acknowledgement was lost (a crash, a timeout).
-      o.state = store::outbox_state::applied;
-      o.duplicate = true;
-      if (auto r = run_push_sql(conn, "RELEASE SAVEPOINT syncmesh_write"); !r.ok)
-        return lost(r);
-      continue;
-    }
     const bool remove = c.op == store::change_op::remove;
     if (!remove && !c.new_row)
       return make_error(errc::invalid_request, "a pushed upsert carries no row");
@@ -1678,6 +1691,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
       o.state = store::outbox_state::applied;
       o.written = true;
       wrote_new = true;
+      kept.push_back(seq);
       continue;
     }
     // No row matched: someone else changed the row since the write's base.
@@ -1710,7 +1724,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     }
     if (!local_wins) {
       o.winner = "remote";
-      if (auto r = undo(); !r.ok)  // the mutation id goes too: nothing was written
+      if (auto r = undo(); !r.ok)  // nothing was written
         return lost(r);
       continue;
     }
@@ -1731,6 +1745,13 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     o.winner = merged ? "merged" : "local";
     o.written = f.affected > 0;
     wrote_new = wrote_new || o.written;
+    kept.push_back(seq);
+  }
+  if (!kept.empty()) {
+    auto runs = pg::runs_of(kept);
+    auto recorded = run_push_copy(conn, pg::copy_pushes(runs, st.ctx->config.node_id, cs.view));
+    if (!recorded.ok)
+      return lost(recorded);
   }
   if (auto r = run_push_sql(conn, "COMMIT"); !r.ok)
     return lost(r);
@@ -1917,7 +1938,8 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
     [self](push_atom, const std::string& source, const changes_ref& cs,
            const caf::actor&) -> caf::result<push_report_ref> {
       if (!cs.ptr || cs.ptr->changes.size() != cs.ptr->mutation_ids.size()
-          || cs.ptr->changes.size() != cs.ptr->base_versions.size())
+          || cs.ptr->changes.size() != cs.ptr->base_versions.size()
+          || cs.ptr->changes.size() != cs.ptr->outbox_seqs.size())
         return make_error(errc::invalid_request, "a push to remote '" + self->state.cfg.name
                                                    + "' must carry a mutation id and a base "
                                                      "version per write");

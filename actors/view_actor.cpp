@@ -700,6 +700,7 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
     c.new_row = e.new_row;
     cs->changes.push_back(std::move(c));
     cs->mutation_ids.push_back(e.mutation_id);
+    cs->outbox_seqs.push_back(e.seq);
     cs->base_versions.push_back(e.base_version);
     // Until its echo (or its outcome) arrives, the stream does not
     // overwrite the key with something older.

@@ -102,7 +102,7 @@ step("a role without the replication origin functions is told what to grant", fu
            CREATE TABLE owned (id bigint PRIMARY KEY, title text);
            ALTER TABLE owned OWNER TO writer;
            GRANT USAGE ON SCHEMA syncmesh TO writer;
-           GRANT INSERT ON syncmesh.mutations TO writer]])
+           GRANT SELECT, INSERT ON syncmesh.pushes TO writer]])
   local n = node.start("pol_role", config({ source = "public.owned" }, pg:conninfo() .. " user=writer"))
   await(function() return ready(n) end, 20000, "the view of the role's own table is ready")
   n:exec("pg.v", { upsert = { { id = 1, title = "x" } } })

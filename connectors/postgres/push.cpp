@@ -118,11 +118,28 @@ std::string overriding(const push_table& t) {
 
 } // namespace
 
-std::vector<std::string> create_mutations_sql() {
+std::vector<std::string> create_pushes_sql() {
   return {"CREATE SCHEMA IF NOT EXISTS syncmesh",
-          "CREATE TABLE IF NOT EXISTS syncmesh.mutations ("
-          "mutation_id text PRIMARY KEY, node text NOT NULL, view text NOT NULL, "
-          "applied_at timestamptz NOT NULL DEFAULT now())"};
+          "CREATE TABLE IF NOT EXISTS syncmesh.pushes ("
+          "node text NOT NULL, view text NOT NULL, first_seq bigint NOT NULL, "
+          "last_seq bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), "
+          "PRIMARY KEY (node, view, first_seq))"};
+}
+
+std::vector<seq_run> runs_of(const std::vector<std::uint64_t>& seqs) {
+  std::vector<seq_run> out;
+  for (auto s : seqs) {
+    if (!out.empty() && out.back().last + 1 == s)
+      out.back().last = s;
+    else
+      out.push_back({s, s});
+  }
+  return out;
+}
+
+bool covered(const std::vector<seq_run>& runs, std::uint64_t seq) {
+  return std::any_of(runs.begin(), runs.end(),
+                     [&](const seq_run& r) { return r.first <= seq && seq <= r.last; });
 }
 
 std::optional<std::string> text_for(const store::value& v) {
@@ -402,22 +419,30 @@ std::optional<copy_statement> copy_inserts(const push_table& t,
   return out;
 }
 
-copy_statement copy_mutation_ids(const std::vector<std::string>& ids, const std::string& node,
-                                 const std::string& view) {
+copy_statement copy_pushes(const std::vector<seq_run>& runs, const std::string& node,
+                           const std::string& view) {
   copy_statement out;
-  std::string tail;
-  tail.push_back('\t');
-  append_copy_field(tail, node);
-  tail.push_back('\t');
-  append_copy_field(tail, view);
-  tail.push_back('\n');
-  for (const auto& id : ids) {
-    append_copy_field(out.data, id);
-    out.data += tail;
-  }
-  out.rows = ids.size();
-  out.sql = std::string("COPY ") + mutations_table + " (mutation_id, node, view) FROM STDIN";
+  std::string head;
+  append_copy_field(head, node);
+  head.push_back('\t');
+  append_copy_field(head, view);
+  head.push_back('\t');
+  for (const auto& r : runs)
+    out.data += head + std::to_string(r.first) + "\t" + std::to_string(r.last) + "\n";
+  out.rows = runs.size();
+  out.sql = std::string("COPY ") + pushes_table + " (node, view, first_seq, last_seq) FROM STDIN";
   return out;
+}
+
+statement recorded_pushes(const std::string& node, const std::string& view, std::uint64_t first,
+                          std::uint64_t last) {
+  statement s;
+  s.params = {node, view, std::to_string(first), std::to_string(last)};
+  s.sql = "(SELECT first_seq, last_seq FROM syncmesh.pushes WHERE node = $1 AND view = $2 "
+          "AND first_seq BETWEEN $3::bigint AND $4::bigint) UNION ALL "
+          "(SELECT first_seq, last_seq FROM syncmesh.pushes WHERE node = $1 AND view = $2 "
+          "AND first_seq < $3::bigint ORDER BY first_seq DESC LIMIT 1)";
+  return s;
 }
 
 statement select_row(const push_table& t, const store::row& key) {

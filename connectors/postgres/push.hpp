@@ -2,7 +2,7 @@
 
 // The SQL of a sync view's push: each local write becomes one statement
 // against the source table, checked against the row it was based on, and
-// the mutation id is recorded in syncmesh.mutations in the same transaction.
+// its outbox seq is recorded in syncmesh.pushes in the same transaction.
 //
 // Why not xmin: pgoutput does not send a row's xmin, so the version a view
 // holds cannot be learned from the stream; a row's full image (or a version
@@ -25,12 +25,28 @@
 
 namespace syncmesh::connectors::postgres {
 
-/// The bookkeeping schema and table the push creates upstream.
-inline constexpr const char* mutations_table = "syncmesh.mutations";
+/// The bookkeeping table the push creates upstream: which of a node's
+/// writes (outbox seqs, per view) PostgreSQL has taken, as runs of
+/// consecutive seqs — one row for a batch of 4,096 writes of one view,
+/// where one row per write cost PostgreSQL more than the writes did.
+inline constexpr const char* pushes_table = "syncmesh.pushes";
 
-/// CREATE SCHEMA / TABLE IF NOT EXISTS for syncmesh.mutations, one
-/// statement each.
-std::vector<std::string> create_mutations_sql();
+/// CREATE SCHEMA / TABLE IF NOT EXISTS for syncmesh.pushes, one statement
+/// each.
+std::vector<std::string> create_pushes_sql();
+
+/// A run of consecutive outbox seqs, both ends included.
+struct seq_run {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  bool operator==(const seq_run& o) const { return first == o.first && last == o.last; }
+};
+
+/// `seqs` (ascending) as maximal runs of consecutive seqs.
+std::vector<seq_run> runs_of(const std::vector<std::uint64_t>& seqs);
+
+/// Whether `seq` lies in one of `runs`.
+bool covered(const std::vector<seq_run>& runs, std::uint64_t seq);
 
 /// How a view's local columns map onto its source table.
 struct push_table {
@@ -118,11 +134,16 @@ void append_copy_field(std::string& out, const std::optional<std::string>& text)
 /// constraints but applies no rules: REQUIRES the table has none.
 std::optional<copy_statement> copy_inserts(const push_table& t, const std::vector<bulk_write>& writes);
 
-/// The mutation ids of a batch as one COPY into syncmesh.mutations. An id
-/// recorded before makes it fail (unique_violation): the caller rolls back
-/// and pushes one at a time, which reports that write applied earlier.
-copy_statement copy_mutation_ids(const std::vector<std::string>& ids, const std::string& node,
-                                 const std::string& view);
+/// Runs of a node's view's seqs as one COPY into syncmesh.pushes.
+copy_statement copy_pushes(const std::vector<seq_run>& runs, const std::string& node,
+                           const std::string& view);
+
+/// The recorded runs that may hold a seq of [first, last] for a node's
+/// view: those starting inside it, and the last one starting before it
+/// (runs of one view never overlap, so no earlier one reaches in). Rows of
+/// (first_seq, last_seq). Two index probes, however long the history.
+statement recorded_pushes(const std::string& node, const std::string& view, std::uint64_t first,
+                          std::uint64_t last);
 
 /// A PostgreSQL text[] literal of `items` (nullopt = NULL), for one
 /// parameter.

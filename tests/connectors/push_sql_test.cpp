@@ -201,11 +201,23 @@ BOOST_AUTO_TEST_CASE(a_batch_with_an_update_a_delete_or_a_key_twice_is_no_copy) 
   BOOST_TEST(copy_inserts(t, {insert}).has_value());
 }
 
-BOOST_AUTO_TEST_CASE(mutation_ids_are_one_copy_naming_the_node_and_view_on_each_line) {
-  auto c = copy_mutation_ids({"n:1", "n:2"}, "n", "pg.orders");
-  BOOST_TEST(c.sql == "COPY syncmesh.mutations (mutation_id, node, view) FROM STDIN");
-  BOOST_TEST(c.data == "n:1\tn\tpg.orders\nn:2\tn\tpg.orders\n");
-  BOOST_TEST(c.rows == 2u);
+BOOST_AUTO_TEST_CASE(pushed_seqs_are_recorded_as_runs_naming_the_node_and_view) {
+  BOOST_TEST((runs_of({}).empty()));
+  auto runs = runs_of({3, 4, 5, 9, 11, 12});
+  BOOST_TEST_REQUIRE(runs.size() == 3u);
+  BOOST_TEST((runs[0] == seq_run{3, 5}));
+  BOOST_TEST((runs[1] == seq_run{9, 9}));
+  BOOST_TEST((runs[2] == seq_run{11, 12}));
+  BOOST_TEST(covered(runs, 4));
+  BOOST_TEST(covered(runs, 9));
+  BOOST_TEST(!covered(runs, 6));
+  BOOST_TEST(!covered(runs, 13));
+  auto c = copy_pushes(runs, "n", "pg.orders");
+  BOOST_TEST(c.sql == "COPY syncmesh.pushes (node, view, first_seq, last_seq) FROM STDIN");
+  BOOST_TEST(c.data == "n\tpg.orders\t3\t5\nn\tpg.orders\t9\t9\nn\tpg.orders\t11\t12\n");
+  BOOST_TEST(c.rows == 3u);
+  auto q = recorded_pushes("n", "pg.orders", 3, 12);
+  BOOST_TEST((q.params == std::vector<std::optional<std::string>>{"n", "pg.orders", "3", "12"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
