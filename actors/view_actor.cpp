@@ -360,7 +360,7 @@ std::string each_pending(view_state& st, Visit visit,
     auto ob = st.ctx->db->outbox(from, chunk);
     if (!ob)
       return "could not read the outbox: " + ob.error().to_string();
-    for (const auto& e : *ob) {
+    for (auto& e : *ob) {  // a visitor may keep (move) the entry
       from = e.seq + 1;
       if (e.view != st.cfg.full_name() || e.state != store::outbox_state::pending)
         continue;
@@ -493,8 +493,8 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
                      ? std::string{}
                      : each_pending(
                          st,
-                         [&](const store::outbox_entry& e) {
-                           ahead->entries.push_back(e);
+                         [&](store::outbox_entry& e) {
+                           ahead->entries.push_back(std::move(e));
                            return ahead->entries.size() < push_batch_entries_max;
                          },
                          pushed.back().seq + 1);
@@ -633,8 +633,8 @@ void push_pending(view_actor* self, Done done) {
   }
   std::vector<store::outbox_entry> pending;
   if (auto err = each_pending(st,
-                              [&](const store::outbox_entry& e) {
-                                pending.push_back(e);
+                              [&](store::outbox_entry& e) {
+                                pending.push_back(std::move(e));
                                 return pending.size() < push_batch_entries_max;
                               });
       !err.empty()) {
@@ -722,8 +722,8 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
     // A failed read is no error here: settle_push reads again.
     (void) each_pending(
       st,
-      [&](const store::outbox_entry& e) {
-        flight->read_ahead.push_back(e);
+      [&](store::outbox_entry& e) {
+        flight->read_ahead.push_back(std::move(e));
         return flight->read_ahead.size() < push_batch_entries_max;
       },
       flight->entries.back().seq + 1);

@@ -53,11 +53,21 @@ struct string_sink {
   void write(const char* data, std::size_t size) { out.append(data, size); }
 };
 
-void append_opt_row(msgpack::sbuffer& buf, const std::optional<row>& r) {
+template <class Out>
+void append_opt_row(Out& buf, const std::optional<row>& r) {
   if (r)
     append_row(buf, *r);
   else
-    packer(buf).pack_nil();
+    msgpack::packer<Out>(buf).pack_nil();
+}
+
+// Writes the header of the record in `out`, whose payload follows its
+// first header_size bytes (packed in place: the payload is never copied).
+void seal_in_place(char tag, std::string& out) {
+  auto crc = crc_of(out.data() + header_size, out.size() - header_size);
+  out[0] = tag;
+  for (int i = 0; i < 4; ++i)
+    out[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
 }
 
 // --- reading ---------------------------------------------------------------
@@ -211,8 +221,10 @@ result<row> decode_row(std::string_view bytes, const std::string& where) {
 }
 
 std::string encode_change(const change_record& c) {
-  msgpack::sbuffer buf;
-  packer pk(buf);
+  std::string out(header_size, '\0');
+  out.reserve(160);
+  string_sink buf{out};
+  msgpack::packer<string_sink> pk(buf);
   pk.pack_array(8);
   pk.pack_uint64(c.seq);
   pk.pack_uint64(c.hlc.packed());
@@ -222,7 +234,8 @@ std::string encode_change(const change_record& c) {
   append_row(buf, c.key);
   append_opt_row(buf, c.old_row);
   append_opt_row(buf, c.new_row);
-  return seal(tag_change, buf);
+  seal_in_place(tag_change, out);
+  return out;
 }
 
 result<change_record> decode_change(std::string_view bytes, const std::string& where) {
@@ -243,8 +256,10 @@ result<change_record> decode_change(std::string_view bytes, const std::string& w
 }
 
 std::string encode_outbox(const outbox_entry& e) {
-  msgpack::sbuffer buf;
-  packer pk(buf);
+  std::string out(header_size, '\0');
+  out.reserve(192);
+  string_sink buf{out};
+  msgpack::packer<string_sink> pk(buf);
   pk.pack_array(12);
   pk.pack_uint64(e.seq);
   pk.pack(e.mutation_id);
@@ -258,7 +273,8 @@ std::string encode_outbox(const outbox_entry& e) {
   pk.pack_uint32(e.attempts);
   pk.pack(e.last_error);
   pk.pack_uint64(e.created.packed());
-  return seal(tag_outbox, buf);
+  seal_in_place(tag_outbox, out);
+  return out;
 }
 
 result<outbox_entry> decode_outbox(std::string_view bytes, const std::string& where) {

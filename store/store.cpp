@@ -46,6 +46,18 @@ status store::create_table(const schema& s) {
 
 namespace {
 
+// Decodes a record read under `key`, naming the key only when the record is
+// damaged: describing a key costs about as much as decoding a small record,
+// and a scan reads thousands.
+template <class Decode>
+auto decode_at(Decode decode, std::string_view bytes, std::string_view key) {
+  auto r = decode(bytes, std::string());
+  if (!r)
+    r = decode(bytes, layout::describe_key(std::string(key)));
+  return r;
+}
+
+
 status from_leveldb(const leveldb::Status& s, const std::string& context) {
   if (s.ok())
     return status::ok();
@@ -218,8 +230,8 @@ public:
     auto end = so.to.empty() ? layout::prefix_end(prefix) : prefix + encode_key(so.to);
     std::vector<row> out;
     for (it->Seek(begin); it->Valid() && it->key().compare(end) < 0; it->Next()) {
-      auto r = decode_row(std::string_view(it->value().data(), it->value().size()),
-                          layout::describe_key(it->key().ToString()));
+      auto r = decode_at(decode_row, std::string_view(it->value().data(), it->value().size()),
+                         std::string_view(it->key().data(), it->key().size()));
       if (!r)
         return r.error();
       out.push_back(std::move(r).value());
@@ -238,13 +250,14 @@ public:
     auto end = std::string(1, layout::log_prefix + 1);
     for (it->Seek(layout::log_key(from_seq)); it->Valid() && it->key().compare(end) < 0;
          it->Next()) {
-      auto where = layout::describe_key(it->key().ToString());
-      auto c = decode_change(std::string_view(it->value().data(), it->value().size()), where);
+      auto c = decode_at(decode_change, std::string_view(it->value().data(), it->value().size()),
+                         std::string_view(it->key().data(), it->key().size()));
       if (!c)
         return c.error();
       if (it->key().size() != 9
           || c->seq != decode_u64_be(std::string_view(it->key().data() + 1, 8)))
-        return status::corruption("the change-log entry stored at " + where
+        return status::corruption("the change-log entry stored at "
+                                  + layout::describe_key(it->key().ToString())
                                   + " carries seq " + std::to_string(c->seq)
                                   + "; the data directory is damaged");
       out.push_back(std::move(c).value());
@@ -344,12 +357,13 @@ public:
 
   result<std::vector<outbox_entry>> outbox(std::uint64_t from, std::size_t max) const override {
     std::vector<outbox_entry> out;
+    out.reserve(std::min<std::size_t>(max > 0 ? max : 1024, 4096));
     std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
     auto end = std::string(1, layout::outbox_prefix + 1);
     for (it->Seek(layout::outbox_key(from)); it->Valid() && it->key().compare(end) < 0;
          it->Next()) {
-      auto e = decode_outbox(std::string_view(it->value().data(), it->value().size()),
-                             layout::describe_key(it->key().ToString()));
+      auto e = decode_at(decode_outbox, std::string_view(it->value().data(), it->value().size()),
+                         std::string_view(it->key().data(), it->key().size()));
       if (!e)
         return e.error();
       out.push_back(std::move(e).value());
@@ -512,7 +526,7 @@ private:
       return std::optional<row>{};
     if (!s.ok())
       return from_leveldb(s, "reading " + layout::describe_key(key));
-    auto r = decode_row(raw, layout::describe_key(key));
+    auto r = decode_at(decode_row, raw, key);
     if (!r)
       return r.error();
     return std::optional<row>{std::move(r).value()};
@@ -905,17 +919,24 @@ private:
       else
         mine.Delete(layout::ext_key(name));
     }
-    for (auto e : b.outbox_put) {
-      if (e.seq == 0)
-        e.seq = local.next_outbox_seq++;
-      else if (e.seq >= local.next_outbox_seq)
-        local.next_outbox_seq = e.seq + 1;
-      if (e.mutation_id.empty())
-        e.mutation_id = node_id_ + ":" + std::to_string(e.seq);
-      if (e.created == hlc_timestamp{})
-        e.created = clock_->now();
-      mine.Put(layout::outbox_key(e.seq), encode_outbox(e));
-      res.outbox_seqs.push_back(e.seq);
+    for (const auto& given : b.outbox_put) {
+      // A settled entry comes whole (a push settles thousands): encoded
+      // as given; a new one is copied to fill in what the store assigns.
+      const outbox_entry* e = &given;
+      std::optional<outbox_entry> filled;
+      if (given.seq == 0 || given.mutation_id.empty() || given.created == hlc_timestamp{}) {
+        e = &filled.emplace(given);
+        if (filled->seq == 0)
+          filled->seq = local.next_outbox_seq++;
+        if (filled->mutation_id.empty())
+          filled->mutation_id = node_id_ + ":" + std::to_string(filled->seq);
+        if (filled->created == hlc_timestamp{})
+          filled->created = clock_->now();
+      }
+      if (e->seq >= local.next_outbox_seq)
+        local.next_outbox_seq = e->seq + 1;
+      mine.Put(layout::outbox_key(e->seq), encode_outbox(*e));
+      res.outbox_seqs.push_back(e->seq);
     }
     for (auto seq : b.outbox_remove)
       mine.Delete(layout::outbox_key(seq));
