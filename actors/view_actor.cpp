@@ -586,7 +586,10 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
         st.outbox_applied += applied;
         st.outbox_failed += failed;
         st.outbox_conflicted += conflicted;
-        recount_oldest_pending(self);
+        if (next && !next->entries.empty() && blocked.empty())
+          st.oldest_pending_ms = next->entries.front().created.wall_ms();  // no read needed
+        else
+          recount_oldest_pending(self);
         refresh_status(self);
         for (auto& ev : events)
           publish(self, std::move(ev));

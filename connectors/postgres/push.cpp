@@ -1,6 +1,7 @@
 #include "connectors/postgres/push.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -392,15 +393,45 @@ void append_copy_field(std::string& out, const std::optional<std::string>& text)
   }
 }
 
+namespace {
+
+// append_copy_field of text_for(v), without the intermediate string for
+// the common kinds (a batch has thousands of rows).
+void append_copy_value(std::string& out, const store::value& v) {
+  switch (v.kind()) {
+    case store::value_kind::null: out += "\\N"; return;
+    case store::value_kind::boolean: out.push_back(v.as_bool() ? 't' : 'f'); return;
+    case store::value_kind::integer: {
+      char buf[24];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.as_int());
+      out.append(buf, end);
+      return;
+    }
+    case store::value_kind::text: {
+      const auto& t = v.as_text();
+      if (t.find_first_of("\\\t\n\r") == std::string::npos)
+        out += t;
+      else
+        append_copy_field(out, t);
+      return;
+    }
+    case store::value_kind::exact: append_copy_field(out, v.as_exact().text); return;
+    default: append_copy_field(out, text_for(v)); return;
+  }
+}
+
+} // namespace
+
 std::optional<copy_statement> copy_inserts(const push_table& t,
                                            const std::vector<bulk_write>& writes) {
-  std::set<std::string> keys;
+  std::vector<std::string> keys;
+  keys.reserve(writes.size());
   copy_statement out;
+  out.data.reserve(writes.size() * 48);
   for (const auto& w : writes) {
     if (w.remove || w.base || !w.row || !w.key)
       return std::nullopt;
-    if (!keys.insert(store::encode_key(*w.key)).second)
-      return std::nullopt;
+    keys.push_back(store::encode_key(*w.key));
     bool first = true;
     for (std::size_t i = 0; i < t.columns.size(); ++i) {
       if (!written(t, i))
@@ -408,10 +439,17 @@ std::optional<copy_statement> copy_inserts(const push_table& t,
       if (!first)
         out.data.push_back('\t');
       first = false;
-      append_copy_field(out.data, i < w.row->size() ? text_for((*w.row)[i]) : std::nullopt);
+      if (i < w.row->size())
+        append_copy_value(out.data, (*w.row)[i]);
+      else
+        out.data += "\\N";
     }
     out.data.push_back('\n');
   }
+  // Distinct keys only (a key written twice goes one write at a time).
+  std::sort(keys.begin(), keys.end());
+  if (std::adjacent_find(keys.begin(), keys.end()) != keys.end())
+    return std::nullopt;
   out.rows = writes.size();
   // COPY writes the values it is given into an identity column, GENERATED
   // ALWAYS or not (as INSERT ... OVERRIDING SYSTEM VALUE does).

@@ -182,6 +182,36 @@ BOOST_AUTO_TEST_CASE(a_batch_of_only_inserts_is_one_copy_of_its_rows_in_column_o
   BOOST_TEST(c->rows == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(copy_lines_spell_every_kind_of_value_as_text_for_does) {
+  auto t = items();
+  std::vector<value> kinds{value::null(), value::boolean(true), value::boolean(false),
+                           value::integer(-9223372036854775807LL - 1), value::integer(42),
+                           value::real(0.1), value::real(-2.0), value::text(""),
+                           value::text("plain"), value::text("tab\there\\ and \\N"),
+                           value::bytes(std::string("\x00\xff\t", 3)),
+                           value::exact("numeric", "12.50"), value::exact("json", "{\"a\":\"\\n\"}")};
+  std::vector<row> rows, keys;
+  for (std::size_t i = 0; i < kinds.size(); ++i) {
+    rows.push_back({value::integer(static_cast<std::int64_t>(i)), kinds[i], kinds[kinds.size() - 1 - i]});
+    keys.push_back({value::integer(static_cast<std::int64_t>(i))});
+  }
+  std::vector<bulk_write> ws(kinds.size());
+  std::string expected;
+  for (std::size_t i = 0; i < kinds.size(); ++i) {
+    ws[i].key = &keys[i];
+    ws[i].row = &rows[i];
+    for (std::size_t c = 0; c < 3; ++c) {
+      if (c)
+        expected.push_back('\t');
+      append_copy_field(expected, text_for(rows[i][c]));
+    }
+    expected.push_back('\n');
+  }
+  auto c = copy_inserts(t, ws);
+  BOOST_REQUIRE(c);
+  BOOST_TEST(c->data == expected);
+}
+
 BOOST_AUTO_TEST_CASE(a_batch_with_an_update_a_delete_or_a_key_twice_is_no_copy) {
   auto t = items();
   row r1{value::integer(1), value::text("one"), value::null()};
