@@ -1260,8 +1260,11 @@ sql_result run_push_copy(PGconn* conn, const pg::copy_statement& c) {
     }
   }
   if (PQputCopyEnd(conn, error) != 1) {
+    // The COPY may still be open on the server, with results to come: the
+    // connection is in no state for the next command, so it counts as lost
+    // (the caller replaces it; the transaction dies with it).
     out.error = PQerrorMessage(conn);
-    out.lost = PQstatus(conn) != CONNECTION_OK;
+    out.lost = true;
     return out;
   }
   return finish(pg_result_ptr(PQgetResult(conn)));
