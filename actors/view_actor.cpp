@@ -565,6 +565,12 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
         local_fix[key] = std::move(c);
       }
     }
+    // Settled for good: the row and its base went upstream (and into the
+    // conflict record); what reads a settled entry — status counts and
+    // origin_first waiters — wants its key, mutation id, state and error.
+    // A settlement rewrites every entry it settles, so it writes them small.
+    e.new_row.reset();
+    e.base_version.clear();
     b->outbox_put.push_back(std::move(e));
   }
   for (auto& [key, fix] : local_fix)
