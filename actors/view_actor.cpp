@@ -787,12 +787,22 @@ void subscribe(view_actor* self, Refused refused) {
   auto& st = self->state;
   self->request(st.connector, step_timeout, subscribe_atom::value, st.cfg.source,
                 st.cfg.full_name(), caf::actor{self}, st.position, open_gate(self))
-    .then([self](std::uint64_t) { finish_run(self, {}); },
-          [self, refused](const caf::error& err) mutable {
-            close_gate(self);
-            self->state.subscribed = false;
-            refused(err);
-          });
+    .then(
+      [self](std::uint64_t) {
+        auto& st = self->state;
+        // The stream may have ended before its answer came (down_atom,
+        // stream_lost_atom): the run then fails and retries, not "running"
+        // on a stream that is gone. A stop meanwhile is no failure.
+        if (!st.subscribed && st.job.enabled)
+          finish_run(self, "the change stream of '" + st.cfg.source + "' ended as it started");
+        else
+          finish_run(self, {});
+      },
+      [self, refused](const caf::error& err) mutable {
+        close_gate(self);
+        self->state.subscribed = false;
+        refused(err);
+      });
   st.subscribed = true;
   refresh_status(self);
 }

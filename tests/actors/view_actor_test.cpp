@@ -227,6 +227,35 @@ BOOST_FIXTURE_TEST_CASE(a_view_recovers_by_itself_when_its_remote_returns, view_
   BOOST_TEST(local_rows() == 3u);  // and it follows the stream again
 }
 
+// A resumed view counts as following its stream from the subscription on;
+// a stream lost before the answer comes must fail that run (and retry), not
+// leave the view "synced" on a stream that is gone.
+BOOST_FIXTURE_TEST_CASE(a_stream_lost_before_the_subscription_is_answered_fails_the_run_and_resumes,
+                        view_fixture) {
+  vcfg = view_of("items", "realtime");
+  start_view();
+  BOOST_REQUIRE(status()["streaming"] == true);
+  auto out = std::make_shared<std::vector<std::string>>();
+  ask(view, out, stop_atom::value);
+  run();
+  remote_upsert(3, "fig");  // while stopped
+  caf::anon_send(view, resume_atom::value);
+  sched->run_once();  // the view takes the resume and asks to subscribe
+  // The stream is lost before the connector's answer reaches the view.
+  caf::anon_send(view, down_atom::value, std::string("inventory"), std::string("cut"));
+  run();
+  auto st = status();
+  BOOST_TEST(st["state"] == "failed", st.dump());
+  BOOST_TEST(st["streaming"] == false);
+  advance(60'000);  // the retry follows on from the stream
+  st = status();
+  BOOST_TEST(st["state"] == "running", st.dump());
+  BOOST_TEST(st["streaming"] == true);
+  BOOST_TEST(local_rows() == 3u);  // the write made while stopped arrived
+  remote_upsert(4, "kiwi");
+  BOOST_TEST(local_rows() == 4u);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_realtime_view_applies_the_stream_without_gap_or_duplicate,
                         view_fixture) {
   vcfg = view_of("items", "realtime");
