@@ -746,7 +746,7 @@ void run_stream(std::unique_ptr<pg::replication_stream> stream, stream_shape sha
     auto target = acked >= last_sent ? std::max(acked, idle_end) : acked;
     if (target > stream->confirmed().value)
       if (auto st = stream->confirm(pg::lsn{target}); !st)
-        return lost(st.message());
+        return lost(st.message(), st.code() == store::errc::io_error);
   }
 }
 
@@ -1543,6 +1543,13 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
                                                              "while pushing: " + r.error)
                                    : store::status::invalid_argument("the push failed: " + r.error));
   };
+  // A batch the view should never have sent: nothing of its transaction
+  // may stay open on the shared connection (a later COMMIT would keep
+  // writes whose seqs were not recorded).
+  auto refuse = [&](const std::string& why) -> caf::error {
+    (void) run_push_sql(conn, "ROLLBACK");
+    return make_error(errc::invalid_request, why);
+  };
   auto read_remote = [&](const store::row& key, push_outcome& o) -> std::optional<sql_result> {
     auto r = run_push_sql(conn, pg::select_row(t, key));
     if (!r.ok)
@@ -1560,13 +1567,14 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   // What PostgreSQL took of this batch before: the node died, or the
   // answer was lost, between its COMMIT and the view's settling. Those
   // writes are reported applied and not written again.
+  const pg::pusher who{st.ctx->config.node_id, st.ctx->db->incarnation(), cs.view};
   if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
     return lost(r);
   std::vector<pg::seq_run> before;
   bool seen_before = false;
   if (!cs.outbox_seqs.empty()) {
     auto [lo, hi] = std::minmax_element(cs.outbox_seqs.begin(), cs.outbox_seqs.end());
-    auto r = run_push_sql(conn, pg::recorded_pushes(st.ctx->config.node_id, cs.view, *lo, *hi));
+    auto r = run_push_sql(conn, pg::recorded_pushes(who, *lo, *hi));
     if (!r.ok)
       return lost(r);
     for (const auto& row : r.rows)
@@ -1623,7 +1631,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     }
     if (fits) {
       auto runs = pg::runs_of(cs.outbox_seqs);
-      auto recorded = run_push_copy(conn, pg::copy_pushes(runs, st.ctx->config.node_id, cs.view));
+      auto recorded = run_push_copy(conn, pg::copy_pushes(runs, who));
       if (!recorded.ok)
         return lost(recorded);
     }
@@ -1659,14 +1667,14 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     if (!cs.base_versions[i].empty()) {
       auto b = store::decode_row(cs.base_versions[i], "base of " + cs.mutation_ids[i]);
       if (!b)
-        return make_error(errc::invalid_request, b.error().message());
+        return refuse(b.error().message());
       base = std::move(b).value();
     }
     if (auto r = run_push_sql(conn, "SAVEPOINT syncmesh_write"); !r.ok)
       return lost(r);
     const bool remove = c.op == store::change_op::remove;
     if (!remove && !c.new_row)
-      return make_error(errc::invalid_request, "a pushed upsert carries no row");
+      return refuse("a pushed upsert carries no row");
     auto stmt = remove ? pg::delete_from(t, c.key, base ? &*base : nullptr)
                 : base ? pg::update_from(t, *c.new_row, &*base)
                        : pg::insert_new(t, *c.new_row);
@@ -1752,7 +1760,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   }
   if (!kept.empty()) {
     auto runs = pg::runs_of(kept);
-    auto recorded = run_push_copy(conn, pg::copy_pushes(runs, st.ctx->config.node_id, cs.view));
+    auto recorded = run_push_copy(conn, pg::copy_pushes(runs, who));
     if (!recorded.ok)
       return lost(recorded);
   }

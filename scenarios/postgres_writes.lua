@@ -173,7 +173,22 @@ step("a write to a realtime view is refused", function()
   check(not ok and string.find(tostring(err), "takes no local writes", 1, true) ~= nil,
         "with a sentence saying so", tostring(err))
 end)
+a:forget("pg.items")  -- its slot goes: the node comes back below as if new
+a:forget("pg.mirror")
 a:shutdown()
+
+step("a node whose data directory was made afresh pushes its writes", function()
+  -- Same node id, new directory: its outbox seqs start at 1 again, and the
+  -- runs pgw_a recorded upstream must not pass its writes off as taken.
+  local cfg = config()
+  cfg.node_id = "pgw_a"
+  local again = node.start("pgw_a_afresh", cfg)
+  await(function() return ready(again) end, 20000, "the sync view bootstrapped")
+  again:exec("pg.items", { upsert = { { id = 400, title = "afresh", qty = 4 } } })
+  await(function() return drained(again) end, 10000, "the write settled")
+  check_equal(remote_title(400), "afresh", "it reached PostgreSQL")
+  again:shutdown()
+end)
 
 step("upstream and local writes to the same rows interleave and converge", function()
   -- local-wins forces every local write: an upstream change committed just

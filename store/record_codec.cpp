@@ -115,13 +115,13 @@ change_op op_of(std::uint64_t v) {
 }
 
 
-// The root array of a record of `name` with at least `min_size` fields;
-// fields past the ones read would be trailing bytes.
-void expect_fields(mp_cursor& in, const char* name, std::uint32_t min_size) {
+// The root array of a record of `name` with exactly `size` fields (the
+// object reader accepted more; no version of the store wrote more).
+void expect_fields(mp_cursor& in, const char* name, std::uint32_t size) {
   auto n = in.array(name);
-  if (n != min_size)
+  if (n != size)
     throw decode_error(std::string("field '") + name + "' has " + std::to_string(n)
-                       + " elements, expected " + std::to_string(min_size));
+                       + " elements, expected " + std::to_string(size));
 }
 
 // The payload of a record with tag `tag`, once its header checks out; or

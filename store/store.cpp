@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <random>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -105,6 +108,8 @@ public:
                              std::string(1, layout::outbox_prefix + 1));
         k && k->size() == 9)
       next_outbox_seq_ = decode_u64_be(std::string_view(*k).substr(1)) + 1;
+    if (auto st = load_incarnation(); !st)
+      return st;
     hlc_timestamp floor;
     std::string raw;
     auto s = db_->Get({}, layout::meta_key("hlc"), &raw);
@@ -376,6 +381,7 @@ public:
   }
 
   const std::string& node_id() const override { return node_id_; }
+  const std::string& incarnation() const override { return incarnation_; }
   hybrid_clock& clock() override { return *clock_; }
   const options& opts() const override { return opts_; }
 
@@ -610,6 +616,32 @@ private:
       next_generation_ = std::max(next_generation_, generation + 1);
       return status::ok();
     });
+  }
+
+  // The data directory's incarnation: read, or made and written (synced)
+  // by the first open.
+  status load_incarnation() {
+    const auto key = layout::meta_key("incarnation");
+    auto s = db_->Get({}, key, &incarnation_);
+    if (s.ok()) {
+      if (incarnation_.size() != 16
+          || incarnation_.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return status::corruption("the incarnation stored at " + layout::describe_key(key)
+                                  + " is not 16 hex digits; the data directory is damaged");
+      return status::ok();
+    }
+    if (!s.IsNotFound())
+      return from_leveldb(s, "reading the data directory's incarnation");
+    std::random_device rd;
+    std::uint64_t r = (static_cast<std::uint64_t>(rd()) << 32) ^ rd()
+                      ^ static_cast<std::uint64_t>(
+                        std::chrono::system_clock::now().time_since_epoch().count());
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r));
+    incarnation_ = buf;
+    leveldb::WriteOptions wo;
+    wo.sync = true;
+    return from_leveldb(db_->Put(wo, key, incarnation_), "recording the data directory's incarnation");
   }
 
   // Every generation of a table but its live one is garbage at open: a
@@ -1066,6 +1098,7 @@ private:
   status failed_;  // set by the first failed commit; the store then takes no writes
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_outbox_seq_ = 1;
+  std::string incarnation_;
   std::uint64_t hlc_written_ = 0;  // the clock reading the store holds (packed)
 
   std::uint32_t stored_format_ = layout::format_version;  // leader only, after init

@@ -180,6 +180,11 @@ public:
                                                    std::size_t max = 0) const = 0;
 
   virtual const std::string& node_id() const = 0;
+  /// Names this data directory, made at random when the store is first
+  /// opened (16 hex digits): a directory deleted and made again under the
+  /// same node id gets another, so what a remote recorded of the old one's
+  /// outbox seqs (which start again at 1) is not taken for the new one's.
+  virtual const std::string& incarnation() const = 0;
   virtual hybrid_clock& clock() = 0;
   virtual const options& opts() const = 0;
 

@@ -122,9 +122,10 @@ std::string overriding(const push_table& t) {
 std::vector<std::string> create_pushes_sql() {
   return {"CREATE SCHEMA IF NOT EXISTS syncmesh",
           "CREATE TABLE IF NOT EXISTS syncmesh.pushes ("
-          "node text NOT NULL, view text NOT NULL, first_seq bigint NOT NULL, "
-          "last_seq bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), "
-          "PRIMARY KEY (node, view, first_seq))"};
+          "node text NOT NULL, incarnation text NOT NULL, view text NOT NULL, "
+          "first_seq bigint NOT NULL, last_seq bigint NOT NULL, "
+          "applied_at timestamptz NOT NULL DEFAULT now(), "
+          "PRIMARY KEY (node, incarnation, view, first_seq))"};
 }
 
 std::vector<seq_run> runs_of(const std::vector<std::uint64_t>& seqs) {
@@ -457,29 +458,29 @@ std::optional<copy_statement> copy_inserts(const push_table& t,
   return out;
 }
 
-copy_statement copy_pushes(const std::vector<seq_run>& runs, const std::string& node,
-                           const std::string& view) {
+copy_statement copy_pushes(const std::vector<seq_run>& runs, const pusher& who) {
   copy_statement out;
   std::string head;
-  append_copy_field(head, node);
-  head.push_back('\t');
-  append_copy_field(head, view);
-  head.push_back('\t');
+  for (const auto* part : {&who.node, &who.incarnation, &who.view}) {
+    append_copy_field(head, *part);
+    head.push_back('\t');
+  }
   for (const auto& r : runs)
     out.data += head + std::to_string(r.first) + "\t" + std::to_string(r.last) + "\n";
   out.rows = runs.size();
-  out.sql = std::string("COPY ") + pushes_table + " (node, view, first_seq, last_seq) FROM STDIN";
+  out.sql = std::string("COPY ") + pushes_table
+            + " (node, incarnation, view, first_seq, last_seq) FROM STDIN";
   return out;
 }
 
-statement recorded_pushes(const std::string& node, const std::string& view, std::uint64_t first,
-                          std::uint64_t last) {
+statement recorded_pushes(const pusher& who, std::uint64_t first, std::uint64_t last) {
   statement s;
-  s.params = {node, view, std::to_string(first), std::to_string(last)};
-  s.sql = "(SELECT first_seq, last_seq FROM syncmesh.pushes WHERE node = $1 AND view = $2 "
-          "AND first_seq BETWEEN $3::bigint AND $4::bigint) UNION ALL "
-          "(SELECT first_seq, last_seq FROM syncmesh.pushes WHERE node = $1 AND view = $2 "
-          "AND first_seq < $3::bigint ORDER BY first_seq DESC LIMIT 1)";
+  s.params = {who.node, who.incarnation, who.view, std::to_string(first), std::to_string(last)};
+  const std::string whose = "FROM syncmesh.pushes WHERE node = $1 AND incarnation = $2 AND view = $3 ";
+  s.sql = "(SELECT first_seq, last_seq " + whose
+          + "AND first_seq BETWEEN $4::bigint AND $5::bigint) UNION ALL "
+          "(SELECT first_seq, last_seq " + whose
+          + "AND first_seq < $4::bigint ORDER BY first_seq DESC LIMIT 1)";
   return s;
 }
 

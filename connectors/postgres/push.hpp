@@ -134,16 +134,22 @@ void append_copy_field(std::string& out, const std::optional<std::string>& text)
 /// constraints but applies no rules: REQUIRES the table has none.
 std::optional<copy_statement> copy_inserts(const push_table& t, const std::vector<bulk_write>& writes);
 
-/// Runs of a node's view's seqs as one COPY into syncmesh.pushes.
-copy_statement copy_pushes(const std::vector<seq_run>& runs, const std::string& node,
-                           const std::string& view);
+/// Whose outbox seqs a run counts: the node, its data directory's
+/// incarnation (seqs start again at 1 in a new directory), and the view.
+struct pusher {
+  std::string node;
+  std::string incarnation;
+  std::string view;
+};
 
-/// The recorded runs that may hold a seq of [first, last] for a node's
-/// view: those starting inside it, and the last one starting before it
+/// Runs of a pusher's seqs as one COPY into syncmesh.pushes.
+copy_statement copy_pushes(const std::vector<seq_run>& runs, const pusher& who);
+
+/// The recorded runs that may hold a seq of [first, last] for a pusher:
+/// those starting inside it, and the last one starting before it
 /// (runs of one view never overlap, so no earlier one reaches in). Rows of
 /// (first_seq, last_seq). Two index probes, however long the history.
-statement recorded_pushes(const std::string& node, const std::string& view, std::uint64_t first,
-                          std::uint64_t last);
+statement recorded_pushes(const pusher& who, std::uint64_t first, std::uint64_t last);
 
 /// A PostgreSQL text[] literal of `items` (nullopt = NULL), for one
 /// parameter.

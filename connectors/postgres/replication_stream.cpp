@@ -537,8 +537,18 @@ status replication_stream::stream_ended() {
                                + primary
                                + "; create it with CREATE PUBLICATION, or start() with the names "
                                  "of existing publications");
-    return status::io_error("PostgreSQL at " + where + " stopped the replication stream (" + primary
-                            + ", SQLSTATE " + state + ")" + again);
+    // Classes 08 (connection), 53 (resources) and 57 (operator
+    // intervention: a shutdown, a restart) end this connection only, and a
+    // new one may go on from the slot. Any other error (58P01 WAL removed,
+    // 55000 a slot that cannot serve changes, XX000 a decoding failure)
+    // would end the next stream from this slot the same way.
+    const std::string cls = state.substr(0, 2);
+    if (cls == "08" || cls == "53" || cls == "57")
+      return status::io_error("PostgreSQL at " + where + " stopped the replication stream ("
+                              + primary + ", SQLSTATE " + state + ")" + again);
+    return status::invalid_argument("PostgreSQL at " + where + " stopped the replication stream ("
+                                    + primary + ", SQLSTATE " + state + "); a new stream from slot "
+                                    + slot_ + " would stop the same way");
   }
   if (failed)
     said = tidy(PQresultErrorMessage(failed.get()));

@@ -242,12 +242,16 @@ BOOST_AUTO_TEST_CASE(pushed_seqs_are_recorded_as_runs_naming_the_node_and_view) 
   BOOST_TEST(covered(runs, 9));
   BOOST_TEST(!covered(runs, 6));
   BOOST_TEST(!covered(runs, 13));
-  auto c = copy_pushes(runs, "n", "pg.orders");
-  BOOST_TEST(c.sql == "COPY syncmesh.pushes (node, view, first_seq, last_seq) FROM STDIN");
-  BOOST_TEST(c.data == "n\tpg.orders\t3\t5\nn\tpg.orders\t9\t9\nn\tpg.orders\t11\t12\n");
+  const pusher who{"n", "0123456789abcdef", "pg.orders"};
+  auto c = copy_pushes(runs, who);
+  BOOST_TEST(c.sql == "COPY syncmesh.pushes (node, incarnation, view, first_seq, last_seq) FROM STDIN");
+  BOOST_TEST(c.data == "n\t0123456789abcdef\tpg.orders\t3\t5\n"
+                       "n\t0123456789abcdef\tpg.orders\t9\t9\n"
+                       "n\t0123456789abcdef\tpg.orders\t11\t12\n");
   BOOST_TEST(c.rows == 3u);
-  auto q = recorded_pushes("n", "pg.orders", 3, 12);
-  BOOST_TEST((q.params == std::vector<std::optional<std::string>>{"n", "pg.orders", "3", "12"}));
+  auto q = recorded_pushes(who, 3, 12);
+  BOOST_TEST((q.params
+              == std::vector<std::optional<std::string>>{"n", "0123456789abcdef", "pg.orders", "3", "12"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

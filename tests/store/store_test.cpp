@@ -14,6 +14,21 @@ using std::chrono::steady_clock;
 
 BOOST_FIXTURE_TEST_SUITE(store_apply, mem_store_fixture)
 
+// A remote records which outbox seqs it took per node and incarnation:
+// the incarnation must survive restarts and differ for a new directory,
+// whose seqs start again at 1.
+BOOST_AUTO_TEST_CASE(a_data_directory_keeps_its_incarnation_and_a_new_one_gets_another) {
+  const auto first = db->incarnation();
+  BOOST_TEST(first.size() == 16u);
+  BOOST_TEST(first.find_first_not_of("0123456789abcdef") == std::string::npos, first);
+  reopen();
+  BOOST_TEST(db->incarnation() == first);
+  db.reset();
+  opts.path = "/mem/another";  // the same node id, a directory made afresh
+  reopen();
+  BOOST_TEST(db->incarnation() != first);
+}
+
 BOOST_AUTO_TEST_CASE(applied_rows_read_back_and_scan_in_primary_key_order) {
   create_tables();
   batch b;
