@@ -480,11 +480,13 @@ status replication_stream::start(const std::string& slot, lsn from,
                                + "): PostgreSQL removed WAL it still needed; drop it and "
                                  "create it again with a new snapshot");
     if (state == "55006")
-      return status::invalid_argument("replication slot " + slot + " is in use on "
-                                      + endpoint(conn_) + " ("
-                                      + field(r.get(), PG_DIAG_MESSAGE_PRIMARY)
-                                      + "); only one connection can stream a slot at a time, "
-                                        "stop the other one first");
+      // Retryable: most often the connection that streamed it a moment ago
+      // is still closing (its walsender has not exited yet).
+      return status::io_error("replication slot " + slot + " is in use on " + endpoint(conn_)
+                              + " (" + field(r.get(), PG_DIAG_MESSAGE_PRIMARY)
+                              + "); only one connection can stream a slot at a time: the one "
+                                "that had it may still be closing, or another one holds it "
+                                "and must be stopped first");
     return command_error(conn_, r.get(), "starting replication from slot " + slot);
   }
   if (PQsetnonblocking(conn_, 1) != 0)
