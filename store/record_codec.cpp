@@ -61,13 +61,14 @@ void append_opt_row(Out& buf, const std::optional<row>& r) {
     msgpack::packer<Out>(buf).pack_nil();
 }
 
-// Writes the header of the record in `out`, whose payload follows its
-// first header_size bytes (packed in place: the payload is never copied).
-void seal_in_place(char tag, std::string& out) {
-  auto crc = crc_of(out.data() + header_size, out.size() - header_size);
-  out[0] = tag;
+// Writes the header of the record of `size` bytes at `record`, whose
+// payload follows its first header_size bytes (packed in place: the
+// payload is never copied).
+void seal_in_place(char tag, char* record, std::size_t size) {
+  auto crc = crc_of(record + header_size, size - header_size);
+  record[0] = tag;
   for (int i = 0; i < 4; ++i)
-    out[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+    record[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
 }
 
 // --- reading ---------------------------------------------------------------
@@ -106,14 +107,11 @@ bool get_bool(const msgpack::object& o, const char* name) {
   return o.via.boolean;
 }
 
-
-
 change_op op_of(std::uint64_t v) {
   if (v < 1 || v > 5)
     throw decode_error("field 'op' has unknown operation " + std::to_string(v));
   return static_cast<change_op>(v);
 }
-
 
 // The root array of a record of `name` with exactly `size` fields (the
 // object reader accepted more; no version of the store wrote more).
@@ -209,10 +207,7 @@ std::string encode_row(const row& r) {
 
 void seal_row(char* record, std::size_t size) {
   static_assert(header_size == record_header_size);
-  auto crc = crc_of(record + header_size, size - header_size);
-  record[0] = tag_row;
-  for (int i = 0; i < 4; ++i)
-    record[1 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+  seal_in_place(tag_row, record, size);
 }
 
 result<row> decode_row(std::string_view bytes, const std::string& where) {
@@ -234,7 +229,7 @@ std::string encode_change(const change_record& c) {
   append_row(buf, c.key);
   append_opt_row(buf, c.old_row);
   append_opt_row(buf, c.new_row);
-  seal_in_place(tag_change, out);
+  seal_in_place(tag_change, out.data(), out.size());
   return out;
 }
 
@@ -273,7 +268,7 @@ std::string encode_outbox(const outbox_entry& e) {
   pk.pack_uint32(e.attempts);
   pk.pack(e.last_error);
   pk.pack_uint64(e.created.packed());
-  seal_in_place(tag_outbox, out);
+  seal_in_place(tag_outbox, out.data(), out.size());
   return out;
 }
 
