@@ -43,6 +43,8 @@ struct memory_state {
   std::deque<std::string> applied_order;
   std::uint64_t mutations_applied = 0;
   std::uint64_t retransmissions_skipped = 0;
+  /// Whether each view's last push went through whole (change_set::after_previous).
+  push_chain push_ends;
   std::uint64_t applied_twice = 0;
   std::uint32_t acks_to_drop = 0;
   // Snapshots taken and waiting for snapshot_delay_ms, by id.
@@ -271,9 +273,14 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
            const caf::actor& origin) -> caf::result<push_report_ref> {
       if (!cs.ptr || cs.ptr->table != table)
         return make_error(errc::invalid_request, "a push names no changes for table " + table);
+      auto& chain = self->state.push_ends;
+      if (auto why = chain.refusal(*cs.ptr); !why.empty())
+        return make_error(errc::invalid_request, std::move(why));
       auto written = remote_write(self, *cs.ptr, origin.address());
-      if (written.flag == caf::rt_error)
+      if (written.flag == caf::rt_error) {
+        chain.ended(cs.ptr->view, nullptr);
         return written.err;
+      }
       // A memory remote takes every write as it comes: no base versions,
       // no conflicts, and no echoes on its stream.
       auto report = std::make_shared<push_report>();
@@ -282,6 +289,7 @@ caf::behavior memory_connector_impl(memory_actor* self, node_context_ptr ctx, re
       applied.state = store::outbox_state::applied;
       applied.written = true;
       report->outcomes.assign(cs.ptr->changes.size(), applied);
+      chain.ended(cs.ptr->view, report.get());
       return push_report_ref{std::move(report)};
     },
     [self](exec_atom, const changes_ref& cs) -> caf::result<std::uint64_t> {

@@ -7,6 +7,7 @@
 // inspect() overloads name the type and carry no fields.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +63,11 @@ struct change_set {
   std::vector<std::string> base_versions;
   /// For pushed local writes: the view that wrote them.
   std::string view;
+  /// For pushed local writes: sent before the answer to the view's push
+  /// ahead of it (so that the remote works on it at once, not after a round
+  /// trip to the view); the remote pushes it only if that push left nothing
+  /// untried (see push_chain), and refuses it otherwise.
+  bool after_previous = false;
   /// From a PostgreSQL stream: keys that this view's own pushes wrote in
   /// this transaction (the transaction ran under the view's replication
   /// origin). Their changes are not in `changes`: the view holds them.
@@ -118,6 +124,21 @@ struct push_report {
   /// The remote's change stream will carry each written write back to the
   /// view as an echo (change_set::echoes).
   bool echoes = false;
+};
+
+/// What a connector remembers of each view's last push: whether it ended
+/// with nothing left untried (every write applied, failed or conflicted).
+/// A push sent after_previous goes only if it did: otherwise the writes
+/// ahead of it wait, and so must it.
+class push_chain {
+public:
+  /// Why `cs` may not be pushed now; empty when it may.
+  std::string refusal(const change_set& cs) const;
+  /// The push of `view` ended: with `report`, or with none (an error).
+  void ended(const std::string& view, const push_report* report);
+
+private:
+  std::map<std::string, bool> whole_;
 };
 
 struct snapshot_ref {

@@ -215,6 +215,8 @@ struct pg_state {
   /// syncmesh.pushes is known to exist on it.
   pg_conn_ptr push_conn;
   std::string push_origin;
+  /// Whether each view's last push went through whole (change_set::after_previous).
+  push_chain push_ends;
   bool pushes_ready = false;
   /// Pushes that went by the set-based fast path (remote stats).
   std::uint64_t bulk_pushes = 0;
@@ -1226,10 +1228,12 @@ sql_result run_push_sql(PGconn* conn, const std::string& sql,
   return out;
 }
 
-// COPY ... FROM STDIN of `c` on the push connection; `affected` is the rows
-// it wrote.
-sql_result run_push_copy(PGconn* conn, const pg::copy_statement& c) {
-  constexpr std::size_t piece_bytes_max = 256 * 1024;  // per PQputCopyData
+// COPY ... FROM STDIN on the push connection, with the data `next_piece`
+// makes, a piece at a time (it returns false when there is no more):
+// PostgreSQL copies each piece while the next is made. `affected` is the
+// rows it wrote.
+template <class NextPiece>
+sql_result run_push_copy(PGconn* conn, const std::string& sql, NextPiece next_piece) {
   sql_result out;
   auto finish = [&](pg_result_ptr res) {
     auto code = PQresultStatus(res.get());
@@ -1247,14 +1251,16 @@ sql_result run_push_copy(PGconn* conn, const pg::copy_statement& c) {
       ;  // drain: the connection is ready for the next command
     return out;
   };
-  pg_result_ptr res(PQexec(conn, c.sql.c_str()));
+  pg_result_ptr res(PQexec(conn, sql.c_str()));
   if (PQresultStatus(res.get()) != PGRES_COPY_IN)
     return finish(std::move(res));
   res.reset();
   const char* error = nullptr;
-  for (std::size_t at = 0; at < c.data.size(); at += piece_bytes_max) {
-    auto n = std::min(piece_bytes_max, c.data.size() - at);
-    if (PQputCopyData(conn, c.data.data() + at, static_cast<int>(n)) != 1) {
+  std::string piece;
+  while (next_piece(piece)) {
+    if (piece.empty())
+      continue;
+    if (PQputCopyData(conn, piece.data(), static_cast<int>(piece.size())) != 1) {
       error = "the COPY's data could not be sent";
       break;
     }
@@ -1268,6 +1274,20 @@ sql_result run_push_copy(PGconn* conn, const pg::copy_statement& c) {
     return out;
   }
   return finish(pg_result_ptr(PQgetResult(conn)));
+}
+
+// The same with the data of `c`.
+sql_result run_push_copy(PGconn* conn, const pg::copy_statement& c) {
+  constexpr std::size_t piece_bytes_max = 256 * 1024;  // per PQputCopyData
+  std::size_t at = 0;
+  return run_push_copy(conn, c.sql, [&](std::string& piece) {
+    if (at >= c.data.size())
+      return false;
+    auto n = std::min(piece_bytes_max, c.data.size() - at);
+    piece.assign(c.data, at, n);
+    at += n;
+    return true;
+  });
 }
 
 sql_result run_push_sql(PGconn* conn, const pg::statement& s) {
@@ -1609,7 +1629,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   // A batch of only inserts is one COPY; the unnest() statements (whose
   // text arrays cost as much to build) are made only for other batches.
   const bool may_bulk = !seen_before && cs.changes.size() > 1;
-  auto copied = t.has_rules || !may_bulk ? std::nullopt : pg::copy_inserts(t, bulk);
+  const bool copied = !t.has_rules && may_bulk && pg::copyable_inserts(bulk);
   if (auto plan = may_bulk && !copied ? pg::bulk_statements(t, bulk)
                                       : std::vector<pg::bulk_statement>{};
       copied || !plan.empty()) {
@@ -1618,10 +1638,21 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     // count would send it.
     bool fits = true;
     if (copied) {
-      auto r = run_push_copy(conn, *copied);
+      // Sent as made, in pieces of copy_piece_rows.
+      constexpr std::size_t copy_piece_rows = 256;
+      std::size_t at = 0;
+      auto r = run_push_copy(conn, pg::copy_inserts_sql(t), [&](std::string& piece) {
+        if (at >= bulk.size())
+          return false;
+        piece.clear();
+        auto to = std::min(bulk.size(), at + copy_piece_rows);
+        pg::append_copy_rows(t, bulk, at, to, piece);
+        at = to;
+        return true;
+      });
       if (r.lost)
         return lost(r);
-      fits = r.ok && r.affected == static_cast<int>(copied->rows);
+      fits = r.ok && r.affected == static_cast<int>(bulk.size());
     }
     for (std::size_t k = 0; fits && !copied && k < plan.size(); ++k) {
       auto r = run_push_sql(conn, plan[k].stmt);
@@ -1954,7 +1985,14 @@ caf::behavior postgres_connector_impl(pg_actor* self, node_context_ptr ctx, remo
         return make_error(errc::invalid_request, "a push to remote '" + self->state.cfg.name
                                                    + "' must carry a mutation id and a base "
                                                      "version per write");
-      return push_writes(self, source, *cs.ptr);
+      auto& chain = self->state.push_ends;
+      if (auto why = chain.refusal(*cs.ptr); !why.empty())
+        return make_error(errc::invalid_request, std::move(why));
+      auto r = push_writes(self, source, *cs.ptr);
+      chain.ended(cs.ptr->view, r.flag == caf::rt_value
+                                  ? r.value.get_as<push_report_ref>(0).ptr.get()
+                                  : nullptr);
+      return r;
     },
     [self](lease_atom, const std::string& view,
            std::uint64_t n) -> caf::result<std::string> {

@@ -1,6 +1,7 @@
 #include "actors/view_actor.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -78,6 +79,9 @@ struct view_state {
   std::shared_ptr<stream_gate> gate;
   bool remote_up = true;
   bool pushing = false;
+  /// Push requests sent and not answered yet (a long queue keeps two
+  /// batches at the remote: one at work, the next waiting behind it).
+  std::size_t pushes_in_air = 0;
   std::uint64_t position = 0;  // last source position applied locally
   /// The next run may follow the stream from `position` without a new
   /// snapshot, if the remote can: after a restart, a `stop`, or a lost
@@ -101,6 +105,11 @@ struct view_state {
   /// Every outbox entry of this view below this seq is settled: reads of
   /// the queue start here, so pushing a long queue reads each entry once.
   std::uint64_t outbox_from = 0;
+  /// Every entry of this view up to this seq that the outbox still holds as
+  /// pending was applied: a settlement that leaves nothing of its batch
+  /// pending moves this mark (one record, applied_mark_key) instead of
+  /// rewriting each applied entry. See state_of.
+  std::uint64_t applied_through = 0;
   /// Keys (store::encode_key) with pending outbox entries, and how many:
   /// their local rows are staged, and the change stream does not overwrite
   /// them (the push settles them: applied, or the conflict's resolution).
@@ -339,6 +348,16 @@ void count_down(std::map<std::string, std::uint32_t>& counts, const std::string&
     counts.erase(it);
 }
 
+std::string applied_mark_key(const std::string& view) { return "outbox_applied/" + view; }
+
+// An outbox entry's state: as written, except that entries the applied
+// mark covers were applied (their settlement wrote the mark, not them).
+store::outbox_state state_of(const view_state& st, const store::outbox_entry& e) {
+  return e.state == store::outbox_state::pending && e.seq <= st.applied_through
+           ? store::outbox_state::applied
+           : e.state;
+}
+
 // Visits this view's pending outbox entries in queue order, reading the
 // outbox in chunks from st.outbox_from, until `visit` returns false; then
 // moves outbox_from to the first pending entry seen (past the end when there
@@ -362,7 +381,7 @@ std::string each_pending(view_state& st, Visit visit,
       return "could not read the outbox: " + ob.error().to_string();
     for (auto& e : *ob) {  // a visitor may keep (move) the entry
       from = e.seq + 1;
-      if (e.view != st.cfg.full_name() || e.state != store::outbox_state::pending)
+      if (e.view != st.cfg.full_name() || state_of(st, e) != store::outbox_state::pending)
         continue;
       if (!first)
         first = e.seq;
@@ -432,28 +451,77 @@ template <class Done>
 void push_pending(view_actor* self, Done done);
 void answer_origin_waiters(view_actor* self, const std::string& error);
 
-/// One batch of outbox entries handed to the connector. The next batch of a
-/// long queue goes out while the one before it settles in the store (the
-/// remote works while the store writes); it is settled only after that one.
+/// One batch of outbox entries handed to the connector. A long queue keeps
+/// the next batch at the remote behind the one at work (sent
+/// after_previous, so the remote takes it only if this one leaves nothing
+/// untried): the remote goes on with it at once, while the view settles
+/// this one. A batch settles only after the one before it.
+struct push_flight;
+using push_flight_ptr = std::shared_ptr<push_flight>;
 struct push_flight {
   std::vector<store::outbox_entry> entries;
-  /// Of a full batch: the pending entries after it, read while the remote
-  /// works on this one (they stay pending until pushed: only this view's
-  /// pushes settle them), so a clean answer sends them at once.
-  std::vector<store::outbox_entry> read_ahead;
+  /// The batch sent behind this one, if any.
+  push_flight_ptr next;
+  /// Sent before the answer to the batch ahead of it.
+  bool after_previous = false;
   std::optional<push_report_ref> report;  // the connector's answer, once here
   std::optional<caf::error> error;        // or why the push failed
   /// The batch before it has settled (or there was none): this one may.
   bool ready = true;
-  /// The batch before it could not settle: this one's answer is dropped and
-  /// its entries stay pending, pushed again later (their mutation ids keep
-  /// them from being applied twice).
+  /// The batch before it failed, left writes untried or could not settle:
+  /// this one's answer is dropped and its entries stay pending, pushed
+  /// again later (the push bookkeeping keeps any the remote took from
+  /// being applied twice).
   bool abandoned = false;
 };
-using push_flight_ptr = std::shared_ptr<push_flight>;
 
 template <class Done>
 void send_push(view_actor* self, push_flight_ptr flight, Done done);
+
+// Until its echo (or its outcome) arrives, a pushed key is not overwritten
+// by the stream with something older; an abandoned batch gives that up.
+void forget_pushed(view_state& st, const push_flight& f) {
+  for (const auto& e : f.entries)
+    count_down(st.unechoed, store::encode_key(e.key));
+}
+
+// Drops the answers of `f` and every batch behind it; their entries stay
+// pending. Those answered already let go of their keys now, the others
+// when their answer comes.
+void abandon(view_actor* self, push_flight_ptr f) {
+  for (; f; f = f->next) {
+    if (f->abandoned)
+      continue;
+    f->abandoned = true;
+    f->ready = true;
+    if (f->report || f->error)
+      forget_pushed(self->state, *f);
+  }
+}
+
+// Sends the batch after a full `flight` behind it, when the queue holds
+// more: the pending entries after it (they stay pending until pushed, and
+// only this view's pushes settle them).
+template <class Done>
+void send_behind(view_actor* self, const push_flight_ptr& flight, Done done) {
+  if (flight->next || flight->abandoned || flight->entries.size() != push_batch_entries_max)
+    return;
+  auto behind = std::make_shared<push_flight>();
+  // A failed read is no error here: the queue is read again once this settles.
+  (void) each_pending(
+    self->state,
+    [&](store::outbox_entry& e) {
+      behind->entries.push_back(std::move(e));
+      return behind->entries.size() < push_batch_entries_max;
+    },
+    flight->entries.back().seq + 1);
+  if (behind->entries.empty())
+    return;
+  behind->after_previous = true;
+  behind->ready = false;
+  flight->next = behind;
+  send_push(self, behind, done);
+}
 
 // The local change a write makes (an origin_first write, once taken).
 store::change written_change(const store::schema& shape, const store::outbox_entry& e) {
@@ -467,45 +535,41 @@ store::change written_change(const store::schema& shape, const store::outbox_ent
 
 // Records what the remote made of `pushed`: outbox states, conflict
 // records, and for writes that lost (or failed) the remote's row locally,
-// all in one store batch; then pushes the rest of the queue.
+// all in one store batch; then pushes the rest of the queue. `next` is the
+// batch sent behind it, if any: settled after it when the remote took it,
+// dropped (its entries pending) when not.
 //
-// While it settles, the next batch of the queue is pushed already when the
-// remote took every write of this one as written and more may wait: nothing
-// of this batch (a conflict's resolution, a blocked queue) can then change
-// what the next one sends. Otherwise the next batch is read once this one
-// has settled, as before.
+// A conflict's resolution cannot change what a later batch sends (its
+// entries, rows and bases are fixed when written), so only a write left
+// untried (a blocked queue) holds back the batches behind it.
 template <class Done>
-void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
-                 std::vector<store::outbox_entry> read_ahead, const push_report& report,
-                 Done done) {
+void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push_flight_ptr next,
+                 const push_report& report, Done done) {
   auto& st = self->state;
-  const bool clean = pushed.size() == push_batch_entries_max
-                     && report.outcomes.size() == pushed.size()
-                     && std::all_of(report.outcomes.begin(), report.outcomes.end(),
-                                    [](const push_outcome& o) {
-                                      return o.state == store::outbox_state::applied && o.written;
-                                    });
-  push_flight_ptr next;
-  if (clean) {
-    auto ahead = std::make_shared<push_flight>();
-    ahead->entries = std::move(read_ahead);
-    if (auto err = !ahead->entries.empty()
-                     ? std::string{}
-                     : each_pending(
-                         st,
-                         [&](store::outbox_entry& e) {
-                           ahead->entries.push_back(std::move(e));
-                           return ahead->entries.size() < push_batch_entries_max;
-                         },
-                         pushed.back().seq + 1);
-        err.empty() && !ahead->entries.empty()) {
-      ahead->ready = false;
-      next = ahead;
-      send_push(self, next, done);
-    }
-  }
   const std::uint64_t settled_to = pushed.empty() ? 0 : pushed.back().seq + 1;
+  // Nothing of the batch stays pending: every pending entry of this view up
+  // to its last is settled now (a batch is the queue's next entries, in
+  // order), so the applied mark moves there and applied entries are not
+  // rewritten; the others are, with their state. The remote judges the
+  // same way whether to take the batch sent behind this one
+  // (push_chain): when whole, it did, and the one after goes behind it
+  // now; otherwise it refused it.
+  const bool whole = !pushed.empty() && report.outcomes.size() == pushed.size()
+                     && std::none_of(report.outcomes.begin(), report.outcomes.end(),
+                                     [](const push_outcome& o) {
+                                       return o.state == store::outbox_state::pending;
+                                     });
+  if (next && !whole) {
+    abandon(self, next);
+    next = nullptr;
+  }
+  if (next)
+    send_behind(self, next, done);
+  const std::uint64_t applied_through =
+    whole ? std::max(st.applied_through, pushed.back().seq) : st.applied_through;
   auto b = std::make_shared<store::batch>();
+  if (applied_through != st.applied_through)
+    b->ext.emplace_back(applied_mark_key(st.cfg.full_name()), std::to_string(applied_through));
   std::string blocked;
   std::uint64_t applied = 0, failed = 0, conflicted = 0, settled = 0;
   std::vector<json> events;
@@ -534,6 +598,8 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
       local_fix.erase(key);  // no entry and an empty one both mean: no fix
       if (st.cfg.write_policy == "origin_first" && st.shape)
         local_fix[key] = written_change(*st.shape, e);
+      if (whole)
+        continue;  // the applied mark says so
     } else {
       (o.state == store::outbox_state::failed ? failed : conflicted) += 1;
       auto rec = conflict_record(self, e, o);
@@ -579,13 +645,14 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
   self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
     .then(
       [self, applied, failed, conflicted, settled, events, blocked, full = pushed.size(),
-       done, clean, settled_to, next](std::uint64_t) mutable {
+       done, whole, settled_to, applied_through, next](std::uint64_t) mutable {
         auto& st = self->state;
         if (!next)
-          st.pushing = false;
+          st.pushing = st.pushes_in_air > 0;
+        st.applied_through = applied_through;
         // Every entry of this view below settled_to is settled now: this
         // batch took each pending one from the cursor on.
-        if (clean)
+        if (whole)
           st.outbox_from = std::max(st.outbox_from, settled_to);
         st.run_pushed += applied;
         st.outbox_pending -= std::min<std::uint64_t>(st.outbox_pending, settled);
@@ -617,15 +684,10 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed,
           done(std::string{});
       },
       [self, done, next](const caf::error& err) mutable {
-        if (next) {
-          // `pushing` clears when its answer is here.
-          next->abandoned = true;
-          next->ready = true;
-          if (next->report || next->error)
-            send_push(self, next, done);
-        } else {
-          self->state.pushing = false;
-        }
+        abandon(self, next);
+        // With batches behind it in the air, `pushing` clears when their
+        // answers are here.
+        self->state.pushing = self->state.pushes_in_air > 0;
         done(describe(err));
       });
 }
@@ -656,7 +718,8 @@ void push_pending(view_actor* self, Done done) {
   }
   auto flight = std::make_shared<push_flight>();
   flight->entries = std::move(pending);
-  send_push(self, std::move(flight), done);
+  send_push(self, flight, done);
+  send_behind(self, flight, done);
 }
 
 // Sends `flight` to the connector; settles it when both its answer is here
@@ -665,34 +728,28 @@ void push_pending(view_actor* self, Done done) {
 template <class Done>
 void send_push(view_actor* self, push_flight_ptr flight, Done done) {
   auto& st = self->state;
-  auto forget = [self](const push_flight& f) {
-    for (const auto& e : f.entries)
-      count_down(self->state.unechoed, store::encode_key(e.key));
-  };
-  auto answered = [self, forget, done](push_flight_ptr f) mutable {
+  auto answered = [self, done](push_flight_ptr f) mutable {
+    auto& st = self->state;
     if (f->abandoned) {
-      forget(*f);
-      self->state.pushing = false;
+      forget_pushed(st, *f);
+      st.pushing = st.pushes_in_air > 0;
       return;
     }
     if (!f->ready)
       return;  // settled once the batch before it has
-    if (f->error) {
-      forget(*f);
-      self->state.pushing = false;
-      auto why = "push to remote '" + self->state.cfg.remote + "' failed: " + describe(*f->error);
-      answer_origin_waiters(self, why);
+    if (f->error || !f->report->ptr) {
+      forget_pushed(st, *f);
+      abandon(self, f->next);
+      st.pushing = st.pushes_in_air > 0;
+      auto why = f->error ? "push to remote '" + st.cfg.remote + "' failed: " + describe(*f->error)
+                          : std::string("the remote answered a push with nothing");
+      if (f->error)
+        answer_origin_waiters(self, why);
       done(why);
       return;
     }
-    if (!f->report->ptr) {
-      forget(*f);
-      self->state.pushing = false;
-      done("the remote answered a push with nothing");
-      return;
-    }
     auto report = f->report->ptr;
-    settle_push(self, std::move(f->entries), std::move(f->read_ahead), *report, done);
+    settle_push(self, std::move(f->entries), f->next, *report, done);
   };
   if (flight->report || flight->error) {
     answered(std::move(flight));
@@ -701,6 +758,8 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
   auto cs = std::make_shared<change_set>();
   cs->table = st.cfg.source;
   cs->view = st.cfg.full_name();
+  cs->after_previous = flight->after_previous;
+  cs->changes.reserve(flight->entries.size());
   for (const auto& e : flight->entries) {
     store::change c;
     c.table = st.cfg.source;
@@ -716,27 +775,20 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
     st.unechoed[store::encode_key(e.key)] += 1;
   }
   st.pushing = true;
+  st.pushes_in_air += 1;
   self->request(st.connector, step_timeout, push_atom::value, st.cfg.source, changes_ref{cs},
                 caf::actor{self})
     .then(
-      [flight, answered](const push_report_ref& report) mutable {
+      [self, flight, answered](const push_report_ref& report) mutable {
+        self->state.pushes_in_air -= 1;
         flight->report = report;
         answered(flight);
       },
-      [flight, answered](const caf::error& err) mutable {
+      [self, flight, answered](const caf::error& err) mutable {
+        self->state.pushes_in_air -= 1;
         flight->error = err;
         answered(flight);
       });
-  if (flight->entries.size() == push_batch_entries_max) {
-    // A failed read is no error here: settle_push reads again.
-    (void) each_pending(
-      st,
-      [&](store::outbox_entry& e) {
-        flight->read_ahead.push_back(std::move(e));
-        return flight->read_ahead.size() < push_batch_entries_max;
-      },
-      flight->entries.back().seq + 1);
-  }
 }
 
 // A realtime view under `buffered` durability lets the connector's stream
@@ -1144,14 +1196,16 @@ void answer_origin_waiters(view_actor* self, const std::string& error) {
     std::string why;
     for (const auto& id : w.mutation_ids) {
       auto it = by_id.find(id);
-      if (it == by_id.end() || it->second->state == store::outbox_state::pending) {
+      const auto state = it == by_id.end() ? store::outbox_state::pending
+                                           : state_of(st, *it->second);
+      if (state == store::outbox_state::pending) {
         ++pending;
         continue;
       }
-      if (it->second->state == store::outbox_state::applied)
+      if (state == store::outbox_state::applied)
         ++applied;
       else if (why.empty())
-        why = std::string(store::to_string(it->second->state))
+        why = std::string(store::to_string(state))
               + (it->second->last_error.empty() ? "" : ": " + it->second->last_error);
     }
     auto n = w.mutation_ids.size();
@@ -1605,12 +1659,25 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     // record: the cursor is where the local copy stands.
     st.job.last_seen_commit = std::to_string(st.position);
   }
-  if (cfg.persistence == "sync")
+  if (cfg.persistence == "sync") {
+    if (auto mark = ctx->db->ext(applied_mark_key(cfg.full_name())); mark && *mark) {
+      // Written only by settle_push, as a decimal seq.
+      auto& text = **mark;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), st.applied_through);
+      if (ec != std::errc{} || end != text.data() + text.size()) {
+        st.applied_through = 0;
+        publish(self, {{"type", "error"},
+                       {"message", applied_mark_key(cfg.full_name()) + " is damaged (" + text
+                                     + "); the writes it covered count as pending and are "
+                                       "pushed again, each still applied once (the remote's "
+                                       "push bookkeeping knows them)"}});
+      }
+    }
     if (auto ob = ctx->db->outbox(); ob)
       for (const auto& e : *ob) {
         if (e.view != cfg.full_name())
           continue;
-        switch (e.state) {
+        switch (state_of(st, e)) {
           case store::outbox_state::pending:
             if (st.outbox_pending++ == 0) {
               st.oldest_pending_ms = e.created.wall_ms();
@@ -1623,6 +1690,7 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
           case store::outbox_state::conflicted: ++st.outbox_conflicted; break;
         }
       }
+  }
   load_ids(self);
   st.may_resume = follows_stream(cfg) && st.shape && st.position > 0
                   && (st.job.state == "synced" || st.job.state == "idle");

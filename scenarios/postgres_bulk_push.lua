@@ -1,4 +1,4 @@
---- A long queue of distinct writes goes to PostgreSQL as set-based statements (COPY for a batch of only inserts), batch after batch; a conflict in a batch falls back to one write at a time for that batch.
+--- A long queue of distinct writes goes to PostgreSQL as set-based statements (COPY for a batch of only inserts), batch after batch, the next batch waiting at the remote behind the one at work; a conflict in a batch falls back to one write at a time for that batch, and a blocked write holds back the batches behind it.
 package.path = debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "lib/?.lua;" .. package.path
 local pgview = require("pgview")
 local pg = pgview.start_postgres()
@@ -119,4 +119,54 @@ step("a queue longer than a batch drains batch after batch, and a conflict in on
   await(function() return local_rows(a) == remote_rows() end, 10000, "both sides hold the same rows")
 end)
 
+step("after a restart the applied writes stay applied: counted, and not pushed again", function()
+  local o = view(a).outbox
+  local recorded = pg:sql("SELECT count(*) FROM syncmesh.pushes WHERE view = 'pg.items'").rows[1][1]
+  a:restart()
+  await(function() local v = view(a); return v.state == "running" and v.streaming and v.last_run ~= nil end, 20000,
+        "the view follows its stream again")
+  local v = view(a)
+  check_equal(v.last_run.pushed, 0, "its first run pushed nothing")
+  check_equal(v.outbox.pending, 0, "nothing is pending")
+  check_equal(v.outbox.applied, o.applied, "the applied writes are counted as before")
+  check_equal(v.outbox.conflicted, o.conflicted, "and the conflicted ones")
+  check_equal(pg:sql("SELECT count(*) FROM syncmesh.pushes WHERE view = 'pg.items'").rows[1][1], recorded,
+              "no push went upstream")
+end)
+
 a:shutdown()
+
+step("a batch behind one whose write is refused (on_error = block) is not pushed before it", function()
+  pg:sql("CREATE TABLE held (id bigint PRIMARY KEY, qty integer CHECK (qty >= 0))")
+  local b = node.start("bulk_block", {
+    retry = { initial_ms = 100, max_ms = 500, jitter = 0.1 },
+    remotes = { { name = "pg", kind = "postgres", conninfo = pg:conninfo(), heartbeat_ms = 1000 } },
+    views = { { namespace = "pg", name = "held", persistence = "sync", remote = "pg", source = "public.held",
+                on_error = "block" } } })
+  local function held() return pgview.status(b, "pg.held") end
+  await(function() local v = held(); return v.state == "running" and v.streaming end, 20000, "the view follows its stream")
+  b:stop("pg.held")
+  -- 10,000 writes: batches of 4,096, the second sent while the first is at
+  -- work; write 100 of the first breaks the CHECK.
+  local rows = {}
+  for i = 1, 10000 do
+    rows[#rows + 1] = { id = i, qty = i == 100 and -1 or i }
+    if #rows == 1000 then
+      b:exec("pg.held", { upsert = rows })
+      rows = {}
+    end
+  end
+  b:resume("pg.held")
+  await(function() local v = held(); return v.state == "failed" and string.find(v.last_error or "", "blocked", 1, true) ~= nil end,
+        20000, "the queue is blocked at the refused write")
+  check_equal(pg:sql("SELECT count(*) FROM held").rows[1][1], "99", "only the writes before it went upstream")
+  check_equal(held().outbox.pending, 10000 - 99, "the rest wait, in order")
+  pg:sql("ALTER TABLE held DROP CONSTRAINT held_qty_check")
+  await(function() return pgview.drained(b, "pg.held") end, 60000, "once the remote takes it the queue drains by itself")
+  check_equal(pg:sql("SELECT count(*) FROM held").rows[1][1], "10000", "every write went upstream")
+  check_equal(pg:sql("SELECT qty FROM held WHERE id = 100").rows[1][1], "-1", "the refused one too, when it could")
+  check_equal(pg:sql("SELECT sum(last_seq - first_seq + 1) FROM syncmesh.pushes WHERE view = 'pg.held'").rows[1][1],
+              "10000", "each recorded once")
+  check_equal(held().outbox.applied, 10000, "and counted applied once")
+  b:shutdown()
+end)

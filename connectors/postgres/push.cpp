@@ -423,38 +423,54 @@ void append_copy_value(std::string& out, const store::value& v) {
 
 } // namespace
 
-std::optional<copy_statement> copy_inserts(const push_table& t,
-                                           const std::vector<bulk_write>& writes) {
+bool copyable_inserts(const std::vector<bulk_write>& writes) {
   std::vector<std::string> keys;
   keys.reserve(writes.size());
-  copy_statement out;
-  out.data.reserve(writes.size() * 48);
   for (const auto& w : writes) {
     if (w.remove || w.base || !w.row || !w.key)
-      return std::nullopt;
+      return false;
     keys.push_back(store::encode_key(*w.key));
+  }
+  // Distinct keys only (a key written twice goes one write at a time).
+  std::sort(keys.begin(), keys.end());
+  return std::adjacent_find(keys.begin(), keys.end()) == keys.end();
+}
+
+std::string copy_inserts_sql(const push_table& t) {
+  // COPY writes the values it is given into an identity column, GENERATED
+  // ALWAYS or not (as INSERT ... OVERRIDING SYSTEM VALUE does).
+  return "COPY " + qualified(t) + " (" + column_list(t) + ") FROM STDIN";
+}
+
+void append_copy_rows(const push_table& t, const std::vector<bulk_write>& writes,
+                      std::size_t from, std::size_t to, std::string& out) {
+  for (std::size_t k = from; k < to && k < writes.size(); ++k) {
+    const auto& row = *writes[k].row;
     bool first = true;
     for (std::size_t i = 0; i < t.columns.size(); ++i) {
       if (!written(t, i))
         continue;
       if (!first)
-        out.data.push_back('\t');
+        out.push_back('\t');
       first = false;
-      if (i < w.row->size())
-        append_copy_value(out.data, (*w.row)[i]);
+      if (i < row.size())
+        append_copy_value(out, row[i]);
       else
-        out.data += "\\N";
+        out += "\\N";
     }
-    out.data.push_back('\n');
+    out.push_back('\n');
   }
-  // Distinct keys only (a key written twice goes one write at a time).
-  std::sort(keys.begin(), keys.end());
-  if (std::adjacent_find(keys.begin(), keys.end()) != keys.end())
+}
+
+std::optional<copy_statement> copy_inserts(const push_table& t,
+                                           const std::vector<bulk_write>& writes) {
+  if (!copyable_inserts(writes))
     return std::nullopt;
+  copy_statement out;
+  out.data.reserve(writes.size() * 48);
+  append_copy_rows(t, writes, 0, writes.size(), out.data);
   out.rows = writes.size();
-  // COPY writes the values it is given into an identity column, GENERATED
-  // ALWAYS or not (as INSERT ... OVERRIDING SYSTEM VALUE does).
-  out.sql = "COPY " + qualified(t) + " (" + column_list(t) + ") FROM STDIN";
+  out.sql = copy_inserts_sql(t);
   return out;
 }
 

@@ -134,6 +134,14 @@ void append_copy_field(std::string& out, const std::optional<std::string>& text)
 /// constraints but applies no rules: REQUIRES the table has none.
 std::optional<copy_statement> copy_inserts(const push_table& t, const std::vector<bulk_write>& writes);
 
+/// copy_inserts in parts, for a caller that sends the rows as it makes them
+/// (PostgreSQL copies the first while the next are made): whether the
+/// batch fits one COPY, the statement, and the text of writes [from, to).
+bool copyable_inserts(const std::vector<bulk_write>& writes);
+std::string copy_inserts_sql(const push_table& t);
+void append_copy_rows(const push_table& t, const std::vector<bulk_write>& writes,
+                      std::size_t from, std::size_t to, std::string& out);
+
 /// Whose outbox seqs a run counts: the node, its data directory's
 /// incarnation (seqs start again at 1 in a new directory), and the view.
 struct pusher {
