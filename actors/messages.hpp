@@ -68,6 +68,9 @@ struct change_set {
   /// trip to the view); the remote pushes it only if that push left nothing
   /// untried (see push_chain), and refuses it otherwise.
   bool after_previous = false;
+  /// For pushed local writes: no key is written twice (the view checked,
+  /// off the remote's path; a remote need not check again).
+  bool distinct_keys = false;
   /// From a PostgreSQL stream: keys that this view's own pushes wrote in
   /// this transaction (the transaction ran under the view's replication
   /// origin). Their changes are not in `changes`: the view holds them.

@@ -1199,6 +1199,8 @@ struct sql_result {
   text_rows rows;
 };
 
+sql_result push_result(PGconn* conn, const pg_result_ptr& res);
+
 sql_result run_push_sql(PGconn* conn, const std::string& sql,
                         const std::vector<std::optional<std::string>>& params = {}) {
   std::vector<const char*> values;
@@ -1206,6 +1208,17 @@ sql_result run_push_sql(PGconn* conn, const std::string& sql,
     values.push_back(p ? p->c_str() : nullptr);
   pg_result_ptr res(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
                                  values.data(), nullptr, nullptr, 0));
+  return push_result(conn, res);
+}
+
+// Statements without parameters, several in one round trip (`;`-separated,
+// in the simple query protocol): the result is the last one's, or the first
+// error's (PostgreSQL runs none after it).
+sql_result run_push_script(PGconn* conn, const std::string& sql) {
+  return push_result(conn, pg_result_ptr(PQexec(conn, sql.c_str())));
+}
+
+sql_result push_result(PGconn* conn, const pg_result_ptr& res) {
   sql_result out;
   auto code = PQresultStatus(res.get());
   if (code != PGRES_COMMAND_OK && code != PGRES_TUPLES_OK) {
@@ -1274,20 +1287,6 @@ sql_result run_push_copy(PGconn* conn, const std::string& sql, NextPiece next_pi
     return out;
   }
   return finish(pg_result_ptr(PQgetResult(conn)));
-}
-
-// The same with the data of `c`.
-sql_result run_push_copy(PGconn* conn, const pg::copy_statement& c) {
-  constexpr std::size_t piece_bytes_max = 256 * 1024;  // per PQputCopyData
-  std::size_t at = 0;
-  return run_push_copy(conn, c.sql, [&](std::string& piece) {
-    if (at >= c.data.size())
-      return false;
-    auto n = std::min(piece_bytes_max, c.data.size() - at);
-    piece.assign(c.data, at, n);
-    at += n;
-    return true;
-  });
 }
 
 sql_result run_push_sql(PGconn* conn, const pg::statement& s) {
@@ -1588,13 +1587,14 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   // answer was lost, between its COMMIT and the view's settling. Those
   // writes are reported applied and not written again.
   const pg::pusher who{st.ctx->config.node_id, st.ctx->db->incarnation(), cs.view};
-  if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
-    return lost(r);
   std::vector<pg::seq_run> before;
   bool seen_before = false;
-  if (!cs.outbox_seqs.empty()) {
+  if (cs.outbox_seqs.empty()) {
+    if (auto r = run_push_sql(conn, "BEGIN"); !r.ok)
+      return lost(r);
+  } else {
     auto [lo, hi] = std::minmax_element(cs.outbox_seqs.begin(), cs.outbox_seqs.end());
-    auto r = run_push_sql(conn, pg::recorded_pushes(who, *lo, *hi));
+    auto r = run_push_script(conn, "BEGIN; " + pg::recorded_pushes(who, *lo, *hi));
     if (!r.ok)
       return lost(r);
     for (const auto& row : r.rows)
@@ -1629,7 +1629,7 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
   // A batch of only inserts is one COPY; the unnest() statements (whose
   // text arrays cost as much to build) are made only for other batches.
   const bool may_bulk = !seen_before && cs.changes.size() > 1;
-  const bool copied = !t.has_rules && may_bulk && pg::copyable_inserts(bulk);
+  const bool copied = !t.has_rules && may_bulk && pg::copyable_inserts(bulk, cs.distinct_keys);
   if (auto plan = may_bulk && !copied ? pg::bulk_statements(t, bulk)
                                       : std::vector<pg::bulk_statement>{};
       copied || !plan.empty()) {
@@ -1661,13 +1661,9 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
       fits = r.ok && r.affected == static_cast<int>(plan[k].expect);
     }
     if (fits) {
+      // The bookkeeping and the COMMIT in one round trip.
       auto runs = pg::runs_of(cs.outbox_seqs);
-      auto recorded = run_push_copy(conn, pg::copy_pushes(runs, who));
-      if (!recorded.ok)
-        return lost(recorded);
-    }
-    if (fits) {
-      if (auto r = run_push_sql(conn, "COMMIT"); !r.ok)
+      if (auto r = run_push_script(conn, pg::record_pushes(runs, who) + "; COMMIT"); !r.ok)
         return lost(r);
       for (auto& o : report->outcomes) {
         o.state = store::outbox_state::applied;
@@ -1789,13 +1785,9 @@ caf::result<push_report_ref> push_writes(pg_actor* self, const std::string& sour
     wrote_new = wrote_new || o.written;
     kept.push_back(seq);
   }
-  if (!kept.empty()) {
-    auto runs = pg::runs_of(kept);
-    auto recorded = run_push_copy(conn, pg::copy_pushes(runs, who));
-    if (!recorded.ok)
-      return lost(recorded);
-  }
-  if (auto r = run_push_sql(conn, "COMMIT"); !r.ok)
+  const auto record = kept.empty() ? std::string{}
+                                   : pg::record_pushes(pg::runs_of(kept), who) + "; ";
+  if (auto r = run_push_script(conn, record + "COMMIT"); !r.ok)
     return lost(r);
   if (wrote_new)
     failpoint_push_committed(st, cs);

@@ -40,7 +40,7 @@ constexpr auto snapshot_timeout = std::chrono::minutes(30);
 constexpr std::size_t snapshot_batches_in_flight_max = 2;
 /// Outbox entries pushed in one request (one remote transaction); a longer
 /// queue drains in several, in order.
-constexpr std::size_t push_batch_entries_max = 4096;
+constexpr std::size_t push_batch_entries_max = 8192;
 
 /// A snapshot being staged into the store: the run's copy of the table,
 /// written in bounded batches into a generation readers do not see, and
@@ -760,6 +760,8 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
   cs->view = st.cfg.full_name();
   cs->after_previous = flight->after_previous;
   cs->changes.reserve(flight->entries.size());
+  std::vector<std::string> keys;
+  keys.reserve(flight->entries.size());
   for (const auto& e : flight->entries) {
     store::change c;
     c.table = st.cfg.source;
@@ -772,8 +774,11 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
     cs->base_versions.push_back(e.base_version);
     // Until its echo (or its outcome) arrives, the stream does not
     // overwrite the key with something older.
-    st.unechoed[store::encode_key(e.key)] += 1;
+    keys.push_back(store::encode_key(e.key));
+    st.unechoed[keys.back()] += 1;
   }
+  std::sort(keys.begin(), keys.end());
+  cs->distinct_keys = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
   st.pushing = true;
   st.pushes_in_air += 1;
   self->request(st.connector, step_timeout, push_atom::value, st.cfg.source, changes_ref{cs},

@@ -11,6 +11,7 @@ pg:sql([[CREATE TABLE items (id bigint PRIMARY KEY, title text, qty integer CHEC
 
 local cfg = {
   retry = { initial_ms = 100, max_ms = 500, jitter = 0.1 },
+  query_rows_max = 50000,  -- the rows of both sides are compared whole
   remotes = { { name = "pg", kind = "postgres", conninfo = pg:conninfo(), heartbeat_ms = 1000 } },
   views = { { namespace = "pg", name = "items", persistence = "sync", remote = "pg", source = "public.items" } } }
 
@@ -94,7 +95,7 @@ step("a queue longer than a batch drains batch after batch, and a conflict in on
   local o = view(a).outbox
   local applied, conflicted = o.applied, o.conflicted
   local rows = {}
-  for i = 1001, 10000 do
+  for i = 1001, 20000 do
     -- Tabs, newlines and backslashes must survive COPY's text format.
     rows[#rows + 1] = { id = i, title = "long\tqueue\n" .. i .. " \\", qty = i }
     if #rows == 1000 then
@@ -102,20 +103,20 @@ step("a queue longer than a batch drains batch after batch, and a conflict in on
       rows = {}
     end
   end
-  -- Row 7000 (in the second batch of 4,096) appears upstream meanwhile: that insert conflicts.
-  pg:sql("INSERT INTO items (id, title, qty) VALUES (7000, 'upstream', 1)")
+  -- Row 12000 (in the second batch of 8,192) appears upstream meanwhile: that insert conflicts.
+  pg:sql("INSERT INTO items (id, title, qty) VALUES (12000, 'upstream', 1)")
   local before = bulk_pushes(a)
   a:resume("pg.items")
   await(function() return drained(a) end, 60000, "the queue drained")
   check_equal(bulk_pushes(a) - before, 2, "the first and third batches went by the set-based path")
   local v = view(a)
   check_equal(v.outbox.conflicted, conflicted + 1, "one write conflicted")
-  check_equal(v.outbox.applied, applied + 8999, "every other write was applied")
-  check_equal(pg:sql("SELECT count(*) FROM items WHERE id > 1000").rows[1][1], "9000", "9,000 rows upstream")
-  check_equal(pg:sql("SELECT title FROM items WHERE id = 7000").rows[1][1], "upstream", "remote-wins kept the upstream row")
+  check_equal(v.outbox.applied, applied + 18999, "every other write was applied")
+  check_equal(pg:sql("SELECT count(*) FROM items WHERE id > 1000").rows[1][1], "19000", "19,000 rows upstream")
+  check_equal(pg:sql("SELECT title FROM items WHERE id = 12000").rows[1][1], "upstream", "remote-wins kept the upstream row")
   check_equal(pg:sql("SELECT title FROM items WHERE id = 1001").rows[1][1], "long\tqueue\n1001 \\", "text survives COPY")
   check_equal(pg:sql("SELECT sum(last_seq - first_seq + 1) FROM syncmesh.pushes WHERE view = 'pg.items'").rows[1][1],
-              tostring(450 + 9 + 8999), "every applied write was recorded once")
+              tostring(450 + 9 + 18999), "every applied write was recorded once")
   await(function() return local_rows(a) == remote_rows() end, 10000, "both sides hold the same rows")
 end)
 
@@ -146,7 +147,7 @@ step("a batch behind one whose write is refused (on_error = block) is not pushed
   local function held() return pgview.status(b, "pg.held") end
   await(function() local v = held(); return v.state == "running" and v.streaming end, 20000, "the view follows its stream")
   b:stop("pg.held")
-  -- 10,000 writes: batches of 4,096, the second sent while the first is at
+  -- 10,000 writes: batches of 8,192, the second sent while the first is at
   -- work; write 100 of the first breaks the CHECK.
   local rows = {}
   for i = 1, 10000 do

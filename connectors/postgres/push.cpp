@@ -423,13 +423,14 @@ void append_copy_value(std::string& out, const store::value& v) {
 
 } // namespace
 
-bool copyable_inserts(const std::vector<bulk_write>& writes) {
+bool copyable_inserts(const std::vector<bulk_write>& writes, bool keys_distinct) {
   std::vector<std::string> keys;
-  keys.reserve(writes.size());
+  keys.reserve(keys_distinct ? 0 : writes.size());
   for (const auto& w : writes) {
     if (w.remove || w.base || !w.row || !w.key)
       return false;
-    keys.push_back(store::encode_key(*w.key));
+    if (!keys_distinct)
+      keys.push_back(store::encode_key(*w.key));
   }
   // Distinct keys only (a key written twice goes one write at a time).
   std::sort(keys.begin(), keys.end());
@@ -474,30 +475,33 @@ std::optional<copy_statement> copy_inserts(const push_table& t,
   return out;
 }
 
-copy_statement copy_pushes(const std::vector<seq_run>& runs, const pusher& who) {
-  copy_statement out;
-  std::string head;
-  for (const auto* part : {&who.node, &who.incarnation, &who.view}) {
-    append_copy_field(head, *part);
-    head.push_back('\t');
-  }
-  for (const auto& r : runs)
-    out.data += head + std::to_string(r.first) + "\t" + std::to_string(r.last) + "\n";
-  out.rows = runs.size();
-  out.sql = std::string("COPY ") + pushes_table
-            + " (node, incarnation, view, first_seq, last_seq) FROM STDIN";
-  return out;
+namespace {
+
+// One pusher's node, incarnation and view as quoted literals, comma-separated.
+std::string pusher_literals(const pusher& who) {
+  return escape_literal(who.node) + ", " + escape_literal(who.incarnation) + ", "
+         + escape_literal(who.view);
 }
 
-statement recorded_pushes(const pusher& who, std::uint64_t first, std::uint64_t last) {
-  statement s;
-  s.params = {who.node, who.incarnation, who.view, std::to_string(first), std::to_string(last)};
-  const std::string whose = "FROM syncmesh.pushes WHERE node = $1 AND incarnation = $2 AND view = $3 ";
-  s.sql = "(SELECT first_seq, last_seq " + whose
-          + "AND first_seq BETWEEN $4::bigint AND $5::bigint) UNION ALL "
-          "(SELECT first_seq, last_seq " + whose
-          + "AND first_seq < $4::bigint ORDER BY first_seq DESC LIMIT 1)";
-  return s;
+} // namespace
+
+std::string record_pushes(const std::vector<seq_run>& runs, const pusher& who) {
+  const auto whose = "(" + pusher_literals(who) + ", ";
+  std::string sql = std::string("INSERT INTO ") + pushes_table
+                    + " (node, incarnation, view, first_seq, last_seq) VALUES ";
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    sql += (i ? ", " : "") + whose + std::to_string(runs[i].first) + ", "
+           + std::to_string(runs[i].last) + ")";
+  return sql;
+}
+
+std::string recorded_pushes(const pusher& who, std::uint64_t first, std::uint64_t last) {
+  const std::string whose = std::string("FROM ") + pushes_table
+                            + " WHERE (node, incarnation, view) = (" + pusher_literals(who) + ") ";
+  const auto lo = std::to_string(first), hi = std::to_string(last);
+  return "(SELECT first_seq, last_seq " + whose + "AND first_seq BETWEEN " + lo + " AND " + hi
+         + ") UNION ALL (SELECT first_seq, last_seq " + whose + "AND first_seq < " + lo
+         + " ORDER BY first_seq DESC LIMIT 1)";
 }
 
 statement select_row(const push_table& t, const store::row& key) {

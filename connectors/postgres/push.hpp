@@ -136,8 +136,10 @@ std::optional<copy_statement> copy_inserts(const push_table& t, const std::vecto
 
 /// copy_inserts in parts, for a caller that sends the rows as it makes them
 /// (PostgreSQL copies the first while the next are made): whether the
-/// batch fits one COPY, the statement, and the text of writes [from, to).
-bool copyable_inserts(const std::vector<bulk_write>& writes);
+/// batch fits one COPY (`keys_distinct`: the caller knows no key repeats,
+/// and it is not checked again), the statement, and the text of writes
+/// [from, to).
+bool copyable_inserts(const std::vector<bulk_write>& writes, bool keys_distinct = false);
 std::string copy_inserts_sql(const push_table& t);
 void append_copy_rows(const push_table& t, const std::vector<bulk_write>& writes,
                       std::size_t from, std::size_t to, std::string& out);
@@ -150,14 +152,18 @@ struct pusher {
   std::string view;
 };
 
-/// Runs of a pusher's seqs as one COPY into syncmesh.pushes.
-copy_statement copy_pushes(const std::vector<seq_run>& runs, const pusher& who);
+/// Runs of a pusher's seqs as one INSERT into syncmesh.pushes. Plain SQL
+/// text, values quoted (no parameters): the caller sends it with the
+/// COMMIT after it, in one round trip.
+std::string record_pushes(const std::vector<seq_run>& runs, const pusher& who);
 
 /// The recorded runs that may hold a seq of [first, last] for a pusher:
 /// those starting inside it, and the last one starting before it
 /// (runs of one view never overlap, so no earlier one reaches in). Rows of
 /// (first_seq, last_seq). Two index probes, however long the history.
-statement recorded_pushes(const pusher& who, std::uint64_t first, std::uint64_t last);
+/// Plain SQL text, values quoted: the caller sends it with the BEGIN before
+/// it, in one round trip.
+std::string recorded_pushes(const pusher& who, std::uint64_t first, std::uint64_t last);
 
 /// A PostgreSQL text[] literal of `items` (nullopt = NULL), for one
 /// parameter.

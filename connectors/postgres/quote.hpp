@@ -32,4 +32,16 @@ inline std::string quote_literal(std::string_view text) {
   return out + "'";
 }
 
+/// E'text' with backslashes and quotes escaped: a string literal whatever
+/// standard_conforming_strings says (for SQL sent as plain text).
+inline std::string escape_literal(std::string_view text) {
+  std::string out = "E'";
+  for (char c : text) {
+    if (c == '\\' || c == '\'')
+      out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
 } // namespace syncmesh::connectors::postgres

@@ -243,15 +243,21 @@ BOOST_AUTO_TEST_CASE(pushed_seqs_are_recorded_as_runs_naming_the_node_and_view) 
   BOOST_TEST(!covered(runs, 6));
   BOOST_TEST(!covered(runs, 13));
   const pusher who{"n", "0123456789abcdef", "pg.orders"};
-  auto c = copy_pushes(runs, who);
-  BOOST_TEST(c.sql == "COPY syncmesh.pushes (node, incarnation, view, first_seq, last_seq) FROM STDIN");
-  BOOST_TEST(c.data == "n\t0123456789abcdef\tpg.orders\t3\t5\n"
-                       "n\t0123456789abcdef\tpg.orders\t9\t9\n"
-                       "n\t0123456789abcdef\tpg.orders\t11\t12\n");
-  BOOST_TEST(c.rows == 3u);
-  auto q = recorded_pushes(who, 3, 12);
-  BOOST_TEST((q.params
-              == std::vector<std::optional<std::string>>{"n", "0123456789abcdef", "pg.orders", "3", "12"}));
+  BOOST_TEST(record_pushes(runs, who)
+             == "INSERT INTO syncmesh.pushes (node, incarnation, view, first_seq, last_seq) VALUES "
+                "(E'n', E'0123456789abcdef', E'pg.orders', 3, 5), "
+                "(E'n', E'0123456789abcdef', E'pg.orders', 9, 9), "
+                "(E'n', E'0123456789abcdef', E'pg.orders', 11, 12)");
+  BOOST_TEST(recorded_pushes(who, 3, 12)
+             == "(SELECT first_seq, last_seq FROM syncmesh.pushes WHERE (node, incarnation, view) = "
+                "(E'n', E'0123456789abcdef', E'pg.orders') AND first_seq BETWEEN 3 AND 12) UNION ALL "
+                "(SELECT first_seq, last_seq FROM syncmesh.pushes WHERE (node, incarnation, view) = "
+                "(E'n', E'0123456789abcdef', E'pg.orders') AND first_seq < 3 ORDER BY first_seq DESC "
+                "LIMIT 1)");
+  // Names come from the config: quotes and backslashes stay inside the literal.
+  const pusher odd{"it's", "0123456789abcdef", "a\\b"};
+  BOOST_TEST(record_pushes({{1, 1}}, odd).find("(E'it\\'s', E'0123456789abcdef', E'a\\\\b', 1, 1)")
+             != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
