@@ -943,6 +943,7 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
   r.integer("tombstone_retention_ms", out.tombstone_retention_ms, 1000);
   r.integer("log_retention_ms", out.log_retention_ms, 0);
   r.integer("gc_interval_ms", out.gc_interval_ms, 10);
+  r.integer("failpoint_fail_after_frames", out.failpoint_fail_after_frames, 0);
   check_trust_policy(r, r.string("trust_policy", out.trust_policy), out.trust_policy,
                      "in [peer]");
   if (auto* tw = r.string("tie_winner", out.tie_winner); tw && out.tie_winner.empty())

@@ -191,6 +191,10 @@ struct peer_config {
   /// The custom trust policy (actors/trust_policy.hpp) of every link that
   /// names none itself; empty: none.
   std::string trust_policy;
+  /// Test only: the peer actor fails (exits with an error, which its
+  /// supervisor restarts it from) on the frame it receives after this many,
+  /// once per process; 0: never.
+  std::uint64_t failpoint_fail_after_frames = 0;
 };
 
 /// A row filter of a link (`filters` of [[links]]): rows of `table` whose

@@ -1,5 +1,6 @@
 #include "actors/peer_actor.hpp"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -109,6 +110,7 @@ struct peer_state {
   std::map<std::string, caf::actor> policies;
   std::map<std::string, std::string> policy_names;
   std::map<std::pair<std::string, std::uint64_t>, std::string> verdicts;
+  std::uint64_t frames_received = 0;  // for peer_config::failpoint_fail_after_frames
 
   static inline const char* name = "peer";
 };
@@ -540,6 +542,16 @@ caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
       report_states(self);
     },
     [self](frame_atom, const std::string& peer, std::string& frame) {
+      const auto fail_after = self->state.ctx->config.peer.failpoint_fail_after_frames;
+      if (fail_after > 0 && ++self->state.frames_received > fail_after) {
+        static std::atomic<bool> failed_once{false};
+        if (!failed_once.exchange(true)) {
+          spdlog::warn("peer: failpoint_fail_after_frames = {}: failing on purpose", fail_after);
+          self->quit(make_error(errc::invalid_request, "failpoint_fail_after_frames: failed on purpose "
+                                                "after " + std::to_string(fail_after) + " frames"));
+          return;
+        }
+      }
       if (self->state.policies.count(peer))
         ask_policy(self, peer, std::move(frame));
       else

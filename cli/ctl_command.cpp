@@ -332,6 +332,17 @@ void print_links(const json& links) {
               rows);
 }
 
+void print_children(const json& children) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : children)
+    rows.push_back({cell(c["kind"]), cell(c["name"]),
+                    c.value("escalated", false) ? "given up"
+                    : c.value("running", false) ? "running"
+                                                : "restarting",
+                    cell(c["restarts"]), cell(c["reason"])});
+  print_table(std::cout, {"KIND", "NAME", "STATE", "RESTARTS", "LAST FAILURE"}, rows);
+}
+
 void print_conflicts(const json& records) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& c : records)
@@ -408,6 +419,8 @@ CLI::App* add_ctl_command(CLI::App& app) {
   events->add_option("--for", opts.events_timeout_ms, "Exit after this many milliseconds")
     ->check(CLI::PositiveNumber);
   ctl->add_subcommand("links", "One record per peer link: state, counts, last refusal");
+  ctl->add_subcommand("children",
+                      "The supervised actors (store, connectors, peer, views): running, restarts");
   auto* conflicts = ctl->add_subcommand(
     "conflicts", "Writes of sync views that conflicted or failed upstream, with both versions");
   conflicts->add_option("view", opts.view, "ns.view (default: every view)");
@@ -551,6 +564,8 @@ int run_ctl() {
     print_query(result);
   else if (verb == "links")
     print_links(result);
+  else if (verb == "children")
+    print_children(result);
   else if (verb == "conflicts")
     print_conflicts(result);
   else if (verb == "topology" && opts.format != "json")

@@ -142,6 +142,55 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_commits_slowly_pauses_its_sender_which_show
   BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_failed_peer_actor_is_restarted_by_its_supervisor_and_its_link_loses_nothing) {
+  temp_dir dir;
+  // The hub's peer actor fails on purpose on its 21st frame (a few deltas
+  // into the spoke's writes); its supervisor restarts it 100 ms later, on
+  // the same port.
+  auto hub_config = dir.write(
+    "hub.toml", peer_config("hub", "failpoint_fail_after_frames = 20\n"
+                                   "[restart]\ninitial_ms = 100\njitter = 0.0\n"
+                                   "[[links]]\npeer = \"spoke\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
+  const std::string endpoint = info.value("peer", "");
+  auto spoke_config = dir.write(
+    "spoke.toml",
+    peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+
+  for (int id = 1; id <= 40; ++id) {  // one delta each
+    auto w = spoke.ctl({"exec", "--table", "app.notes", "--upsert",
+                        R"({"id": )" + std::to_string(id) + R"(, "body": "from the spoke"})"});
+    BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
+  }
+  BOOST_TEST(await([&] { return row_count(hub) == 40u; }),
+             "the hub holds " << row_count(hub) << " of 40 rows");
+
+  json peer_child;
+  BOOST_TEST(await([&] {
+    for (const auto& c : hub.ctl_json({"children"}))
+      if (c.value("kind", "") == "peer")
+        peer_child = c;
+    return peer_child.is_object() && peer_child["running"] == true;
+  }), peer_child.dump());
+  BOOST_TEST(peer_child["restarts"] == 1, peer_child.dump());
+  BOOST_TEST(hub.log().find("failing on purpose") != std::string::npos, tail(hub.log()));
+
+  // The restarted actor serves the link both ways.
+  auto w = hub.ctl({"exec", "--table", "app.notes", "--upsert", R"({"id": 100, "body": "from the hub"})"});
+  BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
+  BOOST_TEST(await([&] { return row_count(spoke) == 41u; }),
+             "the spoke holds " << row_count(spoke) << " of 41 rows");
+  json record;
+  BOOST_TEST(await([&] {
+    record = link_record(spoke, "hub");
+    return record.is_object() && record["state"] == "live" && record["unacked"] == 0;
+  }), record.dump());
+}
+
 BOOST_AUTO_TEST_CASE(a_links_trust_policy_actor_refuses_a_peers_deletes_and_they_are_counted) {
   temp_dir dir;
   // The hub's link names the built-in policy actor refuse_deletes.
