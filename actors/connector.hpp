@@ -35,8 +35,8 @@
 //       send them back to `actor` as changes (PostgreSQL: as echoes only).
 //       An error means nothing is known: the writes are pushed again.
 //       A change set marked after_previous was sent before the answer to
-//       the view's push ahead of it: it is pushed only if that push left
-//       nothing untried (push_chain in messages.hpp), refused otherwise.
+//       the view's push ahead of it: it is pushed only if that push went
+//       through clean (push_chain in messages.hpp), refused otherwise.
 //   (forget_atom, table, string view)      -> string (JSON)
 //       ends the view's stream and drops what the remote keeps for it (a
 //       PostgreSQL slot and publication); the JSON lists what was dropped

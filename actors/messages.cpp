@@ -20,16 +20,16 @@ std::string push_chain::refusal(const change_set& cs) const {
   if (it != whole_.end() && it->second)
     return {};
   return "not pushed: the push of view " + cs.view
-         + " ahead of it did not go through whole, so these writes wait for it; the view "
-           "pushes them again";
+         + " ahead of it did not go through clean (a write in it was not taken as written), "
+           "so these writes wait until it has settled; the view pushes them again";
 }
 
 void push_chain::ended(const std::string& view, const push_report* report) {
   whole_[view] = report
-                 && std::none_of(report->outcomes.begin(), report->outcomes.end(),
-                                 [](const push_outcome& o) {
-                                   return o.state == store::outbox_state::pending;
-                                 });
+                 && std::all_of(report->outcomes.begin(), report->outcomes.end(),
+                                [](const push_outcome& o) {
+                                  return o.state == store::outbox_state::applied && o.written;
+                                });
 }
 
 } // namespace syncmesh::actors

@@ -65,8 +65,9 @@ struct change_set {
   std::string view;
   /// For pushed local writes: sent before the answer to the view's push
   /// ahead of it (so that the remote works on it at once, not after a round
-  /// trip to the view); the remote pushes it only if that push left nothing
-  /// untried (see push_chain), and refuses it otherwise.
+  /// trip to the view); the remote pushes it only if that push went through
+  /// clean, every write taken as written (see push_chain), and refuses it
+  /// otherwise.
   bool after_previous = false;
   /// For pushed local writes: no key is written twice (the view checked,
   /// off the remote's path; a remote need not check again).
@@ -129,10 +130,12 @@ struct push_report {
   bool echoes = false;
 };
 
-/// What a connector remembers of each view's last push: whether it ended
-/// with nothing left untried (every write applied, failed or conflicted).
-/// A push sent after_previous goes only if it did: otherwise the writes
-/// ahead of it wait, and so must it.
+/// What a connector remembers of each view's last push: whether it went
+/// through clean (every write applied as written). A push sent
+/// after_previous goes only if it did. Otherwise the writes ahead of it
+/// wait (a blocked queue), or may be pushed again (the view missed the
+/// answer): a failed or conflicted write is not in the push bookkeeping,
+/// so it would be tried again after the later ones.
 class push_chain {
 public:
   /// Why `cs` may not be pushed now; empty when it may.

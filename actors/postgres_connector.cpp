@@ -1313,8 +1313,10 @@ store::status origin_refused(pg_state& st, const std::string& origin, const std:
 // The push connection, with syncmesh.pushes and the view's origin set up.
 store::status push_session(pg_state& st, const std::string& origin) {
   if (!st.push_conn || PQstatus(st.push_conn.get()) != CONNECTION_OK) {
-    const char* keywords[] = {"connect_timeout", "dbname", nullptr};
-    const char* values[] = {"5", st.conninfo.c_str(), nullptr};
+    // UTF8 whatever the conninfo says: the rows and the quoted names sent
+    // are UTF-8 (escape_literal escapes bytes, which is safe in UTF-8).
+    const char* keywords[] = {"connect_timeout", "dbname", "client_encoding", nullptr};
+    const char* values[] = {"5", st.conninfo.c_str(), "UTF8", nullptr};
     st.push_conn.reset(PQconnectdbParams(keywords, values, 1));
     st.push_origin.clear();
     if (PQstatus(st.push_conn.get()) != CONNECTION_OK) {

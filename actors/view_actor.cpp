@@ -82,6 +82,9 @@ struct view_state {
   /// Push requests sent and not answered yet (a long queue keeps two
   /// batches at the remote: one at work, the next waiting behind it).
   std::size_t pushes_in_air = 0;
+  /// A push was asked for while one was going (push_pending found
+  /// `pushing`): it starts once the last answer is in (push_ended).
+  bool push_wanted = false;
   std::uint64_t position = 0;  // last source position applied locally
   /// The next run may follow the stream from `position` without a new
   /// snapshot, if the remote can: after a restart, a `stop`, or a lost
@@ -499,6 +502,18 @@ void abandon(view_actor* self, push_flight_ptr f) {
   }
 }
 
+// A push chain let go of: `pushing` clears once no batch is at the remote
+// any more, and a push asked for meanwhile starts then (nothing else would
+// start it before the next exec or run).
+void push_ended(view_actor* self) {
+  auto& st = self->state;
+  st.pushing = st.pushes_in_air > 0;
+  if (!st.pushing && st.push_wanted) {
+    st.push_wanted = false;
+    push_now(self);
+  }
+}
+
 // Sends the batch after a full `flight` behind it, when the queue holds
 // more: the pending entries after it (they stay pending until pushed, and
 // only this view's pushes settle them).
@@ -550,16 +565,22 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push
   // Nothing of the batch stays pending: every pending entry of this view up
   // to its last is settled now (a batch is the queue's next entries, in
   // order), so the applied mark moves there and applied entries are not
-  // rewritten; the others are, with their state. The remote judges the
-  // same way whether to take the batch sent behind this one
-  // (push_chain): when whole, it did, and the one after goes behind it
-  // now; otherwise it refused it.
+  // rewritten; the others are, with their state.
   const bool whole = !pushed.empty() && report.outcomes.size() == pushed.size()
                      && std::none_of(report.outcomes.begin(), report.outcomes.end(),
                                      [](const push_outcome& o) {
                                        return o.state == store::outbox_state::pending;
                                      });
-  if (next && !whole) {
+  // The remote took the batch sent behind this one only if this one went
+  // through clean (push_chain), and then the one after goes behind it now;
+  // otherwise it refused it, and the queue goes on from here once this one
+  // has settled.
+  const bool clean = whole && std::all_of(report.outcomes.begin(), report.outcomes.end(),
+                                          [](const push_outcome& o) {
+                                            return o.state == store::outbox_state::applied
+                                                   && o.written;
+                                          });
+  if (next && !clean) {
     abandon(self, next);
     next = nullptr;
   }
@@ -634,7 +655,9 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push
     // Settled for good: the row and its base went upstream (and into the
     // conflict record); what reads a settled entry — status counts and
     // origin_first waiters — wants its key, mutation id, state and error.
-    // A settlement rewrites every entry it settles, so it writes them small.
+    // So a settlement that rewrites entries writes them small. (Applied
+    // entries under the applied mark are not rewritten: they keep their
+    // row and base.)
     e.new_row.reset();
     e.base_version.clear();
     b->outbox_put.push_back(std::move(e));
@@ -647,8 +670,12 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push
       [self, applied, failed, conflicted, settled, events, blocked, full = pushed.size(),
        done, whole, settled_to, applied_through, next](std::uint64_t) mutable {
         auto& st = self->state;
-        if (!next)
+        if (!next) {
+          // The queue goes on below (push_pending) or is drained; a batch
+          // dropped and still in the air lets go of `pushing` when answered.
           st.pushing = st.pushes_in_air > 0;
+          st.push_wanted = false;
+        }
         st.applied_through = applied_through;
         // Every entry of this view below settled_to is settled now: this
         // batch took each pending one from the cursor on.
@@ -689,6 +716,7 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push
         // answers are here.
         self->state.pushing = self->state.pushes_in_air > 0;
         done(describe(err));
+        push_ended(self);
       });
 }
 
@@ -698,7 +726,14 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push
 template <class Done>
 void push_pending(view_actor* self, Done done) {
   auto& st = self->state;
-  if (st.cfg.persistence != "sync" || st.pushing) {
+  if (st.cfg.persistence != "sync") {
+    done(std::string{});
+    return;
+  }
+  if (st.pushing) {
+    // The push going on takes what it finds; what it does not, a push
+    // started when it ends does (push_ended).
+    st.push_wanted = true;
     done(std::string{});
     return;
   }
@@ -732,7 +767,7 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
     auto& st = self->state;
     if (f->abandoned) {
       forget_pushed(st, *f);
-      st.pushing = st.pushes_in_air > 0;
+      push_ended(self);
       return;
     }
     if (!f->ready)
@@ -746,6 +781,7 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
       if (f->error)
         answer_origin_waiters(self, why);
       done(why);
+      push_ended(self);
       return;
     }
     auto report = f->report->ptr;
@@ -781,7 +817,9 @@ void send_push(view_actor* self, push_flight_ptr flight, Done done) {
   cs->distinct_keys = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
   st.pushing = true;
   st.pushes_in_air += 1;
-  self->request(st.connector, step_timeout, push_atom::value, st.cfg.source, changes_ref{cs},
+  // A batch sent behind another waits for it at the remote first.
+  const auto timeout = flight->after_previous ? 2 * step_timeout : step_timeout;
+  self->request(st.connector, timeout, push_atom::value, st.cfg.source, changes_ref{cs},
                 caf::actor{self})
     .then(
       [self, flight, answered](const push_report_ref& report) mutable {
@@ -1665,7 +1703,14 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
     st.job.last_seen_commit = std::to_string(st.position);
   }
   if (cfg.persistence == "sync") {
-    if (auto mark = ctx->db->ext(applied_mark_key(cfg.full_name())); mark && *mark) {
+    auto mark = ctx->db->ext(applied_mark_key(cfg.full_name()));
+    if (!mark)
+      publish(self, {{"type", "error"},
+                     {"message", "could not read " + applied_mark_key(cfg.full_name()) + " ("
+                                   + mark.error().to_string()
+                                   + "); the writes it covers count as pending and are pushed "
+                                     "again, each still applied once"}});
+    if (mark && *mark) {
       // Written only by settle_push, as a decimal seq.
       auto& text = **mark;
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), st.applied_through);
