@@ -113,6 +113,13 @@ struct view_state {
   /// pending moves this mark (one record, applied_mark_key) instead of
   /// rewriting each applied entry. See state_of.
   std::uint64_t applied_through = 0;
+  /// Applied entries of this view deleted from the outbox (kept in the
+  /// store as outbox_pruned/<view>; counted in outbox_applied too), and
+  /// where the next pruning step reads from (see prune_outbox).
+  std::uint64_t outbox_pruned = 0;
+  std::uint64_t prune_from = 0;
+  std::uint64_t prune_gen = 0;  // the latest drain's; an older prune timer is stale
+  bool pruning = false;         // a pruning batch is at the store
   /// Keys (store::encode_key) with pending outbox entries, and how many:
   /// their local rows are staged, and the change stream does not overwrite
   /// them (the push settles them: applied, or the conflict's resolution).
@@ -225,6 +232,8 @@ json status_json(view_actor* self) {
     auto now = now_ms(self);
     out["outbox"] = {{"pending", st.outbox_pending},
                      {"applied", st.outbox_applied},
+                     // Of the applied: entries deleted from the outbox.
+                     {"pruned", st.outbox_pruned},
                      {"failed", st.outbox_failed},
                      {"conflicted", st.outbox_conflicted},
                      // Rows whose local value the remote has not confirmed yet.
@@ -352,6 +361,14 @@ void count_down(std::map<std::string, std::uint32_t>& counts, const std::string&
 }
 
 std::string applied_mark_key(const std::string& view) { return "outbox_applied/" + view; }
+std::string pruned_count_key(const std::string& view) { return "outbox_pruned/" + view; }
+
+/// Once a view's queue has drained and stayed quiet this long, the applied
+/// entries under its applied mark are deleted from the outbox, a batch of
+/// prune_batch_entries entries read at a time (the store's other work goes
+/// between them).
+constexpr auto prune_delay = std::chrono::seconds(5);
+constexpr std::size_t prune_batch_entries = 1024;
 
 // An outbox entry's state: as written, except that entries the applied
 // mark covers were applied (their settlement wrote the mark, not them).
@@ -705,10 +722,13 @@ void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push
             send_push(self, next, done);  // answered already: settles now
           return;
         }
-        if (full == push_batch_entries_max || st.outbox_pending > 0)
+        if (full == push_batch_entries_max || st.outbox_pending > 0) {
           push_pending(self, done);  // more waited, or were written meanwhile
-        else
+        } else {
+          // Drained: the applied entries go once it stays quiet.
+          self->delayed_send(self, prune_delay, collect_atom::value, ++st.prune_gen);
           done(std::string{});
+        }
       },
       [self, done, next](const caf::error& err) mutable {
         abandon(self, next);
@@ -1180,6 +1200,56 @@ void stop_stream(view_actor* self) {
     self->send(st.connector, unsubscribe_atom::value, st.cfg.source, caf::actor{self});
   st.subscribed = false;
   refresh_status(self);
+}
+
+// Deletes the next applied entries of this view under the applied mark
+// from the outbox (they went upstream for good; the count stays, in
+// outbox_pruned), then goes on while there are more. Not while a push is
+// going (its settlement could not matter, but the queue comes first), nor
+// while origin_first execs wait (they look for their entries).
+void prune_outbox(view_actor* self) {
+  auto& st = self->state;
+  if (st.pushing || st.pruning || !st.origin_waiters.empty() || st.prune_from > st.applied_through)
+    return;  // the next drain tries again
+  auto ob = st.ctx->db->outbox(st.prune_from, prune_batch_entries);
+  if (!ob)
+    return;
+  auto b = std::make_shared<store::batch>();
+  std::uint64_t next_from = st.prune_from;
+  bool more = ob->size() == prune_batch_entries;
+  for (const auto& e : *ob) {
+    if (e.seq > st.applied_through) {
+      more = false;
+      break;
+    }
+    next_from = e.seq + 1;
+    if (e.view == st.cfg.full_name() && state_of(st, e) == store::outbox_state::applied)
+      b->outbox_remove.push_back(e.seq);
+  }
+  if (ob->empty())
+    more = false;
+  const std::uint64_t n = b->outbox_remove.size();
+  auto go_on = [self, more, gen = st.prune_gen] {
+    if (more)
+      self->send(self, collect_atom::value, gen);
+  };
+  if (n == 0) {
+    st.prune_from = next_from;
+    go_on();
+    return;
+  }
+  b->ext.emplace_back(pruned_count_key(st.cfg.full_name()), std::to_string(st.outbox_pruned + n));
+  st.pruning = true;
+  self->request(st.store, step_timeout, apply_atom::value, batch_ref{b})
+    .then(
+      [self, n, next_from, go_on](std::uint64_t) {
+        auto& st = self->state;
+        st.pruning = false;
+        st.outbox_pruned += n;
+        st.prune_from = std::max(st.prune_from, next_from);
+        go_on();
+      },
+      [self](const caf::error&) { self->state.pruning = false; });  // the next drain tries again
 }
 
 // Pushes queued writes outside a run, while the remote is up: after an exec,
@@ -1710,6 +1780,13 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
                                    + mark.error().to_string()
                                    + "); the writes it covers count as pending and are pushed "
                                      "again, each still applied once"}});
+    if (auto pruned = ctx->db->ext(pruned_count_key(cfg.full_name())); pruned && *pruned) {
+      auto& text = **pruned;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), st.outbox_pruned);
+      if (ec != std::errc{} || end != text.data() + text.size())
+        st.outbox_pruned = 0;  // a count only: the entries are gone either way
+    }
+    st.outbox_applied = st.outbox_pruned;
     if (mark && *mark) {
       // Written only by settle_push, as a decimal seq.
       auto& text = **mark;
@@ -1742,6 +1819,8 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       }
   }
   load_ids(self);
+  if (st.applied_through > 0)  // applied entries a run before left in the outbox
+    self->delayed_send(self, prune_delay, collect_atom::value, ++st.prune_gen);
   st.may_resume = follows_stream(cfg) && st.shape && st.position > 0
                   && (st.job.state == "synced" || st.job.state == "idle");
 
@@ -1805,6 +1884,10 @@ caf::behavior view_impl(view_actor* self, node_context_ptr ctx, view_config cfg,
       if (gen != st.timer_gen || !st.job.enabled || st.running)
         return;
       start_run(self);
+    },
+    [self](collect_atom, std::uint64_t gen) {
+      if (gen == self->state.prune_gen)
+        prune_outbox(self);
     },
     [self](changes_atom, const changes_ref& cs) {
       if (cs.ptr)

@@ -120,6 +120,12 @@ step("a queue longer than a batch drains batch after batch, and a conflict in on
   await(function() return local_rows(a) == remote_rows() end, 10000, "both sides hold the same rows")
 end)
 
+step("applied writes leave the outbox once it is quiet, and stay counted", function()
+  await(function() local o = view(a).outbox; return o.pruned == o.applied end, 30000,
+        "every applied entry was deleted from the outbox")
+  check(view(a).outbox.applied >= 450 + 9 + 18999, "and counted applied", view(a).outbox.applied)
+end)
+
 step("after a restart the applied writes stay applied: counted, and not pushed again", function()
   local o = view(a).outbox
   local recorded = pg:sql("SELECT count(*) FROM syncmesh.pushes WHERE view = 'pg.items'").rows[1][1]
@@ -130,6 +136,7 @@ step("after a restart the applied writes stay applied: counted, and not pushed a
   check_equal(v.last_run.pushed, 0, "its first run pushed nothing")
   check_equal(v.outbox.pending, 0, "nothing is pending")
   check_equal(v.outbox.applied, o.applied, "the applied writes are counted as before")
+  check_equal(v.outbox.pruned, o.pruned, "and the ones deleted from the outbox")
   check_equal(v.outbox.conflicted, o.conflicted, "and the conflicted ones")
   check_equal(pg:sql("SELECT count(*) FROM syncmesh.pushes WHERE view = 'pg.items'").rows[1][1], recorded,
               "no push went upstream")
