@@ -539,13 +539,7 @@ status replication_stream::stream_ended() {
                                + primary
                                + "; create it with CREATE PUBLICATION, or start() with the names "
                                  "of existing publications");
-    // Classes 08 (connection), 53 (resources) and 57 (operator
-    // intervention: a shutdown, a restart) end this connection only, and a
-    // new one may go on from the slot. Any other error (58P01 WAL removed,
-    // 55000 a slot that cannot serve changes, XX000 a decoding failure)
-    // would end the next stream from this slot the same way.
-    const std::string cls = state.substr(0, 2);
-    if (cls == "08" || cls == "53" || cls == "57")
+    if (stream_error_resumable(state))
       return status::io_error("PostgreSQL at " + where + " stopped the replication stream ("
                               + primary + ", SQLSTATE " + state + ")" + again);
     return status::invalid_argument("PostgreSQL at " + where + " stopped the replication stream ("
@@ -560,6 +554,13 @@ status replication_stream::stream_ended() {
     said = "the server ended the stream, e.g. because it is shutting down";
   return status::io_error("lost the replication stream from PostgreSQL at " + where + " (" + said
                           + ")" + again);
+}
+
+bool stream_error_resumable(const std::string& sqlstate) {
+  if (sqlstate.size() != 5)
+    return false;
+  const std::string cls = sqlstate.substr(0, 2);
+  return cls == "08" || cls == "53" || cls == "57";
 }
 
 status replication_stream::flush_output() {

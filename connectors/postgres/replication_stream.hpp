@@ -206,6 +206,14 @@ private:
   std::string slot_;
 };
 
+/// Whether a server error (by SQLSTATE) that ended a replication stream
+/// ends only that connection, so that a new one may go on from the slot:
+/// classes 08 (connection), 53 (resources) and 57 (operator intervention:
+/// a shutdown, a restart). Any other error (58P01 WAL removed, 55000 a slot
+/// that cannot serve changes, XX000 a decoding failure) would end the next
+/// stream from the slot the same way.
+bool stream_error_resumable(const std::string& sqlstate);
+
 /// One column of a table, in table order.
 struct column_info {
   std::string name;

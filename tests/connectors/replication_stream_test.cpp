@@ -772,4 +772,14 @@ BOOST_AUTO_TEST_CASE(a_server_without_logical_wal_is_told_to_set_wal_level_logic
   BOOST_TEST(mentions(refused.error(), "restart the server"));
 }
 
+BOOST_AUTO_TEST_CASE(which_server_errors_leave_the_slot_to_a_new_connection) {
+  // A new connection may go on from the slot: the connection, resources or
+  // an operator ended this one.
+  for (const char* state : {"08006", "08P01", "53100", "53200", "57P01", "57P02", "57P03", "57014"})
+    BOOST_TEST(stream_error_resumable(state), state);
+  // The next stream from the slot would end the same way: copy again.
+  for (const char* state : {"58P01", "55000", "XX000", "42704", "22P02", "", "08", "5"})
+    BOOST_TEST(!stream_error_resumable(state), state);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
