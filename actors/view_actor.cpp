@@ -488,10 +488,10 @@ struct push_flight {
   std::optional<caf::error> error;        // or why the push failed
   /// The batch before it has settled (or there was none): this one may.
   bool ready = true;
-  /// The batch before it failed, left writes untried or could not settle:
-  /// this one's answer is dropped and its entries stay pending, pushed
-  /// again later (the push bookkeeping keeps any the remote took from
-  /// being applied twice).
+  /// The batch before it failed, did not go through clean or could not
+  /// settle: this one's answer is dropped and its entries stay pending,
+  /// pushed again later (the push bookkeeping keeps any the remote took
+  /// from being applied twice).
   bool abandoned = false;
 };
 
@@ -571,9 +571,11 @@ store::change written_change(const store::schema& shape, const store::outbox_ent
 // batch sent behind it, if any: settled after it when the remote took it,
 // dropped (its entries pending) when not.
 //
-// A conflict's resolution cannot change what a later batch sends (its
-// entries, rows and bases are fixed when written), so only a write left
-// untried (a blocked queue) holds back the batches behind it.
+// A batch goes behind another only if that one went through clean, every
+// write applied as written (push_chain): a write left untried (a blocked
+// queue) holds back the writes behind it, and a failed or conflicted one,
+// which the push bookkeeping does not record, must never be tried again
+// after them (as it would be, were its answer missed).
 template <class Done>
 void settle_push(view_actor* self, std::vector<store::outbox_entry> pushed, push_flight_ptr next,
                  const push_report& report, Done done) {
