@@ -218,7 +218,8 @@ BOOST_FIXTURE_TEST_CASE(status_shows_every_view_with_its_persistence_mode_and_st
   }
   BOOST_TEST(s[2]["outbox"].dump()
              == json({{"applied", 0}, {"conflicted", 0}, {"failed", 0},
-                      {"oldest_pending_age_ms", nullptr}, {"pending", 0}, {"staged_rows", 0}})
+                      {"oldest_pending_age_ms", nullptr}, {"pending", 0}, {"pruned", 0},
+                      {"staged_rows", 0}})
                   .dump());
 
   auto text = n().ctl({"status"});
