@@ -31,6 +31,12 @@ std::string peer_config(const std::string& node_id, const std::string& links) {
          + links;
 }
 
+/// The peer endpoint `n` bound, as its node.json names it ("" if none).
+std::string peer_endpoint(const node_process& n) {
+  const json info = json::parse(read_file(n.node_json()), nullptr, false);
+  return info.is_object() ? info.value("peer", "") : "";
+}
+
 /// The record of the link to `peer` in `ctl --json links`, or null.
 json link_record(const node_process& n, const std::string& peer) {
   auto links = n.ctl_json({"links"});
@@ -55,10 +61,9 @@ BOOST_AUTO_TEST_CASE(ctl_writes_a_peer_table_on_one_node_and_reads_it_and_its_li
   auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
   node_process hub(hub_config, dir.path() / "hub-data");
   BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
-  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
-  const std::string endpoint = info.value("peer", "");
+  const std::string endpoint = peer_endpoint(hub);
   BOOST_REQUIRE_MESSAGE(endpoint.rfind("tcp://127.0.0.1:", 0) == 0,
-                        "node.json names the bound peer endpoint: " << info.dump());
+                        "node.json names the bound peer endpoint: " << read_file(hub.node_json()));
 
   auto spoke_config = dir.write(
     "spoke.toml",
@@ -109,8 +114,7 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_commits_slowly_pauses_its_sender_which_show
   auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
   node_process hub(hub_config, dir.path() / "hub-data");
   BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
-  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
-  const std::string endpoint = info.value("peer", "");
+  const std::string endpoint = peer_endpoint(hub);
   // The spoke takes two deltas at a time and commits them 1.5 s later.
   auto spoke_config = dir.write(
     "spoke.toml", peer_config("spoke", "credits = 2\npause_at = 2\ncommit_delay_ms = 1500\n"
@@ -153,8 +157,7 @@ BOOST_AUTO_TEST_CASE(a_failed_peer_actor_is_restarted_by_its_supervisor_and_its_
                                    "[[links]]\npeer = \"spoke\"\n"));
   node_process hub(hub_config, dir.path() / "hub-data");
   BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
-  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
-  const std::string endpoint = info.value("peer", "");
+  const std::string endpoint = peer_endpoint(hub);
   auto spoke_config = dir.write(
     "spoke.toml",
     peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
@@ -199,8 +202,7 @@ BOOST_AUTO_TEST_CASE(a_links_trust_policy_actor_refuses_a_peers_deletes_and_they
     peer_config("hub", "[[links]]\npeer = \"spoke\"\ntrust_policy = \"refuse_deletes\"\n"));
   node_process hub(hub_config, dir.path() / "hub-data");
   BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
-  const json info = json::parse(read_file(hub.node_json()), nullptr, false);
-  const std::string endpoint = info.value("peer", "");
+  const std::string endpoint = peer_endpoint(hub);
   auto spoke_config = dir.write(
     "spoke.toml",
     peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
