@@ -40,6 +40,12 @@ struct change {
   /// the store stamps the change with its own clock and node id.
   std::optional<hlc_timestamp> hlc;
   std::string origin;           // origin node id; empty means this node
+  /// Set by a writer that already holds the row as stored (the peer
+  /// replicator keeps it in its merge state): the row before the change,
+  /// absent when the key does not exist. The store logs it as the old row
+  /// instead of reading the row again. It must be exact; a change earlier
+  /// in the same commit group still takes precedence.
+  std::optional<std::optional<row>> known_old_row;
 };
 
 /// A change as the change log holds it: stamped, numbered, with the row as

@@ -924,10 +924,14 @@ private:
       } else {
         rec.key = c.new_row ? sch->key_of(*c.new_row) : c.key;
         auto key = row_prefix + encode_key(rec.key);
-        auto old = current_row(g, local, key);
-        if (!old)
-          return old.error();
-        rec.old_row = std::move(old).value();
+        if (c.known_old_row && !local.rows.count(key) && !g.rows.count(key)) {
+          rec.old_row = *c.known_old_row;
+        } else {
+          auto old = current_row(g, local, key);
+          if (!old)
+            return old.error();
+          rec.old_row = std::move(old).value();
+        }
         if (c.op == change_op::remove) {
           mine.Delete(key);
           local.rows[key] = nullptr;

@@ -871,20 +871,26 @@ store::status replicator::apply(std::vector<wire::change>& changes, std::size_t 
       key_columns.assign(s->primary_key.begin(), s->primary_key.end());
     auto& state = state_of_change[i]->second;
     const bool was_visible = state && state->visible(order_);
-    const auto before = was_visible ? state->values : store::row{};
+    std::optional<store::row> before;
+    if (was_visible)
+      before = state->values;
     const bool changed = merge(state, c, s->columns.size(), key_columns, order_);
     const bool visible = state->visible(order_);
     store::change row_change;
     row_change.table = c.table;
     row_change.hlc = c.hlc;
     row_change.origin = c.origin;
-    if (visible && (!was_visible || !(before == state->values))) {
+    // The peer tables' rows are written here only, so the merge state holds
+    // the row as stored: the store need not read it again for its log.
+    if (visible && (!was_visible || !(*before == state->values))) {
       row_change.op = change_op::insert;
       row_change.new_row = state->values;
+      row_change.known_old_row = std::move(before);
       b.changes.push_back(std::move(row_change));
     } else if (!visible && was_visible) {
       row_change.op = change_op::remove;
       row_change.key = c.key;
+      row_change.known_old_row = std::move(before);
       b.changes.push_back(std::move(row_change));
     }
     if (i < unlogged) {
