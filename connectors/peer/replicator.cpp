@@ -162,25 +162,56 @@ store::result<row_state> decode_state(const std::string& raw, const std::string&
   }
 }
 
-// A log entry is the change as one delta frame of one change: the wire
-// codec, checked on the way back in. `c` is moved into the frame and back,
-// not copied.
-std::string encode_entry(wire::change& c) {
-  wire::message m = wire::delta{1, {}};
-  auto& one = std::get<wire::delta>(m).changes;
-  one.push_back(std::move(c));
+// The log is kept in pages: one record per run of up to log_page_max
+// changes that were applied together, named by the seq of its last change
+// (so that a seek to any seq lands on the page that holds it) and holding
+// them as one delta frame whose id is the seq of its first: one LevelDB
+// record and one encoding for a run instead of one per change. A page of
+// one change (a store written before pages, whose entries had id 1) holds
+// the seq its name says.
+constexpr std::size_t log_page_max = 128;
+
+struct log_page {
+  std::uint64_t first = 0;  // seq of changes.front()
+  std::uint64_t last = 0;   // seq of changes.back(), the page's name
+  std::vector<wire::change> changes;
+};
+
+// `changes` are moved into the frame and back, not copied.
+std::string encode_page(std::uint64_t first, wire::change* changes, std::size_t n) {
+  wire::message m = wire::delta{first, {}};
+  auto& held = std::get<wire::delta>(m).changes;
+  held.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    held.push_back(std::move(changes[i]));
   auto out = wire::encode(m);
-  c = std::move(one.front());
+  for (std::size_t i = 0; i < n; ++i)
+    changes[i] = std::move(held[i]);
   return out;
 }
 
-store::result<wire::change> decode_entry(const std::string& raw, const wire::limits& lim) {
+store::result<log_page> decode_page(const std::string& name, const std::string& raw,
+                                    const wire::limits& lim) {
+  auto bad = [&](const std::string& why) {
+    return status::corruption("the peer log page '" + store::to_hex(name) + "' cannot be read ("
+                              + why + "); restore the node's data directory from a backup");
+  };
+  log_page p;
+  p.last = seq_of(name);
+  if (p.last == 0)
+    return bad("a malformed name");
   auto m = wire::decode(raw, lim);
-  if (!m || !std::holds_alternative<wire::delta>(m.value()))
-    return status::corruption("a peer log entry cannot be read ("
-                              + (m ? std::string("not a delta") : m.error().message)
-                              + "); restore the node's data directory from a backup");
-  return std::get<wire::delta>(std::move(m).value()).changes.front();
+  if (!m)
+    return bad(m.error().message);
+  auto* d = std::get_if<wire::delta>(&m.value());
+  if (!d || d->changes.empty())
+    return bad("not a delta of changes");
+  const auto n = d->changes.size();
+  p.first = n == 1 ? p.last : d->id;
+  if (p.first == 0 || p.first > p.last || p.last - p.first + 1 != n)
+    return bad("its first seq does not fit its name and size");
+  p.changes = std::move(d->changes);
+  return p;
 }
 
 std::string encode_vv(const wire::watermark& vv) {
@@ -576,19 +607,23 @@ store::status replicator::start() {
     return st;
   pending_vv_ = vv_;
   // The oldest and newest log entries (compaction drops from the front):
-  // scan from the end is not offered, so read on.
+  // scan from the end is not offered, so read on, a few pages at a time.
   log_begin_ = 0;
   for (std::uint64_t from = 1;;) {
-    auto page = db_.ext_scan(log_prefix, log_name(from), 1024);
-    if (!page)
-      return page.error();
-    if (page->empty())
+    auto pages = db_.ext_scan(log_prefix, log_name(from), 16);
+    if (!pages)
+      return pages.error();
+    if (pages->empty())
       break;
-    if (log_begin_ == 0)
-      log_begin_ = seq_of(page->front().first);
-    log_end_ = seq_of(page->back().first);
+    if (log_begin_ == 0) {
+      auto first = decode_page(pages->front().first, pages->front().second, cfg_.limits);
+      if (!first)
+        return first.error();
+      log_begin_ = first->first;
+    }
+    log_end_ = seq_of(pages->back().first);
     if (log_end_ == 0)
-      return status::corruption("a peer log entry has a malformed name; restore the node's "
+      return status::corruption("a peer log page has a malformed name; restore the node's "
                                 "data directory from a backup");
     from = log_end_ + 1;
   }
@@ -776,50 +811,54 @@ constexpr std::size_t compact_pages_max = 16;
 void replicator::compact_log() {
   if (cfg_.log_retention_ms == 0)
     return;
-  // Only entries every live link that asked for this node's changes was
-  // sent already (the rest it still reads), and never the newest entry,
-  // which holds the log's end across a restart.
+  // Only pages every live link that asked for this node's changes was sent
+  // already (the rest it still reads), and never the newest page, which
+  // holds the log's end across a restart.
   std::uint64_t limit = log_end_;
   for (const auto& [peer, l] : links_)
     if (l->state != link_state::down && l->peer_wants)
       limit = std::min(limit, l->scan_pos);
   const auto wall = db_.clock().now().wall_ms();
   const auto horizon = wall > cfg_.log_retention_ms ? wall - cfg_.log_retention_ms : 0;
+  const auto pages_max = std::max<std::size_t>(1, cfg_.gc_batch / log_page_max);
   for (std::size_t round = 0; round < compact_pages_max && log_begin_ < limit; ++round) {
-    auto page = db_.ext_scan(log_prefix, log_name(log_begin_), cfg_.gc_batch);
-    if (!page || page->empty())
+    auto pages = db_.ext_scan(log_prefix, log_name(log_begin_), pages_max);
+    if (!pages || pages->empty())
       return;
     store::batch b;
     auto floor = floor_;
     auto next = log_begin_;
+    std::uint64_t dropped = 0;
     bool stop = false;
-    for (const auto& [name, raw] : *page) {
-      const auto seq = seq_of(name);
-      if (seq == 0 || seq >= limit) {
-        stop = true;
-        break;
-      }
+    for (const auto& [name, raw] : *pages) {
       // The log is in the order applied, not quite in HLC order: the
-      // first entry too young (or unreadable) ends the round.
-      auto c = decode_entry(raw, cfg_.limits);
-      if (!c || c->hlc.wall_ms() >= horizon) {
+      // first page with a change too young (or unreadable) ends the round.
+      auto page = decode_page(name, raw, cfg_.limits);
+      if (!page || page->last >= limit) {
         stop = true;
         break;
       }
-      raise(floor, c->origin, c->hlc);
+      auto young = std::find_if(page->changes.begin(), page->changes.end(),
+                                [&](const wire::change& c) { return c.hlc.wall_ms() >= horizon; });
+      if (young != page->changes.end()) {
+        stop = true;
+        break;
+      }
+      for (const auto& c : page->changes)
+        raise(floor, c.origin, c.hlc);
       b.ext.emplace_back(name, std::nullopt);
-      next = seq + 1;
+      dropped += page->changes.size();
+      next = page->last + 1;
     }
     if (b.ext.empty())
       return;
-    const auto dropped = b.ext.size();
     b.ext.emplace_back(floor_name, encode_vv(floor));
     if (!db_.apply(b))
       return;  // the next round tries again
     floor_ = std::move(floor);
     log_dropped_ += dropped;
     log_begin_ = next;
-    if (stop || page->size() < cfg_.gc_batch)
+    if (stop || pages->size() < pages_max)
       return;
   }
 }
@@ -899,8 +938,13 @@ store::status replicator::apply(std::vector<wire::change>& changes, std::size_t 
         (*changed_unlogged)[i] = changed;
       continue;
     }
-    b.ext.emplace_back(log_name(++end), encode_entry(c));
     raise(vv, c.origin, c.hlc);
+  }
+  for (std::size_t i = unlogged; i < changes.size();) {
+    const auto n = std::min(log_page_max, changes.size() - i);
+    b.ext.emplace_back(log_name(end + n), encode_page(end + 1, &changes[i], n));
+    end += n;
+    i += n;
   }
   for (const auto& [name, state] : states)
     b.ext.emplace_back(name, encode_state(*state));
@@ -1312,22 +1356,29 @@ void replicator::pump(link& l) {
          && l.scan_pos <= log_end_) {
     std::vector<wire::change> out;
     while (out.size() < cfg_.batch_max && l.scan_pos <= log_end_) {
-      auto page = db_.ext_scan(log_prefix, log_name(l.scan_pos), cfg_.batch_max);
-      if (!page || page->empty())
+      // The page that holds scan_pos (pages are named by their last seq).
+      auto pages = db_.ext_scan(log_prefix, log_name(l.scan_pos), 1);
+      if (!pages || pages->empty())
         return;  // the store failed; the next write or ack tries again
-      for (const auto& [name, raw] : *page) {
-        ++l.scan_pos;
-        auto c = decode_entry(raw, cfg_.limits);
-        if (!c)
+      const auto& [name, raw] = pages->front();
+      auto page = decode_page(name, raw, cfg_.limits);
+      if (!page) {
+        // Unreadable: skipped (a name without a seq leaves nothing to skip to).
+        if (seq_of(name) < l.scan_pos)
+          return;
+        l.scan_pos = seq_of(name) + 1;
+        continue;
+      }
+      for (std::uint64_t seq = std::max(l.scan_pos, page->first);
+           seq <= page->last && out.size() < cfg_.batch_max; ++seq) {
+        l.scan_pos = seq + 1;
+        auto& c = page->changes[seq - page->first];
+        if (c.origin == l.cfg.peer || holds(l.peer_vv, c.origin, c.hlc))
           continue;
-        if (c->origin == l.cfg.peer || holds(l.peer_vv, c->origin, c->hlc))
-          continue;
-        auto o = outgoing(l, *c);
+        auto o = outgoing(l, c);
         if (!o)
           continue;
         out.push_back(std::move(*o));
-        if (out.size() >= cfg_.batch_max)
-          break;
       }
     }
     if (out.empty())

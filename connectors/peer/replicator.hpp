@@ -148,7 +148,9 @@ struct link_stats {
 ///
 /// What it keeps in the store, in the same batch as the rows
 /// (extension records):
-///   peer/log/<seq:u64be>      every change held, in the order applied
+///   peer/log/<seq:u64be>      every change held, in the order applied, in
+///                             pages of up to 128 changes applied together,
+///                             each named by the seq of its last change
 ///   peer/v/<table>\0<key>     a row's merge state (row_state)
 ///   peer/vv                   the version vector: newest stamp per origin
 ///   peer/floor                the log's floor: newest stamp per origin of

@@ -23,16 +23,24 @@ void short_retention(peer::replicator_config& cfg) {
 
 std::string digest(const node& n) { return peer::table_digest(*n.db, "app.notes").value(); }
 
-/// The seqs of the peer log entries `n` holds, in order.
+/// The seqs of the peer log entries `n` holds, in order. The log is kept in
+/// pages named by their last seq, each a delta whose id is its first seq
+/// (a page of one change: the seq its name says).
 std::vector<std::uint64_t> log_seqs(const node& n) {
-  auto page = n.db->ext_scan("peer/log/", "peer/log/", 100000);
-  BOOST_REQUIRE(page.is_ok());
+  auto pages = n.db->ext_scan("peer/log/", "peer/log/", 100000);
+  BOOST_REQUIRE(pages.is_ok());
   std::vector<std::uint64_t> out;
-  for (const auto& [name, raw] : *page) {
-    std::uint64_t seq = 0;
+  for (const auto& [name, raw] : *pages) {
+    std::uint64_t last = 0;
     for (std::size_t i = name.size() - 8; i < name.size(); ++i)
-      seq = (seq << 8) | static_cast<unsigned char>(name[i]);
-    out.push_back(seq);
+      last = (last << 8) | static_cast<unsigned char>(name[i]);
+    auto m = messaging::peer::decode(raw, {});
+    BOOST_REQUIRE(m.is_ok());
+    const auto& d = std::get<messaging::peer::delta>(m.value());
+    const auto first = d.changes.size() == 1 ? last : d.id;
+    BOOST_REQUIRE(last - first + 1 == d.changes.size());
+    for (auto seq = first; seq <= last; ++seq)
+      out.push_back(seq);
   }
   return out;
 }
@@ -163,6 +171,48 @@ BOOST_AUTO_TEST_CASE(after_a_restart_the_log_goes_on_from_its_last_entry) {
   c.net.heal_all();
   c.sched.advance(4000);
   BOOST_TEST(c.nodes.at("b").rows() == 11u);
+}
+
+BOOST_AUTO_TEST_CASE(a_long_write_is_logged_in_pages_and_read_back_whole_with_entries_from_before_pages) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}});
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  a.write(1);
+  a.write(2);
+  // Entry 2 as a store written before pages holds it: a delta of one change
+  // with id 1.
+  {
+    std::string name = "peer/log/";
+    store::encode_u64_be(name, 2);
+    auto raw = a.db->ext(name);
+    BOOST_REQUIRE(raw.is_ok() && raw->has_value());
+    auto m = messaging::peer::decode(**raw, {});
+    BOOST_REQUIRE(m.is_ok());
+    std::get<messaging::peer::delta>(m.value()).id = 1;
+    store::batch b;
+    b.ext.emplace_back(name, messaging::peer::encode(m.value()));
+    BOOST_REQUIRE(a.db->apply(b).is_ok());
+  }
+  std::vector<store::row> rows;
+  for (std::int64_t id = 3; id <= 302; ++id)
+    rows.push_back({value::integer(id), value::text("bulk"), value::text("s")});
+  BOOST_REQUIRE(a.rep->write("app.notes", rows, {}).is_ok());
+  // Two single entries, then 300 changes in pages of 128, 128 and 44.
+  BOOST_TEST(a.db->ext_scan("peer/log/", "peer/log/", 100).value().size() == 5u);
+  std::vector<std::uint64_t> all(302);
+  for (std::uint64_t i = 0; i < all.size(); ++i)
+    all[i] = i + 1;
+  BOOST_TEST(log_seqs(a) == all, boost::test_tools::per_element());
+  // A restart finds the log's end inside the last page; deltas of 128
+  // start in the middle of pages.
+  c.restart("a");
+  a.write(303);
+  BOOST_TEST(log_seqs(a).back() == 303u);
+  c.net.heal_all();
+  c.sched.advance(3000);
+  BOOST_TEST(c.nodes.at("b").rows() == 303u);
+  BOOST_TEST(c.nodes.at("b").link("a").applied_changes == 303u);
+  BOOST_TEST(c.nodes.at("b").rep->held() == a.rep->held());
 }
 
 BOOST_AUTO_TEST_CASE(a_full_sync_keeps_to_the_links_filters_and_excluded_columns) {
