@@ -934,11 +934,11 @@ private:
         }
         if (c.op == change_op::remove) {
           mine.Delete(key);
-          local.rows[key] = nullptr;
+          local.rows[std::move(key)] = nullptr;
         } else {
           rec.new_row = c.new_row;
           mine.Put(key, encode_row(*c.new_row));
-          local.rows[key] = &*c.new_row;
+          local.rows[std::move(key)] = &*c.new_row;
         }
       }
       mine.Put(layout::log_key(rec.seq), encode_change(rec));
@@ -980,10 +980,12 @@ private:
       mine.Put(layout::job_key(j.view), encode_job(j));
 
     // The writer's batch is whole: fold it into the group.
-    if (!alone)
+    // The group's later writers see this one's rows; a writer alone has none.
+    if (!alone) {
       wb.Append(own);
-    for (auto& [key, r] : local.rows)
-      g.rows[key] = r;
+      for (auto& [key, r] : local.rows)
+        g.rows[key] = r;
+    }
     for (auto& [name, s] : local.new_tables)
       g.new_tables[name] = std::move(s);
     for (auto& [name, generation] : local.generations)
