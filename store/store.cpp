@@ -332,6 +332,26 @@ public:
     return out;
   }
 
+  result<std::optional<std::pair<std::string, std::string>>> ext_last(
+    const std::string& prefix) const override {
+    std::unique_ptr<leveldb::Iterator> it{db_->NewIterator({})};
+    const auto first = layout::ext_key(prefix);
+    const auto end = layout::prefix_end(first);
+    it->Seek(end);
+    if (it->Valid())
+      it->Prev();
+    else
+      it->SeekToLast();
+    std::optional<std::pair<std::string, std::string>> out;
+    if (it->Valid() && it->key().starts_with(first))
+      out.emplace(std::string(it->key().data() + 1, it->key().size() - 1), it->value().ToString());
+    if (auto st = from_leveldb(it->status(), "reading the last extension record '" + prefix
+                                                 + "...'");
+        !st)
+      return st;
+    return out;
+  }
+
   result<std::optional<job_state>> job(const std::string& view) const override {
     auto key = layout::job_key(view);
     std::string raw;

@@ -173,6 +173,11 @@ public:
   /// `max` (0: no limit); names are returned whole.
   virtual result<std::vector<std::pair<std::string, std::string>>> ext_scan(
     const std::string& prefix, const std::string& from = {}, std::size_t max = 0) const = 0;
+  /// The extension record with the greatest name that starts with `prefix`
+  /// (name and value), or nullopt: one seek, where ext_scan would read
+  /// every record before it.
+  virtual result<std::optional<std::pair<std::string, std::string>>> ext_last(
+    const std::string& prefix) const = 0;
   virtual result<std::optional<job_state>> job(const std::string& view) const = 0;
   virtual result<std::vector<job_state>> jobs() const = 0;
   /// Outbox entries from seq `from` on, in write order, at most `max`.

@@ -607,25 +607,23 @@ store::status replicator::start() {
     return st;
   pending_vv_ = vv_;
   // The oldest and newest log entries (compaction drops from the front):
-  // scan from the end is not offered, so read on, a few pages at a time.
+  // the first page's first seq and the last page's name.
   log_begin_ = 0;
-  for (std::uint64_t from = 1;;) {
-    auto pages = db_.ext_scan(log_prefix, log_name(from), 16);
-    if (!pages)
-      return pages.error();
-    if (pages->empty())
-      break;
-    if (log_begin_ == 0) {
-      auto first = decode_page(pages->front().first, pages->front().second, cfg_.limits);
-      if (!first)
-        return first.error();
-      log_begin_ = first->first;
-    }
-    log_end_ = seq_of(pages->back().first);
-    if (log_end_ == 0)
+  auto first_page = db_.ext_scan(log_prefix, log_prefix, 1);
+  if (!first_page)
+    return first_page.error();
+  if (!first_page->empty()) {
+    auto first = decode_page(first_page->front().first, first_page->front().second, cfg_.limits);
+    if (!first)
+      return first.error();
+    log_begin_ = first->first;
+    auto last_page = db_.ext_last(log_prefix);
+    if (!last_page)
+      return last_page.error();
+    log_end_ = *last_page ? seq_of((*last_page)->first) : 0;
+    if (log_end_ < log_begin_)
       return status::corruption("a peer log page has a malformed name; restore the node's "
                                 "data directory from a backup");
-    from = log_end_ + 1;
   }
   if (log_begin_ == 0)
     log_begin_ = log_end_ + 1;

@@ -80,6 +80,24 @@ BOOST_AUTO_TEST_CASE(a_known_old_row_is_logged_as_given_unless_the_batch_changed
   BOOST_TEST(((**db->get("app.users", {value::integer(1)})) == user(1, "three")));
 }
 
+BOOST_AUTO_TEST_CASE(ext_last_finds_the_greatest_name_under_a_prefix_in_one_seek) {
+  BOOST_TEST(!db->ext_last("log/").value().has_value());
+  batch b;
+  for (const char* name : {"log/1", "log/3", "log/2", "lob/9", "loh/0", "log"})
+    b.ext.emplace_back(name, std::string("v-") + name);
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  auto last = db->ext_last("log/");
+  BOOST_REQUIRE(last.is_ok());
+  BOOST_REQUIRE(last->has_value());
+  BOOST_TEST((*last)->first == "log/3");
+  BOOST_TEST((*last)->second == "v-log/3");
+  BOOST_TEST(db->ext_last("loh/").value()->first == "loh/0");  // the last extension record
+  BOOST_TEST(db->ext_last("lob").value()->first == "lob/9");
+  BOOST_TEST(db->ext_last("log").value()->first == "log/3");
+  BOOST_TEST(!db->ext_last("lod").value().has_value());
+  BOOST_TEST(!db->ext_last("z").value().has_value());
+}
+
 BOOST_AUTO_TEST_CASE(composite_keys_scan_by_key_prefix) {
   create_tables();
   batch b;
