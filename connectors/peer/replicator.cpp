@@ -1,6 +1,7 @@
 #include "connectors/peer/replicator.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include <msgpack.hpp>
@@ -200,7 +201,11 @@ store::result<log_page> decode_page(const std::string& name, const std::string& 
   p.last = seq_of(name);
   if (p.last == 0)
     return bad("a malformed name");
-  auto m = wire::decode(raw, lim);
+  // The log is this node's own: a page written under a larger frame limit
+  // than today's still reads.
+  auto own = lim;
+  own.frame_bytes_max = std::numeric_limits<std::size_t>::max();
+  auto m = wire::decode(raw, own);
   if (!m)
     return bad(m.error().message);
   auto* d = std::get_if<wire::delta>(&m.value());
@@ -436,6 +441,11 @@ struct replicator::link {
   std::uint64_t last_delta_ms = 0;
   wire::watermark peer_vv;        // what the peer holds, as it told us
   std::uint64_t scan_pos = 1;     // next own log entry to consider sending
+  /// The log page pump() read last, whose changes from page_next on are
+  /// still in it (the earlier ones were taken into deltas): used again
+  /// while scan_pos is page_next.
+  std::optional<log_page> page;
+  std::uint64_t page_next = 0;
   std::uint64_t next_delta_id = 1;
   /// A batch sent and not yet acknowledged: a delta, or a sync_batch of a
   /// full sync.
@@ -681,15 +691,30 @@ bool replicator::admits(const link& l, const wire::change& c) const {
   return true;
 }
 
+namespace {
+
+// The link's excluded columns of `c`'s table, if `c` writes a row and the
+// link excludes any of them; else null (the change crosses as it is).
+template <class PolicyByTable>
+const std::vector<bool>* excluded_of(const PolicyByTable& policy, const wire::change& c) {
+  auto it = policy.find(c.table);
+  if (c.op == change_op::remove || it == policy.end() || !c.new_row)
+    return nullptr;
+  const auto& excluded = it->second.excluded;
+  if (std::none_of(excluded.begin(), excluded.end(), [](bool b) { return b; }))
+    return nullptr;
+  return &excluded;
+}
+
+} // namespace
+
 std::optional<wire::change> replicator::without_excluded(const link& l,
                                                          const wire::change& c) const {
-  auto it = l.policy.find(c.table);
-  if (c.op == change_op::remove || it == l.policy.end() || !c.new_row)
+  const auto* excluded_columns = excluded_of(l.policy, c);
+  if (!excluded_columns)
     return c;
-  const auto& excluded = it->second.excluded;
+  const auto& excluded = *excluded_columns;
   const auto width = static_cast<std::uint32_t>(c.new_row->size());
-  if (std::none_of(excluded.begin(), excluded.end(), [](bool b) { return b; }))
-    return c;
   wire::change out = c;
   out.columns.clear();
   auto keep = [&](std::uint32_t col) {
@@ -717,9 +742,11 @@ std::optional<wire::change> replicator::without_excluded(const link& l,
   return out;
 }
 
-std::optional<wire::change> replicator::outgoing(const link& l, const wire::change& c) const {
+std::optional<wire::change> replicator::outgoing(const link& l, wire::change c) const {
   if (!carries(l, c.table) || !admits(l, c))
     return std::nullopt;
+  if (!excluded_of(l.policy, c))
+    return c;  // nothing excluded: goes as it is, not copied
   return without_excluded(l, c);
 }
 
@@ -802,8 +829,8 @@ void replicator::collect_tombstones() {
     tombstones_collected_ += b.ext.size();
 }
 
-// Rounds of at most this many pages of gc_batch entries each; a longer
-// backlog is dropped over the next rounds.
+// Rounds of at most this many reads of gc_batch / log_page_max log pages
+// each; a longer backlog is dropped over the next rounds.
 constexpr std::size_t compact_pages_max = 16;
 
 void replicator::compact_log() {
@@ -938,8 +965,17 @@ store::status replicator::apply(std::vector<wire::change>& changes, std::size_t 
     }
     raise(vv, c.origin, c.hlc);
   }
+  // Pages of up to log_page_max changes and, past the first change, half
+  // the frame limit (as a delta), so that big rows make small pages.
+  const std::size_t page_bytes_max = cfg_.limits.frame_bytes_max / 2;
   for (std::size_t i = unlogged; i < changes.size();) {
-    const auto n = std::min(log_page_max, changes.size() - i);
+    std::size_t n = 0, bytes = 0;
+    while (i + n < changes.size() && n < log_page_max) {
+      bytes += approx_bytes(changes[i + n]);
+      if (n > 0 && bytes > page_bytes_max)
+        break;
+      ++n;
+    }
     b.ext.emplace_back(log_name(end + n), encode_page(end + 1, &changes[i], n));
     end += n;
     i += n;
@@ -1095,6 +1131,7 @@ void replicator::on_connected(const std::string& peer) {
   l->last_delta_ms = clock_.now_ms();
   l->peer_vv.clear();
   l->scan_pos = 1;
+  l->page.reset();
   l->full = {};
   l->full_batch_received = false;
   l->full_timer_pending = false;
@@ -1304,7 +1341,7 @@ bool replicator::pump_full_sync(link& l) {
         }
         const std::vector<std::uint32_t> key_columns(s->primary_key.begin(), s->primary_key.end());
         for (auto& c : changes_of(table, *state, key_columns, order_))
-          if (auto o = outgoing(l, c)) {
+          if (auto o = outgoing(l, std::move(c))) {
             out_bytes += approx_bytes(*o);
             out.push_back(std::move(*o));
           }
@@ -1350,34 +1387,46 @@ void replicator::pump(link& l) {
     return;
   if (l.full.active && !pump_full_sync(l))
     return;
+  // Deltas end at batch_max changes or half the frame limit, as a full
+  // sync's batches do.
+  const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
   while (l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
          && l.scan_pos <= log_end_) {
     std::vector<wire::change> out;
-    while (out.size() < cfg_.batch_max && l.scan_pos <= log_end_) {
-      // The page that holds scan_pos (pages are named by their last seq).
-      auto pages = db_.ext_scan(log_prefix, log_name(l.scan_pos), 1);
-      if (!pages || pages->empty())
-        return;  // the store failed; the next write or ack tries again
-      const auto& [name, raw] = pages->front();
-      auto page = decode_page(name, raw, cfg_.limits);
-      if (!page) {
-        // Unreadable: skipped (a name without a seq leaves nothing to skip to).
-        if (seq_of(name) < l.scan_pos)
-          return;
-        l.scan_pos = seq_of(name) + 1;
-        continue;
+    std::size_t out_bytes = 0;
+    while (out.size() < cfg_.batch_max && out_bytes < bytes_max && l.scan_pos <= log_end_) {
+      // The page that holds scan_pos (pages are named by their last seq):
+      // the one the last delta ended in, when it goes on from there.
+      if (!l.page || l.page_next != l.scan_pos || l.scan_pos > l.page->last) {
+        l.page.reset();
+        auto pages = db_.ext_scan(log_prefix, log_name(l.scan_pos), 1);
+        if (!pages || pages->empty())
+          return;  // the store failed; the next write or ack tries again
+        const auto& [name, raw] = pages->front();
+        auto page = decode_page(name, raw, cfg_.limits);
+        if (!page) {
+          // Unreadable: skipped (a name without a seq leaves nothing to skip to).
+          if (seq_of(name) < l.scan_pos)
+            return;
+          l.scan_pos = seq_of(name) + 1;
+          continue;
+        }
+        l.page = std::move(page).value();
       }
-      for (std::uint64_t seq = std::max(l.scan_pos, page->first);
-           seq <= page->last && out.size() < cfg_.batch_max; ++seq) {
+      auto& page = *l.page;
+      for (std::uint64_t seq = std::max(l.scan_pos, page.first);
+           seq <= page.last && out.size() < cfg_.batch_max && out_bytes < bytes_max; ++seq) {
         l.scan_pos = seq + 1;
-        auto& c = page->changes[seq - page->first];
+        auto& c = page.changes[seq - page.first];  // taken: the page is read once
         if (c.origin == l.cfg.peer || holds(l.peer_vv, c.origin, c.hlc))
           continue;
-        auto o = outgoing(l, c);
+        auto o = outgoing(l, std::move(c));
         if (!o)
           continue;
+        out_bytes += approx_bytes(*o);
         out.push_back(std::move(*o));
       }
+      l.page_next = l.scan_pos;
     }
     if (out.empty())
       return;

@@ -259,7 +259,7 @@ private:
   std::optional<wire::change> without_excluded(const link& l, const wire::change& c) const;
   /// What of `c` may go out on `l`: nothing if its row is outside the
   /// filters or nothing is left of it, else without excluded columns.
-  std::optional<wire::change> outgoing(const link& l, const wire::change& c) const;
+  std::optional<wire::change> outgoing(const link& l, wire::change c) const;
   std::vector<std::string> offered(const link& l) const;
   const store::schema* schema_of(const std::string& table) const;
 

@@ -215,6 +215,32 @@ BOOST_AUTO_TEST_CASE(a_long_write_is_logged_in_pages_and_read_back_whole_with_en
   BOOST_TEST(c.nodes.at("b").rep->held() == a.rep->held());
 }
 
+BOOST_AUTO_TEST_CASE(big_rows_make_small_pages_and_deltas_and_pages_read_under_a_lower_frame_limit) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}},
+            [](peer::replicator_config& cfg) { cfg.limits.frame_bytes_max = 64 * 1024; });
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  std::vector<store::row> rows;  // 100 rows of 2 KB in one write
+  for (std::int64_t id = 1; id <= 100; ++id)
+    rows.push_back({value::integer(id), value::text(std::string(2000, 'x')), value::text("s")});
+  BOOST_REQUIRE(a.rep->write("app.notes", rows, {}).is_ok());
+  // Pages end at half the frame limit, not at 128 changes.
+  const auto pages = a.db->ext_scan("peer/log/", "peer/log/", 1000).value();
+  BOOST_TEST(pages.size() >= 7u);
+  for (const auto& [name, raw] : pages)
+    BOOST_TEST(raw.size() <= 32u * 1024);
+  BOOST_TEST(log_seqs(a).size() == 100u);
+  // After a restart with a quarter of that limit, the pages still read, and
+  // the deltas a sends fit it (b refuses frames over its own 64 KB).
+  a.cfg.limits.frame_bytes_max = 16 * 1024;
+  c.restart("a");
+  c.net.heal_all();
+  c.sched.advance(5000);
+  BOOST_TEST(c.nodes.at("b").rows() == 100u);
+  BOOST_TEST(c.nodes.at("b").link("a").frames_refused == 0u);
+  BOOST_TEST(c.nodes.at("b").rep->held() == a.rep->held());
+}
+
 BOOST_AUTO_TEST_CASE(a_full_sync_keeps_to_the_links_filters_and_excluded_columns) {
   // b takes only rows with body 'public' and never the secret column.
   auto b_link = link("a", true);
