@@ -1427,6 +1427,8 @@ void replicator::pump(link& l) {
         out.push_back(std::move(*o));
       }
       l.page_next = l.scan_pos;
+      if (l.scan_pos > page.last)
+        l.page.reset();  // all taken: not kept while the link idles
     }
     if (out.empty())
       return;
