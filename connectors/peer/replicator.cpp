@@ -1405,11 +1405,13 @@ void replicator::pump(link& l) {
         const auto& [name, raw] = pages->front();
         auto page = decode_page(name, raw, cfg_.limits);
         if (!page) {
-          // Unreadable: skipped (a name without a seq leaves nothing to skip to).
-          if (seq_of(name) < l.scan_pos)
-            return;
-          l.scan_pos = seq_of(name) + 1;
-          continue;
+          // Unreadable: said in the link's status, and the peer gets a full
+          // sync instead (the merge states hold what the page held); the
+          // deltas go on after the log's end.
+          l.stats.last_refusal = page.error().message();
+          begin_full_sync(l);
+          pump(l);
+          return;
         }
         l.page = std::move(page).value();
       }

@@ -241,6 +241,28 @@ BOOST_AUTO_TEST_CASE(big_rows_make_small_pages_and_deltas_and_pages_read_under_a
   BOOST_TEST(c.nodes.at("b").rep->held() == a.rep->held());
 }
 
+BOOST_AUTO_TEST_CASE(a_peer_reaching_an_unreadable_log_page_gets_a_full_sync_and_the_page_is_named) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}});
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  for (std::int64_t id = 1; id <= 3; ++id)
+    a.write(id);
+  std::string name = "peer/log/";
+  store::encode_u64_be(name, 2);
+  store::batch damage;
+  damage.ext.emplace_back(name, std::string("\x93not a frame"));
+  BOOST_REQUIRE(a.db->apply(damage).is_ok());
+  c.restart("a");  // the deltas in flight are gone: b's changes come from the log
+  c.net.heal_all();
+  c.sched.advance(3000);
+  auto& b = c.nodes.at("b");
+  BOOST_TEST(b.rows() == 3u);  // 2 too, from a's merge states
+  BOOST_TEST(a.link("b").full_syncs_sent == 1u);
+  BOOST_TEST(a.link("b").last_refusal.find("the peer log page") != std::string::npos,
+             a.link("b").last_refusal);
+  BOOST_TEST(b.rep->held() == a.rep->held());
+}
+
 BOOST_AUTO_TEST_CASE(a_full_sync_keeps_to_the_links_filters_and_excluded_columns) {
   // b takes only rows with body 'public' and never the secret column.
   auto b_link = link("a", true);
