@@ -623,10 +623,14 @@ store::status replicator::start() {
   if (!first_page)
     return first_page.error();
   if (!first_page->empty()) {
-    auto first = decode_page(first_page->front().first, first_page->front().second, cfg_.limits);
-    if (!first)
+    const auto& [name, raw] = first_page->front();
+    auto first = decode_page(name, raw, cfg_.limits);
+    if (first)
+      log_begin_ = first->first;
+    else if (seq_of(name) > 0)
+      log_begin_ = seq_of(name);  // unreadable: links get a full sync there, compaction drops it
+    else
       return first.error();
-    log_begin_ = first->first;
     auto last_page = db_.ext_last(log_prefix);
     if (!last_page)
       return last_page.error();
@@ -855,14 +859,29 @@ void replicator::compact_log() {
     auto next = log_begin_;
     std::uint64_t dropped = 0;
     bool stop = false;
+    const auto limit_name = log_name(limit);
     for (const auto& [name, raw] : *pages) {
-      // The log is in the order applied, not quite in HLC order: the
-      // first page with a change too young (or unreadable) ends the round.
-      auto page = decode_page(name, raw, cfg_.limits);
-      if (!page || page->last >= limit) {
+      if (name >= limit_name) {
         stop = true;
         break;
       }
+      auto page = decode_page(name, raw, cfg_.limits);
+      if (!page) {
+        // Unreadable (a damaged store): every live link is past it (each
+        // got a full sync there), and what it held is held here, so at or
+        // below the version vector. It goes, and the floor rises to the
+        // version vector: a peer that may lack its changes gets a full sync.
+        for (const auto& [origin, at] : vv_)
+          raise(floor, origin, at);
+        b.ext.emplace_back(name, std::nullopt);
+        if (const auto last = seq_of(name); last >= next) {
+          dropped += last - next + 1;
+          next = last + 1;
+        }
+        continue;
+      }
+      // The log is in the order applied, not quite in HLC order: the
+      // first page with a change too young ends the round.
       auto young = std::find_if(page->changes.begin(), page->changes.end(),
                                 [&](const wire::change& c) { return c.hlc.wall_ms() >= horizon; });
       if (young != page->changes.end()) {
@@ -1394,7 +1413,8 @@ void replicator::pump(link& l) {
          && l.scan_pos <= log_end_) {
     std::vector<wire::change> out;
     std::size_t out_bytes = 0;
-    while (out.size() < cfg_.batch_max && out_bytes < bytes_max && l.scan_pos <= log_end_) {
+    bool full = false;  // the next change would take the delta past bytes_max
+    while (out.size() < cfg_.batch_max && !full && l.scan_pos <= log_end_) {
       // The page that holds scan_pos (pages are named by their last seq):
       // the one the last delta ended in, when it goes on from there.
       if (!l.page || l.page_next != l.scan_pos || l.scan_pos > l.page->last) {
@@ -1417,15 +1437,24 @@ void replicator::pump(link& l) {
       }
       auto& page = *l.page;
       for (std::uint64_t seq = std::max(l.scan_pos, page.first);
-           seq <= page.last && out.size() < cfg_.batch_max && out_bytes < bytes_max; ++seq) {
-        l.scan_pos = seq + 1;
+           seq <= page.last && out.size() < cfg_.batch_max; ++seq) {
         auto& c = page.changes[seq - page.first];  // taken: the page is read once
-        if (c.origin == l.cfg.peer || holds(l.peer_vv, c.origin, c.hlc))
+        if (c.origin == l.cfg.peer || holds(l.peer_vv, c.origin, c.hlc)) {
+          l.scan_pos = seq + 1;
           continue;
+        }
+        // Its size before exclusion: what goes out is no larger. The first
+        // change of a delta goes whatever its size.
+        const auto bytes = approx_bytes(c);
+        if (!out.empty() && out_bytes + bytes > bytes_max) {
+          full = true;  // it starts the next delta: scan_pos stays on it
+          break;
+        }
+        l.scan_pos = seq + 1;
         auto o = outgoing(l, std::move(c));
         if (!o)
           continue;
-        out_bytes += approx_bytes(*o);
+        out_bytes += bytes;
         out.push_back(std::move(*o));
       }
       l.page_next = l.scan_pos;

@@ -241,6 +241,20 @@ BOOST_AUTO_TEST_CASE(big_rows_make_small_pages_and_deltas_and_pages_read_under_a
   BOOST_TEST(c.nodes.at("b").rep->held() == a.rep->held());
 }
 
+BOOST_AUTO_TEST_CASE(a_change_that_would_take_a_delta_past_half_the_frame_limit_starts_the_next) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}},
+            [](peer::replicator_config& cfg) { cfg.limits.frame_bytes_max = 64 * 1024; });
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  a.write(1, std::string(31 * 1024, 'x'));  // under half the limit
+  a.write(2, std::string(40 * 1024, 'y'));  // over half, under the whole
+  c.restart("a");  // b's changes come from the log, not from deltas in flight
+  c.net.heal_all();
+  c.sched.advance(3000);
+  BOOST_TEST(c.nodes.at("b").rows() == 2u);
+  BOOST_TEST(c.nodes.at("b").link("a").frames_refused == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_peer_reaching_an_unreadable_log_page_gets_a_full_sync_and_the_page_is_named) {
   cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}});
   c.net.partition("a", "b");
@@ -260,6 +274,36 @@ BOOST_AUTO_TEST_CASE(a_peer_reaching_an_unreadable_log_page_gets_a_full_sync_and
   BOOST_TEST(a.link("b").full_syncs_sent == 1u);
   BOOST_TEST(a.link("b").last_refusal.find("the peer log page") != std::string::npos,
              a.link("b").last_refusal);
+  BOOST_TEST(b.rep->held() == a.rep->held());
+}
+
+BOOST_AUTO_TEST_CASE(an_unreadable_first_page_lets_the_node_start_and_compaction_drops_it_once) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}}, short_retention);
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  for (std::int64_t id = 1; id <= 3; ++id)
+    a.write(id);
+  std::string name = "peer/log/";
+  store::encode_u64_be(name, 1);
+  store::batch damage;
+  damage.ext.emplace_back(name, std::string("\x93not a frame"));
+  BOOST_REQUIRE(a.db->apply(damage).is_ok());
+  c.restart("a");  // starts over the damaged first page
+  c.net.heal_all();
+  c.sched.advance(3000);
+  auto& b = c.nodes.at("b");
+  BOOST_TEST(b.rows() == 3u);
+  BOOST_TEST(a.link("b").full_syncs_sent == 1u);
+  // Compaction dropped the damaged page and raised the floor to what a
+  // held: b, which holds it all, reconnects to deltas, not another full sync.
+  BOOST_TEST(log_seqs(a).size() == 1u);
+  c.net.partition("a", "b");
+  c.sched.advance(2000);
+  c.net.heal_all();
+  a.write(4);
+  c.sched.advance(2000);
+  BOOST_TEST(b.rows() == 4u);
+  BOOST_TEST(a.link("b").full_syncs_sent == 1u);
   BOOST_TEST(b.rep->held() == a.rep->held());
 }
 
