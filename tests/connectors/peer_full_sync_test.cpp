@@ -231,7 +231,8 @@ BOOST_AUTO_TEST_CASE(big_rows_make_small_pages_and_deltas_and_pages_read_under_a
     BOOST_TEST(raw.size() <= 32u * 1024);
   BOOST_TEST(log_seqs(a).size() == 100u);
   // After a restart with a quarter of that limit, the pages still read, and
-  // the deltas a sends fit it (b refuses frames over its own 64 KB).
+  // the deltas a sends are bounded: b would refuse frames over its 64 KB
+  // (128 rows of 2 KB in one delta would be).
   a.cfg.limits.frame_bytes_max = 16 * 1024;
   c.restart("a");
   c.net.heal_all();
