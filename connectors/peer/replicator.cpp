@@ -1335,7 +1335,8 @@ bool replicator::pump_full_sync(link& l) {
     }
     std::vector<wire::change> out;
     std::size_t out_bytes = 0;
-    while (out.size() < cfg_.batch_max && out_bytes < bytes_max && !l.full.read
+    bool full = false;  // the next row's changes would take the batch past bytes_max
+    while (out.size() < cfg_.batch_max && out_bytes < bytes_max && !full && !l.full.read
            && states_read < full_states_per_call) {
       auto page = db_.ext_scan(state_prefix, l.full.cursor, cfg_.batch_max);
       if (!page)
@@ -1359,11 +1360,24 @@ bool replicator::pump_full_sync(link& l) {
           continue;
         }
         const std::vector<std::uint32_t> key_columns(s->primary_key.begin(), s->primary_key.end());
+        std::vector<wire::change> its;  // the row's changes, which go in one batch
+        std::size_t its_bytes = 0;
         for (auto& c : changes_of(table, *state, key_columns, order_))
           if (auto o = outgoing(l, std::move(c))) {
-            out_bytes += approx_bytes(*o);
-            out.push_back(std::move(*o));
+            its_bytes += approx_bytes(*o);
+            its.push_back(std::move(*o));
           }
+        if (!out.empty() && out_bytes + its_bytes > bytes_max) {
+          // The row starts the next batch: read again from it.
+          l.full.cursor = name;
+          --taken;
+          --states_read;
+          full = true;
+          break;
+        }
+        out_bytes += its_bytes;
+        out.insert(out.end(), std::make_move_iterator(its.begin()),
+                   std::make_move_iterator(its.end()));
         if (out.size() >= cfg_.batch_max || out_bytes >= bytes_max)
           break;
       }

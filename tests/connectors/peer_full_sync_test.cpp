@@ -256,6 +256,25 @@ BOOST_AUTO_TEST_CASE(a_change_that_would_take_a_delta_past_half_the_frame_limit_
   BOOST_TEST(c.nodes.at("b").link("a").frames_refused == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_row_that_would_take_a_full_syncs_batch_past_half_the_frame_limit_starts_the_next) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}}, [](peer::replicator_config& cfg) {
+    short_retention(cfg);
+    cfg.limits.frame_bytes_max = 64 * 1024;
+  });
+  c.net.partition("a", "b");
+  auto& a = c.nodes.at("a");
+  a.write(1, std::string(31 * 1024, 'x'));  // under half the limit
+  a.write(2, std::string(40 * 1024, 'y'));  // over half, under the whole
+  a.write(3);
+  c.sched.advance(3000);  // compacted: b gets the rows in a full sync
+  BOOST_TEST(a.rep->log_entries_dropped() == 2u);
+  c.net.heal_all();
+  c.sched.advance(3000);
+  BOOST_TEST(c.nodes.at("b").rows() == 3u);
+  BOOST_TEST(c.nodes.at("b").link("a").frames_refused == 0u);
+  BOOST_TEST(a.link("b").full_syncs_sent == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_peer_reaching_an_unreadable_log_page_gets_a_full_sync_and_the_page_is_named) {
   cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}});
   c.net.partition("a", "b");
