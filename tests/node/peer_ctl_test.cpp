@@ -37,6 +37,11 @@ std::string peer_endpoint(const node_process& n) {
   return info.is_object() ? info.value("peer", "") : "";
 }
 
+/// The config of node `spoke`, whose one link dials node `hub` at `endpoint`.
+std::string spoke_dialing(const std::string& endpoint) {
+  return peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n");
+}
+
 /// The record of the link to `peer` in `ctl --json links`, or null.
 json link_record(const node_process& n, const std::string& peer) {
   auto links = n.ctl_json({"links"});
@@ -65,9 +70,7 @@ BOOST_AUTO_TEST_CASE(ctl_writes_a_peer_table_on_one_node_and_reads_it_and_its_li
   BOOST_REQUIRE_MESSAGE(endpoint.rfind("tcp://127.0.0.1:", 0) == 0,
                         "node.json names the bound peer endpoint: " << read_file(hub.node_json()));
 
-  auto spoke_config = dir.write(
-    "spoke.toml",
-    peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
+  auto spoke_config = dir.write("spoke.toml", spoke_dialing(endpoint));
   node_process spoke(spoke_config, dir.path() / "spoke-data");
   BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
 
@@ -158,9 +161,7 @@ BOOST_AUTO_TEST_CASE(a_failed_peer_actor_is_restarted_by_its_supervisor_and_its_
   node_process hub(hub_config, dir.path() / "hub-data");
   BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
   const std::string endpoint = peer_endpoint(hub);
-  auto spoke_config = dir.write(
-    "spoke.toml",
-    peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
+  auto spoke_config = dir.write("spoke.toml", spoke_dialing(endpoint));
   node_process spoke(spoke_config, dir.path() / "spoke-data");
   BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
 
@@ -203,9 +204,7 @@ BOOST_AUTO_TEST_CASE(a_links_trust_policy_actor_refuses_a_peers_deletes_and_they
   node_process hub(hub_config, dir.path() / "hub-data");
   BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
   const std::string endpoint = peer_endpoint(hub);
-  auto spoke_config = dir.write(
-    "spoke.toml",
-    peer_config("spoke", "[[links]]\npeer = \"hub\"\nendpoint = \"" + endpoint + "\"\n"));
+  auto spoke_config = dir.write("spoke.toml", spoke_dialing(endpoint));
   node_process spoke(spoke_config, dir.path() / "spoke-data");
   BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
 
