@@ -481,9 +481,32 @@ struct replicator::link {
   link_stats stats;
 };
 
+/// A commit given to the committer and not yet taken back.
+struct replicator::in_flight {
+  // What it leaves when durable: the version vector, floor and log end.
+  wire::watermark vv;
+  wire::watermark floor;
+  std::uint64_t end = 0;
+  std::uint64_t first_seq = 0;  // of its first log entry
+  /// The merge states it writes, by state name: what later merges start
+  /// from until it is durable (a removed state never is: merging leaves
+  /// one for every row it touches).
+  std::map<std::string, std::optional<row_state>> states;
+  // Of received batches (none for a local write): the batches, their
+  // changes moved out; its full-sync changes, the peer each came from, and
+  // whether each changed a row state.
+  std::vector<pending_batch> batches;
+  std::vector<wire::change> unlogged;
+  std::vector<std::string> source;
+  std::vector<bool> changed;
+  bool any = false;  // it had changes
+};
+
 replicator::replicator(store::store& db, messaging::transport& net,
-                       messaging::scheduler& clock, replicator_config cfg)
+                       messaging::scheduler& clock, replicator_config cfg,
+                       std::unique_ptr<committer> writes)
     : db_(db), net_(net), clock_(clock), cfg_(std::move(cfg)),
+      committer_(writes ? std::move(writes) : inline_committer(db)),
       alive_(std::make_shared<bool>(true)) {
   for (const auto& t : cfg_.tables)
     tables_.emplace(t.table, t);
@@ -497,6 +520,9 @@ replicator::replicator(store::store& db, messaging::transport& net,
 replicator::~replicator() {
   *alive_ = false;
   net_.set_handler({});
+  // What is given is written (a thread committer's own destructor waits
+  // too); unacknowledged, the peers send it again and it counts as held.
+  committer_->wait();
 }
 
 const std::string& replicator::node_id() const { return db_.node_id(); }
@@ -641,6 +667,9 @@ store::status replicator::start() {
   }
   if (log_begin_ == 0)
     log_begin_ = log_end_ + 1;
+  head_vv_ = vv_;
+  head_floor_ = floor_;
+  head_end_ = log_end_;
   messaging::transport_handler h;
   std::weak_ptr<bool> alive = alive_;
   h.connected = [this, alive](const std::string& peer) {
@@ -786,6 +815,9 @@ std::map<std::string, link_stats> replicator::stats() const {
 store::result<std::optional<row_state>> replicator::state_of(const std::string& table,
                                                              const store::row& key) const {
   auto name = state_name(table, key);
+  for (auto c = in_flight_.rbegin(); c != in_flight_.rend(); ++c)
+    if (auto it = c->states.find(name); it != c->states.end())
+      return it->second;
   auto raw = db_.ext(name);
   if (!raw)
     return raw.error();
@@ -814,6 +846,7 @@ void replicator::schedule_gc() {
 // than the retention bound loses its state. A failure leaves everything for
 // the next round.
 void replicator::collect_tombstones() {
+  drain();  // a commit in flight may bring a tombstone back to life
   auto page = db_.ext_scan("peer/v/", gc_cursor_, cfg_.gc_batch);
   if (!page)
     return;
@@ -840,6 +873,7 @@ constexpr std::size_t compact_pages_max = 16;
 void replicator::compact_log() {
   if (cfg_.log_retention_ms == 0)
     return;
+  drain();  // the floor it raises is written by every commit
   // Only pages every live link that asked for this node's changes was sent
   // already (the rest it still reads), and never the newest page, which
   // holds the log's end across a restart.
@@ -900,6 +934,7 @@ void replicator::compact_log() {
     if (!db_.apply(b))
       return;  // the next round tries again
     floor_ = std::move(floor);
+    head_floor_ = floor_;
     log_dropped_ += dropped;
     log_begin_ = next;
     if (stop || pages->size() < pages_max)
@@ -909,14 +944,12 @@ void replicator::compact_log() {
 
 // --- applying ----------------------------------------------------------------
 
-store::status replicator::apply(std::vector<wire::change>& changes, std::size_t unlogged,
-                                std::vector<bool>* changed_unlogged) {
-  if (changed_unlogged)
-    changed_unlogged->assign(unlogged, false);
-  if (changes.empty())
-    return status::ok();
-  store::batch b;
-  std::map<std::string, std::optional<row_state>> states;  // by state name
+store::status replicator::prepare(std::vector<wire::change>& changes, std::size_t unlogged,
+                                  in_flight& out, store::batch& b) {
+  out.changed.assign(unlogged, false);
+  out.any = !changes.empty();
+  out.first_seq = head_end_ + 1;
+  auto& states = out.states;  // by state name
   // The merge states of every row the changes touch, read in one pass in
   // name order (rows a catch-up brings in are mostly new, and their names
   // adjacent: one seek finds them all missing).
@@ -925,27 +958,40 @@ store::status replicator::apply(std::vector<wire::change>& changes, std::size_t 
   for (const auto& c : changes)
     state_of_change.push_back(states.try_emplace(state_name(c.table, c.key)).first);
   {
+    // As the newest commit in flight that writes it leaves it, else as
+    // stored.
     std::vector<std::string> names;
+    std::vector<std::optional<row_state>*> to_read;
     names.reserve(states.size());
-    for (const auto& [name, state] : states)
-      names.push_back(name);
+    to_read.reserve(states.size());
+    for (auto& [name, state] : states) {
+      bool found = false;
+      for (auto f = in_flight_.rbegin(); f != in_flight_.rend() && !found; ++f)
+        if (auto it = f->states.find(name); it != f->states.end()) {
+          state = it->second;
+          found = true;
+        }
+      if (!found) {
+        names.push_back(name);
+        to_read.push_back(&state);
+      }
+    }
     auto raw = read_states(db_, names);
     if (!raw)
       return raw.error();
-    auto it = states.begin();
-    for (std::size_t i = 0; i < names.size(); ++i, ++it) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
       if (!(*raw)[i])
         continue;
       auto s = decode_state(*(*raw)[i], names[i]);
       if (!s)
         return s.error();
-      it->second = std::move(s).value();
+      *to_read[i] = std::move(s).value();
     }
   }
   std::map<const store::schema*, std::vector<std::uint32_t>> key_columns_of;
-  auto vv = vv_;
-  auto floor = floor_;
-  auto end = log_end_;
+  auto vv = head_vv_;
+  auto floor = head_floor_;
+  auto end = head_end_;
   for (std::size_t i = 0; i < changes.size(); ++i) {
     auto& c = changes[i];
     const auto* s = schema_of(c.table);
@@ -978,8 +1024,7 @@ store::status replicator::apply(std::vector<wire::change>& changes, std::size_t 
     }
     if (i < unlogged) {
       raise(floor, c.origin, c.hlc);
-      if (changed_unlogged)
-        (*changed_unlogged)[i] = changed;
+      out.changed[i] = changed;
       continue;
     }
     raise(vv, c.origin, c.hlc);
@@ -1004,12 +1049,40 @@ store::status replicator::apply(std::vector<wire::change>& changes, std::size_t 
   b.ext.emplace_back(vv_name, encode_vv(vv));
   if (unlogged > 0)
     b.ext.emplace_back(floor_name, encode_vv(floor));
-  auto applied = db_.apply(b);
-  if (!applied)
-    return applied.error();
-  vv_ = std::move(vv);
-  floor_ = std::move(floor);
-  log_end_ = end;
+  head_vv_ = vv;
+  head_floor_ = floor;
+  head_end_ = end;
+  out.vv = std::move(vv);
+  out.floor = std::move(floor);
+  out.end = end;
+  return status::ok();
+}
+
+store::status replicator::apply_now(std::vector<wire::change>& changes) {
+  drain();
+  in_flight c;
+  store::batch b;
+  if (auto st = prepare(changes, 0, c, b); !st) {
+    head_vv_ = vv_;
+    head_floor_ = floor_;
+    head_end_ = log_end_;
+    return st;
+  }
+  committer_->submit(std::move(b));
+  in_flight_.push_back(std::move(c));
+  committer_->wait();
+  auto done = committer_->take_done();  // this commit's result alone: nothing else was in flight
+  if (done.empty() || !done.front()) {
+    auto why = done.empty() ? status::io_error("the committer gave no result") : done.front();
+    in_flight_.clear();
+    head_vv_ = vv_;
+    head_floor_ = floor_;
+    head_end_ = log_end_;
+    committer_->resume();
+    return why;
+  }
+  finish(in_flight_.front());
+  in_flight_.clear();
   return status::ok();
 }
 
@@ -1068,10 +1141,12 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
   }
   if (changes.empty())
     return status::invalid_argument("a write needs at least one upsert or remove");
-  // Received batches go first: the log and the version vectors then grow
-  // in one order.
+  // Received batches go first, all of them durable: the log and the
+  // version vectors then grow in one order.
+  drain();
   commit();
-  if (auto st = apply(changes); !st)
+  drain();
+  if (auto st = apply_now(changes); !st)
     return st;
   pending_vv_ = vv_;
   pump_all();
@@ -1617,6 +1692,7 @@ void replicator::on_sync_complete(link& l, const wire::watermark& through) {
   // came in this session: a peer cannot raise this node's vector with a
   // bare claim. (A full sync with nothing to send leaves the vector where
   // it is; the next change of each origin settles it.)
+  drain();  // the version vector it raises is written by every commit
   auto vv = vv_;
   if (l.full_batch_received)
     for (const auto& [origin, at] : through)
@@ -1629,6 +1705,7 @@ void replicator::on_sync_complete(link& l, const wire::watermark& through) {
     if (!db_.apply(b))
       return;  // not acknowledged: the peer sends it again
     vv_ = std::move(vv);
+    head_vv_ = vv_;
     for (const auto& [origin, at] : vv_)
       raise(pending_vv_, origin, at);
     ++l.stats.full_syncs_received;
@@ -1792,53 +1869,125 @@ void replicator::schedule_commit() {
 
 void replicator::commit() {
   commit_scheduled_ = false;
-  if (queue_.empty())
-    return;
-  auto batches = std::move(queue_);
+  if (queue_.empty() || in_flight_.size() >= cfg_.commits_in_flight_max)
+    return;  // commits_done() comes back to it
+  in_flight c;
+  c.batches = std::move(queue_);
   queue_.clear();
-  // A full sync's changes first, unlogged (see apply); merging commutes,
+  // A full sync's changes first, unlogged (see prepare); merging commutes,
   // and the logged ones keep their order.
   std::vector<wire::change> all;
   std::size_t unlogged = 0;
-  std::vector<const std::string*> source;  // of each unlogged change: the peer that sent it
-  for (auto& b : batches)
+  for (auto& b : c.batches)
     if (b.full_sync) {
       unlogged += b.changes.size();
-      source.insert(source.end(), b.changes.size(), &b.peer);
+      c.source.insert(c.source.end(), b.changes.size(), b.peer);
       all.insert(all.end(), std::make_move_iterator(b.changes.begin()),
                  std::make_move_iterator(b.changes.end()));
+      b.changes.clear();
     }
-  for (auto& b : batches)
-    if (!b.full_sync)
+  for (auto& b : c.batches)
+    if (!b.full_sync) {
       all.insert(all.end(), std::make_move_iterator(b.changes.begin()),
                  std::make_move_iterator(b.changes.end()));
-  // The links whose current session had batches in this commit.
+      b.changes.clear();
+    }
+  store::batch batch;
+  if (auto st = prepare(all, unlogged, c, batch); !st) {
+    // Nothing of it is given to the committer: the commits before it are
+    // taken back first, then it fails as if it were written.
+    drain();
+    in_flight_.push_back(std::move(c));
+    fail_commits(st);
+    return;
+  }
+  c.unlogged.assign(std::make_move_iterator(all.begin()),
+                    std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(unlogged)));
+  committer_->submit(std::move(batch));
+  in_flight_.push_back(std::move(c));
+  collect();
+}
+
+void replicator::commits_done() {
+  collect();
+}
+
+void replicator::collect() {
+  auto done = committer_->take_done();
+  for (const auto& st : done) {
+    if (in_flight_.empty())
+      break;  // a commit of a local write, taken by apply_now
+    if (!st) {
+      fail_commits(st);
+      return;
+    }
+    auto c = std::move(in_flight_.front());
+    in_flight_.erase(in_flight_.begin());
+    finish(c);
+  }
+  if (!queue_.empty() && in_flight_.size() < cfg_.commits_in_flight_max)
+    schedule_commit();
+}
+
+void replicator::drain() {
+  if (in_flight_.empty())
+    return;
+  committer_->wait();
+  collect();
+}
+
+void replicator::fail_commits(const store::status& why) {
+  // The committer writes none of the commits after the failed one: wait
+  // for it to be done with them.
+  committer_->wait();
+  (void) committer_->take_done();
+  // The links whose current session had batches in them or queued.
   std::vector<link*> touched;
-  for (const auto& b : batches)
+  auto touch = [&](const pending_batch& b) {
     if (auto* l = find_link(b.peer); l && l->session == b.session
                                      && std::find(touched.begin(), touched.end(), l) == touched.end())
       touched.push_back(l);
-  const auto first_seq = log_end_ + 1;
-  std::vector<bool> changed;  // of each unlogged change: whether it changed a row state
-  if (auto st = apply(all, unlogged, &changed); !st) {
-    // Nothing of it is stored: every sender goes back to its first batch
-    // not acknowledged (go-back-N), which this side now expects again.
-    pending_vv_ = vv_;
-    for (auto* l : touched) {
-      send(*l, wire::delta_nack{l->durable_id + 1, wire::nack_reason::apply_failed,
-                                "node '" + node_id() + "' could not store the changes: "
-                                  + st.message() + "; they are sent again"});
-      l->expected_id = l->durable_id + 1;
-      l->queued = 0;
-      if (l->pausing) {
-        l->pausing = false;
-        send(*l, wire::resume{cfg_.credits});
-      }
+  };
+  for (const auto& c : in_flight_)
+    for (const auto& b : c.batches)
+      touch(b);
+  for (const auto& b : queue_)
+    touch(b);
+  in_flight_.clear();
+  queue_.clear();
+  head_vv_ = vv_;
+  head_floor_ = floor_;
+  head_end_ = log_end_;
+  pending_vv_ = vv_;
+  committer_->resume();
+  for (auto* l : touched) {
+    send(*l, wire::delta_nack{l->durable_id + 1, wire::nack_reason::apply_failed,
+                              "node '" + node_id() + "' could not store the changes: "
+                                + why.message() + "; they are sent again"});
+    l->expected_id = l->durable_id + 1;
+    l->queued = 0;
+    if (l->pausing) {
+      l->pausing = false;
+      send(*l, wire::resume{cfg_.credits});
     }
-    return;
   }
-  auto seq = first_seq;  // apply() logs the changes in the order given
-  for (auto& b : batches) {
+}
+
+void replicator::finish(in_flight& c) {
+  vv_ = std::move(c.vv);
+  floor_ = std::move(c.floor);
+  log_end_ = c.end;
+  if (c.batches.empty())
+    return;  // a local write: write() goes on from here
+  const std::size_t unlogged = c.unlogged.size();
+  // The links whose current session had batches in this commit.
+  std::vector<link*> touched;
+  for (const auto& b : c.batches)
+    if (auto* l = find_link(b.peer); l && l->session == b.session
+                                     && std::find(touched.begin(), touched.end(), l) == touched.end())
+      touched.push_back(l);
+  auto seq = c.first_seq;  // prepare() logs the changes in the order given
+  for (auto& b : c.batches) {
     auto* l = find_link(b.peer);
     const auto batch_first = seq;
     if (!b.full_sync)
@@ -1865,11 +2014,12 @@ void replicator::commit() {
   }
   for (auto* l : touched) {
     send(*l, wire::delta_ack{l->durable_id, vv_});
-    // The new credit; it also ends a pause, the queue being empty now.
+    // The new credit; it also ends a pause (a peer still far ahead is
+    // paused again by its next batch).
     l->pausing = false;
     send(*l, wire::resume{cfg_.credits});
   }
-  if (std::find(changed.begin(), changed.end(), true) != changed.end())
+  if (std::find(c.changed.begin(), c.changed.end(), true) != c.changed.end())
     for (auto& [peer, l] : links_) {
       // What this commit took in a full sync is in no log entry here: a
       // peer being sent deltas that may lack it gets a full sync now
@@ -1886,13 +2036,13 @@ void replicator::commit() {
       // have been the one that changed the row): it holds them.
       std::set<std::pair<std::string, std::uint64_t>> its_own;
       for (std::size_t i = 0; i < unlogged; ++i)
-        if (*source[i] == peer)
-          its_own.emplace(all[i].origin, all[i].hlc.packed());
+        if (c.source[i] == peer)
+          its_own.emplace(c.unlogged[i].origin, c.unlogged[i].hlc.packed());
       wire::watermark lacks;
       for (std::size_t i = 0; i < unlogged; ++i)
-        if (changed[i] && all[i].origin != peer
-            && !its_own.count({all[i].origin, all[i].hlc.packed()}))
-          raise(lacks, all[i].origin, all[i].hlc);
+        if (c.changed[i] && c.unlogged[i].origin != peer
+            && !its_own.count({c.unlogged[i].origin, c.unlogged[i].hlc.packed()}))
+          raise(lacks, c.unlogged[i].origin, c.unlogged[i].hlc);
       if (covers(l->peer_vv, lacks))
         continue;
       if (l->full.active)
@@ -1900,7 +2050,7 @@ void replicator::commit() {
       else
         begin_full_sync(*l);
     }
-  if (!all.empty())
+  if (c.any)
     pump_all();
 }
 

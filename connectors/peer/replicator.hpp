@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "store/filter_op.hpp"
+#include "connectors/peer/committer.hpp"
 #include "connectors/peer/merge.hpp"
 #include "messaging/peer_protocol.hpp"
 #include "messaging/scheduler.hpp"
@@ -84,6 +85,10 @@ struct replicator_config {
   /// write (one sync); 0: as soon as the frames that arrived meanwhile are
   /// taken. Acknowledgements and credit follow the commit.
   std::uint64_t commit_delay_ms = 0;
+  /// Commits given to the committer and not yet durable: while one is
+  /// written (and synced), the next is merged. 1: no overlap.
+  /// REQUIRES: >= 1
+  std::size_t commits_in_flight_max = 2;
   std::uint64_t retransmit_ms = 400;   // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 200;    // ping an idle link this often
   std::uint64_t dead_after_ms = 1000;  // silence that ends a link
@@ -144,7 +149,12 @@ struct link_stats {
 /// every change it holds, and sends each link the changes its peer lacks.
 ///
 /// Single-threaded: every call, transport callback and scheduler callback
-/// must come from one thread (an actor, or a test's scheduler loop).
+/// must come from one thread (an actor, or a test's scheduler loop). Only
+/// the store writes of received changes may happen elsewhere, in the
+/// committer given (see committer.hpp): the replicator merges the next
+/// deltas against the merge states of the commits still in flight, and
+/// counts a commit's changes as held (acknowledges them, sends them on,
+/// raises its version vector) only once the committer reports it durable.
 ///
 /// What it keeps in the store, in the same batch as the rows
 /// (extension records):
@@ -175,8 +185,9 @@ struct link_stats {
 /// that its peers that lack them get a full sync from it in turn.
 class replicator {
 public:
+  /// Without a committer, commits are written inline (inline_committer).
   replicator(store::store& db, messaging::transport& net, messaging::scheduler& clock,
-             replicator_config cfg);
+             replicator_config cfg, std::unique_ptr<committer> writes = nullptr);
   ~replicator();
   replicator(const replicator&) = delete;
   replicator& operator=(const replicator&) = delete;
@@ -201,9 +212,15 @@ public:
                                             const std::vector<store::row>& upserts,
                                             const std::vector<store::row>& removes);
 
-  /// The version vector: newest stamp held per origin.
+  /// Takes the results of the commits the committer has finished: what
+  /// the owner calls, on the replicator's thread, when the committer says
+  /// it has written something (thread_committer's `done`).
+  void commits_done();
+
+  /// The version vector: newest stamp held per origin (durably).
   const wire::watermark& held() const { return vv_; }
-  /// A row's merge state, if the key was ever seen here.
+  /// A row's merge state, if the key was ever seen here (as the commits
+  /// still in flight leave it).
   store::result<std::optional<row_state>> state_of(const std::string& table,
                                                    const store::row& key) const;
   std::map<std::string, link_stats> stats() const;
@@ -263,18 +280,36 @@ private:
   std::vector<std::string> offered(const link& l) const;
   const store::schema* schema_of(const std::string& table) const;
 
-  /// Merges `changes` (already accepted) into the store in one batch. Each
-  /// change is moved out to encode its log entry and back: `changes` holds
-  /// the same on return. The first `unlogged` changes came in a full sync:
-  /// they raise the floor instead of being logged and counted in the
-  /// version vector; whether each of them changed a row state goes to
-  /// `changed_unlogged` when given.
-  store::status apply(std::vector<wire::change>& changes, std::size_t unlogged = 0,
-                      std::vector<bool>* changed_unlogged = nullptr);
-  /// Commits the received batches waiting in queue_, then acknowledges
-  /// them and grants their senders new credit.
+  struct in_flight;
+  /// Merges `changes` (already accepted) on top of the commits in flight
+  /// into `b`, one store batch, and records in `c` what it leaves (the
+  /// head_ values then move on to it). The first `unlogged` changes came
+  /// in a full sync: they raise the floor instead of being logged and
+  /// counted in the version vector; whether each of them changed a row
+  /// state goes to c.changed.
+  store::status prepare(std::vector<wire::change>& changes, std::size_t unlogged,
+                        in_flight& c, store::batch& b);
+  /// A local write's changes, merged and written before it returns (with
+  /// nothing else in flight).
+  store::status apply_now(std::vector<wire::change>& changes);
+  /// Gives the received batches waiting in queue_ to the committer as one
+  /// commit (unless commits_in_flight_max are in flight already).
   void commit();
   void schedule_commit();
+  /// Takes the committer's results, oldest first: finish() for each one
+  /// written; at a failure, fail_commits().
+  void collect();
+  /// A commit is durable: the durable values move on to it, and its
+  /// batches are acknowledged and their senders granted new credit.
+  void finish(in_flight& c);
+  /// The oldest commit in flight failed, so every later one did too, and
+  /// nothing of them is stored: they and the batches queued behind them
+  /// are dropped, and their senders go back to their first batch not
+  /// acknowledged (go-back-N).
+  void fail_commits(const store::status& why);
+  /// Waits until no commit is in flight (before writing to the store
+  /// directly, or reading merge states that commits in flight may change).
+  void drain();
 
   store::store& db_;
   messaging::transport& net_;
@@ -290,6 +325,14 @@ private:
   std::vector<pending_batch> queue_;
   wire::watermark pending_vv_;
   bool commit_scheduled_ = false;
+  std::unique_ptr<committer> committer_;
+  /// Commits given to the committer, oldest first, not yet taken back.
+  std::vector<in_flight> in_flight_;
+  /// vv_, floor_ and log_end_ are what is durable; these, what the commits
+  /// in flight leave (equal when none is).
+  wire::watermark head_vv_;
+  wire::watermark head_floor_;
+  std::uint64_t head_end_ = 0;
   std::uint64_t log_end_ = 0;  // seq of the newest log entry; 0: empty
   std::uint64_t log_begin_ = 1;  // seq of the oldest log entry kept (compaction)
   wire::watermark floor_;        // see the class comment
