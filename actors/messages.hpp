@@ -284,6 +284,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, link_down_atom, "linkdown")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, frame_atom, "frame")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, timer_atom, "timer")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, committed_atom, "committed")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, links_atom, "links")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, endpoint_atom, "endpoint")
   // Store actor.

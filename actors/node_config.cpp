@@ -934,6 +934,7 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
   r.integer("credits", out.credits, 1);
   r.integer("pause_at", out.pause_at, 1);
   r.integer("commit_delay_ms", out.commit_delay_ms, 0);
+  r.integer("commits_in_flight_max", out.commits_in_flight_max, 1);
   r.integer("retransmit_ms", out.retransmit_ms, 1);
   r.integer("heartbeat_ms", out.heartbeat_ms, 1);
   r.integer("dead_after_ms", out.dead_after_ms, 1);

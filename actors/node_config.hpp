@@ -172,6 +172,7 @@ struct peer_config {
   std::size_t credits = 16;
   std::size_t pause_at = 12;
   std::uint64_t commit_delay_ms = 0;   // received deltas wait this long to be committed together
+  std::size_t commits_in_flight_max = 4;  // commits being written while the next merge; 1: none
   std::uint64_t retransmit_ms = 1000;  // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 1000;   // ping an idle link this often
   std::uint64_t dead_after_ms = 5000;  // silence that ends a link

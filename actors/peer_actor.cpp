@@ -315,6 +315,7 @@ std::string start(peer_actor* self) {
   rc.credits = cfg.peer.credits;
   rc.pause_at = cfg.peer.pause_at;
   rc.commit_delay_ms = cfg.peer.commit_delay_ms;
+  rc.commits_in_flight_max = cfg.peer.commits_in_flight_max;
   rc.retransmit_ms = cfg.peer.retransmit_ms;
   rc.heartbeat_ms = cfg.peer.heartbeat_ms;
   rc.dead_after_ms = cfg.peer.dead_after_ms;
@@ -348,7 +349,11 @@ std::string start(peer_actor* self) {
     to_self(frame_atom::value, peer, std::move(frame));
   };
   st.zmq->set_handler(std::move(h));
-  st.rep = std::make_unique<peer::replicator>(*st.ctx->db, *st.net, *st.clock, std::move(rc));
+  // Received changes are written on the committer's thread while the
+  // actor merges the next ones; it says when a commit is done.
+  auto committer = peer::thread_committer(*st.ctx->db, [to_self] { to_self(committed_atom::value); });
+  st.rep = std::make_unique<peer::replicator>(*st.ctx->db, *st.net, *st.clock, std::move(rc),
+                                              std::move(committer));
   if (auto s = st.rep->start(); !s)
     return s.message();
   for (const auto& l : cfg.links)
@@ -559,6 +564,10 @@ caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
     },
     [self](timer_atom, std::uint64_t id) {
       self->state.clock->fire(id);
+      report_states(self);
+    },
+    [self](committed_atom) {
+      self->state.rep->commits_done();
       report_states(self);
     },
     [self](endpoint_atom) { return self->state.endpoint; },

@@ -15,7 +15,9 @@
 //     (readable there). Goal p50 < 1 ms, p99 < 5 ms.
 //
 //   peer_replication [--changes 50000] [--rate 1000] [--seconds 5]
-//                    [--durability buffered|fsync]
+//                    [--durability buffered|fsync] [--peer "key = value"]...
+//
+// --peer adds a line to both nodes' [peer] section (e.g. "commits_in_flight_max = 1").
 
 #include <algorithm>
 #include <atomic>
@@ -73,13 +75,16 @@ std::string table_toml() {
          "\"integer\" } ]\n\n";
 }
 
+std::string peer_extra;  // --peer lines
+std::string peer_args;   // the same, as given (for the reproduce line)
+
 std::unique_ptr<actors::node> start_node(const std::string& id, const std::string& dir,
                                          const std::string& links, store::durability_mode d) {
   auto cfg = actors::parse_node_config(
     "node_id = \"" + id + "\"\ndata_dir = \"" + dir + "\"\n"
       "control_endpoint = \"tcp://127.0.0.1:0\"\nevents_endpoint = \"tcp://127.0.0.1:0\"\n"
       "durability = \"" + std::string(store::to_string(d)) + "\"\nlog_level = \"warn\"\n\n" + table_toml()
-      + "[peer]\nlisten = \"tcp://127.0.0.1:0\"\n\n" + links,
+      + "[peer]\nlisten = \"tcp://127.0.0.1:0\"\n" + peer_extra + "\n" + links,
     id + ".toml");
   if (!cfg)
     fail(cfg.error().message());
@@ -225,9 +230,12 @@ int main(int argc, char** argv) {
       if (!d)
         fail(d.error().message());
       durability = *d;
+    } else if (!std::strcmp(argv[i], "--peer") && i + 1 < argc) {
+      peer_extra += std::string(argv[++i]) + "\n";
+      peer_args += std::string(" --peer '") + argv[i] + "'";
     } else {
       std::cerr << "usage: peer_replication [--changes N] [--rate R] [--seconds S] "
-                   "[--durability buffered|fsync]\n";
+                   "[--durability buffered|fsync] [--peer \"key = value\"]...\n";
       return 2;
     }
   }
@@ -322,7 +330,7 @@ int main(int argc, char** argv) {
 
   const char* mode = store::to_string(durability);
   std::printf("reproduce: build-release/benchmarks/peer_replication --changes %zu --rate %d "
-              "--seconds %g --durability %s\n", changes, rate, seconds, mode);
+              "--seconds %g --durability %s%s\n", changes, rate, seconds, mode, peer_args.c_str());
   std::printf("catch-up of %zu changes a -> b (durability %s): %.2f s = %.0f changes/s\n",
               changes, mode, catch_up_s, node_rate);
   std::printf("  of which b's start until its first change: %.3f s; from then on %.0f changes/s "

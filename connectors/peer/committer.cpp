@@ -13,6 +13,17 @@ store::status skipped() {
   return store::status::io_error("not written: an earlier commit failed");
 }
 
+/// Whether `b` holds only changes and extension records (what the
+/// replicator's commits hold), so that it can be written as part of one
+/// batch with the batches around it.
+bool joinable(const store::batch& b) {
+  return b.create_tables.empty() && b.stage.empty() && b.swaps.empty() && b.cursors.empty()
+         && b.outbox_put.empty() && b.outbox_remove.empty() && b.jobs.empty();
+}
+
+/// Changes past which a write takes no further batches.
+constexpr std::size_t joined_changes_max = 4096;
+
 class inline_committer_impl final : public committer {
 public:
   explicit inline_committer_impl(store::store& db) : db_(db) {}
@@ -90,8 +101,24 @@ private:
       work_.wait(lock, [this] { return stop_ || !todo_.empty(); });
       if (todo_.empty())
         return;  // stopped, and nothing left
+      // The batches given while the last write was on its way go as one
+      // (one LevelDB write, one sync): extension records named twice
+      // end as the later batch wrote them, and the store takes the
+      // changes in order, as it does for a commit group.
       auto b = std::move(todo_.front());
       todo_.pop_front();
+      std::size_t n = 1;
+      if (joinable(b))
+        while (!todo_.empty() && joinable(todo_.front())
+               && b.changes.size() + todo_.front().changes.size() <= joined_changes_max) {
+          auto& next = todo_.front();
+          b.changes.insert(b.changes.end(), std::make_move_iterator(next.changes.begin()),
+                           std::make_move_iterator(next.changes.end()));
+          b.ext.insert(b.ext.end(), std::make_move_iterator(next.ext.begin()),
+                       std::make_move_iterator(next.ext.end()));
+          todo_.pop_front();
+          ++n;
+        }
       store::status st = skipped();
       if (!failed_) {
         lock.unlock();
@@ -101,8 +128,12 @@ private:
         if (!st)
           failed_ = true;
       }
-      done_.push_back(std::move(st));
-      --open_;
+      // All of them or none: a failure fails each (the first with the
+      // store's sentence).
+      done_.push_back(st);
+      for (std::size_t i = 1; i < n; ++i)
+        done_.push_back(st ? st : skipped());
+      open_ -= n;
       if (open_ == 0)
         idle_.notify_all();
       lock.unlock();

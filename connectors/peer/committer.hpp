@@ -15,6 +15,8 @@ namespace syncmesh::peer {
 /// Failure: once a batch fails, every batch given after it fails too
 /// without being written (each was merged on top of the failed one), until
 /// resume(). So what is in the store is always a prefix of what was given.
+/// A committer may write batches given one after another as one (one
+/// write, one sync); they then succeed or fail together.
 ///
 /// Called from the replicator's thread only; the notice a committer gives
 /// when batches are done (see thread_committer) may come from any thread.
@@ -38,8 +40,9 @@ public:
 /// Writes each batch inside submit(): the replicator without a pipeline.
 std::unique_ptr<committer> inline_committer(store::store& db);
 
-/// Writes on a thread of its own, and calls `done` on that thread after
-/// each batch (the owner then has the replicator take the results:
+/// Writes on a thread of its own — the batches given while it wrote the
+/// last ones as one write, when they hold only changes and extension
+/// records — and calls `done` on that thread after each write (the owner then has the replicator take the results:
 /// replicator::commits_done on the replicator's thread). Joins its thread
 /// on destruction, once every batch given is written.
 std::unique_ptr<committer> thread_committer(store::store& db, std::function<void()> done);

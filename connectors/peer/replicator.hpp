@@ -88,7 +88,7 @@ struct replicator_config {
   /// Commits given to the committer and not yet durable: while one is
   /// written (and synced), the next is merged. 1: no overlap.
   /// REQUIRES: >= 1
-  std::size_t commits_in_flight_max = 2;
+  std::size_t commits_in_flight_max = 4;
   std::uint64_t retransmit_ms = 400;   // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 200;    // ping an idle link this often
   std::uint64_t dead_after_ms = 1000;  // silence that ends a link

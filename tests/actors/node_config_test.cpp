@@ -650,13 +650,14 @@ BOOST_AUTO_TEST_CASE(flow_control_and_trust_policies_parse_and_bad_ones_are_refu
                             "columns = [ { name = \"id\", type = \"integer\", key = true } ]";
   auto got = parse_node_config(
     base_plus({table, "[peer]", "credits = 8", "pause_at = 6", "commit_delay_ms = 5",
-               "trust_policy = \"refuse_deletes\"", "[[links]]", "peer = \"hub\"",
+               "commits_in_flight_max = 1", "trust_policy = \"refuse_deletes\"", "[[links]]", "peer = \"hub\"",
                "trust_policy = \"refuse_deletes\""}),
     "node.toml");
   BOOST_REQUIRE_MESSAGE(got.is_ok(), (got.is_ok() ? "" : got.error().message()));
   BOOST_TEST(got->peer.credits == 8u);
   BOOST_TEST(got->peer.pause_at == 6u);
   BOOST_TEST(got->peer.commit_delay_ms == 5u);
+  BOOST_TEST(got->peer.commits_in_flight_max == 1u);
   BOOST_TEST(got->peer.trust_policy == "refuse_deletes");
   BOOST_TEST(got->links.at(0).trust_policy == "refuse_deletes");
 
@@ -664,6 +665,7 @@ BOOST_AUTO_TEST_CASE(flow_control_and_trust_policies_parse_and_bad_ones_are_refu
   expect_refused({
     {base_plus({table, "[peer]", "credits = 4", "pause_at = 5"}), 22, {"pause_at", "above credits (4)"}},
     {base_plus({table, "[peer]", "credits = 70000"}), 21, {"credits", "65536"}},
+    {base_plus({table, "[peer]", "commits_in_flight_max = 0"}), 21, {"commits_in_flight_max"}},
     {base_plus({table, "[peer]", "trust_policy = \"nobody\""}), 21,
      {"'nobody'", "not a registered trust policy", "refuse_deletes", "register_trust_policy"}},
     {base_plus({table, "[[links]]", "peer = \"hub\"", "trust_policy = \"nobody\""}), 22,

@@ -24,6 +24,7 @@
 #include "connectors/peer/replicator.hpp"
 #include "store/key_codec.hpp"
 #include "messaging/memory_transport.hpp"
+#include "tests/connectors/sim_committer.hpp"
 #include "tests/store/seed.hpp"
 
 using namespace syncmesh;
@@ -58,6 +59,7 @@ struct sim_node {
   std::unique_ptr<scheduler_clock> clock;
   std::unique_ptr<store::store> db;
   std::unique_ptr<peer::replicator> rep;
+  test::sim_committer* committer = nullptr;  // owned by rep
 };
 
 /// A write a node acknowledged: what must survive unless a newer write
@@ -79,6 +81,7 @@ struct outcome {
   std::size_t ties = 0;     // pairs of writes of one key with equal HLCs
   std::uint64_t full_syncs = 0;   // full syncs completed (log compaction)
   std::uint64_t log_dropped = 0;  // log entries compaction dropped
+  std::uint64_t failed_writes = 0;  // commits the committer failed on purpose
 };
 
 /// A merge state for a failure message.
@@ -181,8 +184,22 @@ outcome run_seed(std::uint64_t seed, const std::string& tie_winner = {}) {
       else if (j == 0)
         link_to(j, true);  // spokes dial the hub
     }
+    // Commits are written some virtual time after they are given, so the
+    // next deltas merge while up to commits_in_flight_max are in flight;
+    // in some runs a few writes fail (nothing written) and the senders go
+    // back to their first batch not acknowledged.
+    cfg.commits_in_flight_max = pick(1, 3);
+    const auto write_delay_ms = pick(0, 8);
+    const double write_failures = chance(0.3) ? 0.02 : 0.0;
+    auto* nd = &nodes[i];
+    auto writes = std::make_unique<test::sim_committer>(
+      *nd->db, sched, write_delay_ms, write_failures, rng(), [nd] {
+        if (nd->rep)
+          nd->rep->commits_done();
+      });
+    nd->committer = writes.get();
     nodes[i].rep = std::make_unique<peer::replicator>(*nodes[i].db, net.attach(nodes[i].id),
-                                                      sched, cfg);
+                                                      sched, cfg, std::move(writes));
     if (auto st = nodes[i].rep->start(); !st)
       return {false, "start: " + st.message()};
   }
@@ -253,6 +270,8 @@ outcome run_seed(std::uint64_t seed, const std::string& tie_winner = {}) {
   // Heal and quiesce: no more faults, wait until every node holds the same.
   net.heal_all();
   net.set_faults(messaging::link_faults{});
+  for (auto& nd : nodes)
+    nd.committer->set_failures(0);
   auto converged = [&](bool vectors) -> std::string {
     std::string first;
     for (std::size_t i = 0; i < n; ++i) {
@@ -385,6 +404,7 @@ outcome run_seed(std::uint64_t seed, const std::string& tie_winner = {}) {
   good.ties = ties;
   for (const auto& nd : nodes) {
     good.log_dropped += nd.rep->log_entries_dropped();
+    good.failed_writes += nd.committer->injected_failures();
     for (const auto& [peer, st] : nd.rep->stats())
       good.full_syncs += st.full_syncs_sent;
   }
@@ -411,11 +431,12 @@ BOOST_AUTO_TEST_SUITE(peer_convergence)
 BOOST_AUTO_TEST_CASE(random_writes_under_faults_converge_after_healing_on_200_seeds) {
   const auto seeds = seeds_to_run();
   std::size_t failed = 0;
-  std::uint64_t full_syncs = 0, dropped = 0;
+  std::uint64_t full_syncs = 0, dropped = 0, failed_writes = 0;
   for (auto seed : seeds) {
     auto out = run_seed(seed);
     full_syncs += out.full_syncs;
     dropped += out.log_dropped;
+    failed_writes += out.failed_writes;
     if (!out.ok) {
       ++failed;
       BOOST_ERROR("seed " << seed << " (replay with SYNCMESH_SEED=" << seed << "): " << out.why);
@@ -424,11 +445,14 @@ BOOST_AUTO_TEST_CASE(random_writes_under_faults_converge_after_healing_on_200_se
     }
   }
   BOOST_TEST(failed == 0u);
-  BOOST_TEST_MESSAGE(full_syncs << " full syncs, " << dropped << " log entries compacted");
+  BOOST_TEST_MESSAGE(full_syncs << " full syncs, " << dropped << " log entries compacted, "
+                                << failed_writes << " commits failed");
   if (seeds.size() > 1) {
-    // The runs did compact their logs and bring peers back by full sync.
+    // The runs did compact their logs and bring peers back by full sync,
+    // and had commits fail.
     BOOST_TEST(dropped > 0u);
     BOOST_TEST(full_syncs > 0u);
+    BOOST_TEST(failed_writes > 0u);
   }
 }
 
