@@ -33,6 +33,10 @@ public:
       done_.push_back(skipped());
       return;
     }
+    if (b.empty()) {
+      done_.push_back(store::status::ok());  // nothing to write (or sync)
+      return;
+    }
     auto r = db_.apply(b);
     if (!r) {
       failed_ = true;
@@ -120,7 +124,9 @@ private:
           ++n;
         }
       store::status st = skipped();
-      if (!failed_) {
+      if (!failed_ && b.empty()) {
+        st = store::status::ok();  // nothing to write (or sync)
+      } else if (!failed_) {
         lock.unlock();
         auto r = db_.apply(b);
         st = r ? store::status::ok() : r.error();

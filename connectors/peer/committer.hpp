@@ -24,7 +24,8 @@ class committer {
 public:
   virtual ~committer() = default;
 
-  /// Queues `b`, to be written after every batch given before it.
+  /// Queues `b`, to be written after every batch given before it. An empty
+  /// batch (a commit of duplicates only) is reported done, unwritten.
   virtual void submit(store::batch b) = 0;
 
   /// Blocks until every batch given so far is written or failed.

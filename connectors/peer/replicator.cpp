@@ -1,6 +1,7 @@
 #include "connectors/peer/replicator.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <limits>
 #include <random>
 
@@ -949,6 +950,11 @@ store::status replicator::prepare(std::vector<wire::change>& changes, std::size_
   out.changed.assign(unlogged, false);
   out.any = !changes.empty();
   out.first_seq = head_end_ + 1;
+  out.vv = head_vv_;
+  out.floor = head_floor_;
+  out.end = head_end_;
+  if (changes.empty())
+    return status::ok();  // nothing to write: `b` stays empty, and committers skip it
   auto& states = out.states;  // by state name
   // The merge states of every row the changes touch, read in one pass in
   // name order (rows a catch-up brings in are mostly new, and their names
@@ -1093,6 +1099,14 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
   if (!s)
     return status::invalid_argument("no peer table is named '" + table
                                     + "'; the node's config lists the peer tables");
+  // Received batches go first, all of them durable: the log and the
+  // version vectors then grow in one order, the clock has seen every
+  // change merged, and the columns this write sets are judged against the
+  // rows as stored (a commit in flight that then failed would leave out a
+  // column this write sets to the value that commit brought).
+  drain();
+  commit();
+  drain();
   std::vector<wire::change> changes;
   std::map<std::string, store::row> pending;  // upserted earlier in this write, by key
   for (const auto& r : upserts) {
@@ -1141,11 +1155,6 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
   }
   if (changes.empty())
     return status::invalid_argument("a write needs at least one upsert or remove");
-  // Received batches go first, all of them durable: the log and the
-  // version vectors then grow in one order.
-  drain();
-  commit();
-  drain();
   if (auto st = apply_now(changes); !st)
     return st;
   pending_vv_ = vv_;
@@ -1915,8 +1924,9 @@ void replicator::commits_done() {
 void replicator::collect() {
   auto done = committer_->take_done();
   for (const auto& st : done) {
+    assert(!in_flight_.empty() && "a result without its commit");
     if (in_flight_.empty())
-      break;  // a commit of a local write, taken by apply_now
+      break;
     if (!st) {
       fail_commits(st);
       return;
@@ -2014,8 +2024,10 @@ void replicator::finish(in_flight& c) {
   }
   for (auto* l : touched) {
     send(*l, wire::delta_ack{l->durable_id, vv_});
-    // The new credit; it also ends a pause (a peer still far ahead is
-    // paused again by its next batch).
+    // The new credit, which also ends a pause once fewer than pause_at
+    // batches wait (commits still in flight count).
+    if (l->pausing && l->queued >= cfg_.pause_at)
+      continue;
     l->pausing = false;
     send(*l, wire::resume{cfg_.credits});
   }

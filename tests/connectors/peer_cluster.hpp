@@ -15,6 +15,7 @@
 
 #include "connectors/peer/replicator.hpp"
 #include "messaging/memory_transport.hpp"
+#include "tests/connectors/sim_committer.hpp"
 
 namespace syncmesh::test {
 
@@ -124,6 +125,26 @@ struct cluster {
     n.rep.reset();
     n.rep = std::make_unique<peer::replicator>(*n.db, *n.transport, sched, n.cfg);
     BOOST_REQUIRE(n.rep->start().is_ok());
+  }
+
+  /// Node `id` again, as restart() makes it, with its commits written by
+  /// a sim_committer `delay_ms` after they are given (and reported then),
+  /// up to `in_flight_max` in flight; then two seconds for its links to
+  /// come back.
+  sim_committer& pipeline(const std::string& id, std::uint64_t delay_ms,
+                          std::size_t in_flight_max = 4) {
+    auto& n = nodes.at(id);
+    n.rep.reset();
+    n.cfg.commits_in_flight_max = in_flight_max;
+    auto writes = std::make_unique<sim_committer>(*n.db, sched, delay_ms, 0, 0.0, 1, [&n] {
+      if (n.rep)
+        n.rep->commits_done();
+    });
+    auto& out = *writes;
+    n.rep = std::make_unique<peer::replicator>(*n.db, *n.transport, sched, n.cfg, std::move(writes));
+    BOOST_REQUIRE(n.rep->start().is_ok());
+    sched.advance(2000);
+    return out;
   }
 
   cluster(const std::map<std::string, std::vector<peer::link_config>>& links,

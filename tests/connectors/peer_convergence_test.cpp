@@ -184,16 +184,19 @@ outcome run_seed(std::uint64_t seed, const std::string& tie_winner = {}) {
       else if (j == 0)
         link_to(j, true);  // spokes dial the hub
     }
-    // Commits are written some virtual time after they are given, so the
-    // next deltas merge while up to commits_in_flight_max are in flight;
-    // in some runs a few writes fail (nothing written) and the senders go
-    // back to their first batch not acknowledged.
+    // Commits are written some virtual time after they are given, and
+    // reported later still, so the next deltas merge while up to
+    // commits_in_flight_max are in flight and the store may be ahead of
+    // what the replicator counts as durable; in some runs a few writes
+    // fail (nothing written) and the senders go back to their first batch
+    // not acknowledged.
     cfg.commits_in_flight_max = pick(1, 3);
     const auto write_delay_ms = pick(0, 8);
+    const auto notice_ms_max = pick(0, 4);
     const double write_failures = chance(0.3) ? 0.02 : 0.0;
     auto* nd = &nodes[i];
     auto writes = std::make_unique<test::sim_committer>(
-      *nd->db, sched, write_delay_ms, write_failures, rng(), [nd] {
+      *nd->db, sched, write_delay_ms, notice_ms_max, write_failures, rng(), [nd] {
         if (nd->rep)
           nd->rep->commits_done();
       });

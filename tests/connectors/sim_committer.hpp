@@ -1,15 +1,17 @@
 #pragma once
 
 // A committer for deterministic tests: writes each batch some virtual time
-// after it is given, in order, then tells the replicator (commits_done), so
-// the replicator merges the next deltas while commits are in flight, as it
-// does with thread_committer. Optionally fails some writes (writing
-// nothing), to drive the replicator's go-back-N.
+// after it is given, in order, and tells the replicator (commits_done) a
+// little later still, so the replicator merges the next deltas while
+// commits are in flight, and the store may hold a commit the replicator
+// has not taken back yet — as with thread_committer. Optionally fails some
+// writes (writing nothing), to drive the replicator's go-back-N.
 
 #include <deque>
 #include <functional>
 #include <memory>
 #include <random>
+#include <utility>
 
 #include "connectors/peer/committer.hpp"
 #include "messaging/scheduler.hpp"
@@ -19,24 +21,38 @@ namespace syncmesh::test {
 class sim_committer final : public peer::committer {
 public:
   /// Each write happens delay_ms after it is given (0: at the next turn of
-  /// the scheduler); with probability `fail`, it fails instead. `done` is
-  /// called after each one (it calls the replicator's commits_done).
+  /// the scheduler) and is reported 0 to notice_ms_max later; with
+  /// probability `fail`, it fails instead. `done` (which calls the
+  /// replicator's commits_done) is the report.
   sim_committer(store::store& db, messaging::scheduler& clock, std::uint64_t delay_ms,
-                double fail, std::uint64_t seed, std::function<void()> done)
-      : db_(db), clock_(clock), delay_ms_(delay_ms), fail_(fail), rng_(seed),
-        done_(std::move(done)) {}
+                std::uint64_t notice_ms_max, double fail, std::uint64_t seed,
+                std::function<void()> done)
+      : db_(db), clock_(clock), delay_ms_(delay_ms), notice_ms_max_(notice_ms_max), fail_(fail),
+        rng_(seed), done_(std::move(done)) {}
 
   ~sim_committer() override { *alive_ = false; }
 
   void submit(store::batch b) override {
-    todo_.push_back(std::move(b));
+    const auto due = clock_.now_ms() + delay_ms_;
+    todo_.emplace_back(due, std::move(b));
     std::weak_ptr<bool> alive = alive_;
-    clock_.at(clock_.now_ms() + delay_ms_, [this, alive] {
-      if (alive.expired() || todo_.empty())
-        return;  // gone, or written by wait() already
-      write_one();
-      if (done_)
-        done_();
+    clock_.at(due, [this, alive] {
+      if (alive.expired())
+        return;
+      // What is due, in order (an earlier wait() may have written it).
+      bool wrote = false;
+      while (!todo_.empty() && todo_.front().first <= clock_.now_ms()) {
+        write_one();
+        wrote = true;
+      }
+      if (!wrote)
+        return;
+      const auto notice = notice_ms_max_ == 0 ? 0 : rng_() % (notice_ms_max_ + 1);
+      std::weak_ptr<bool> still = alive_;
+      clock_.at(clock_.now_ms() + notice, [this, still] {
+        if (!still.expired() && done_)
+          done_();
+      });
     });
   }
 
@@ -51,16 +67,27 @@ public:
 
   std::uint64_t injected_failures() const { return injected_; }
   void set_failures(double fail) { fail_ = fail; }
+  /// The next write fails (once).
+  void fail_next() { fail_next_ = true; }
+  /// Batches given and not yet written.
+  std::size_t pending() const { return todo_.size(); }
+  /// Batches written (or failed) whose results were not taken yet.
+  std::size_t unreported() const { return results_.size(); }
 
 private:
   void write_one() {
-    auto b = std::move(todo_.front());
+    auto b = std::move(todo_.front().second);
     todo_.pop_front();
     if (failed_) {
       results_.push_back(store::status::io_error("not written: an earlier commit failed"));
       return;
     }
-    if (fail_ > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < fail_) {
+    if (b.empty()) {
+      results_.push_back(store::status::ok());
+      return;
+    }
+    if (std::exchange(fail_next_, false)
+        || (fail_ > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < fail_)) {
       ++injected_;
       failed_ = true;
       results_.push_back(store::status::io_error("injected write failure"));
@@ -75,10 +102,12 @@ private:
   store::store& db_;
   messaging::scheduler& clock_;
   std::uint64_t delay_ms_;
+  std::uint64_t notice_ms_max_;
   double fail_;
+  bool fail_next_ = false;
   std::mt19937_64 rng_;
   std::function<void()> done_;
-  std::deque<store::batch> todo_;
+  std::deque<std::pair<std::uint64_t, store::batch>> todo_;  // (due, batch)
   std::vector<store::status> results_;
   bool failed_ = false;
   std::uint64_t injected_ = 0;
