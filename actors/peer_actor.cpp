@@ -416,8 +416,12 @@ caf::result<std::string> exec(peer_actor* self, const std::string& table,
   auto written = st.rep->write(table, upserts, removes);
   report_states(self);
   if (!written)
-    return make_error(errc::store_failed, "the write to peer table '" + table
-                                            + "' failed: " + written.error().message());
+    // Refused as given (a row too big for a peer frame, say), or the store failed.
+    return make_error(written.error().code() == store::errc::invalid_argument
+                        ? errc::invalid_request
+                        : errc::store_failed,
+                      "the write to peer table '" + table + "' failed: "
+                        + written.error().message());
   return json{{"table", table}, {"upserted", upserts.size()}, {"deleted", removes.size()}}.dump();
 }
 

@@ -337,6 +337,9 @@ std::size_t approx_bytes(const wire::change& c) {
   return n;
 }
 
+/// What a delta frame holds besides its changes, at most.
+constexpr std::size_t frame_envelope_bytes = 64;
+
 /// Times an unconfirmed sync_complete is sent again.
 constexpr std::uint32_t full_complete_resends_max = 5;
 
@@ -1138,6 +1141,17 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
           c.columns.push_back(i);
       if (c.columns.size() == r.size())
         c.columns.clear();  // every column: listed as none
+    }
+    // A change travels whole in one frame: one that no frame can hold
+    // would stall every link it is sent on.
+    if (approx_bytes(c) + frame_envelope_bytes > cfg_.limits.frame_bytes_max) {
+      const auto bytes = wire::encode(wire::delta{1, {c}}).size();
+      if (bytes > cfg_.limits.frame_bytes_max)
+        return status::invalid_argument(
+          "the row with key " + store::to_display(c.key) + " of '" + table + "' takes "
+          + std::to_string(bytes) + " bytes in a peer frame, more than [peer] frame_bytes_max ("
+          + std::to_string(cfg_.limits.frame_bytes_max) + ") allows, so no peer could take it; "
+          + "nothing was written: store less in the row, or raise frame_bytes_max on every node");
     }
     pending[key_bytes] = r;
     changes.push_back(std::move(c));

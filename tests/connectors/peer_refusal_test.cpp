@@ -334,4 +334,26 @@ BOOST_AUTO_TEST_CASE(between_equal_hlcs_the_tie_winners_write_wins_on_every_node
   }
 }
 
+// A change goes whole in one frame: a local write of a row no frame can
+// hold is refused, saying why, instead of stalling every link it is sent on.
+BOOST_AUTO_TEST_CASE(a_local_write_of_a_row_too_big_for_any_peer_frame_is_refused_saying_so) {
+  cluster c({{"a", {link("b")}}, {"b", {link("a", true)}}},
+            [](peer::replicator_config& cfg) { cfg.limits.frame_bytes_max = 64 * 1024; });
+  auto& a = c.nodes["a"];
+  auto& b = c.nodes["b"];
+  auto big = a.rep->write(
+    "app.notes", {{value::integer(1), value::text(std::string(70'000, 'x')), value::text("s")}}, {});
+  BOOST_TEST_REQUIRE(!big.is_ok());
+  const auto why = big.error().message();
+  BOOST_TEST(why.find("frame_bytes_max (65536)") != std::string::npos, why);
+  BOOST_TEST(why.find("nothing was written") != std::string::npos, why);
+  BOOST_TEST(a.rows() == 0u);
+  // Rows that fit still go, big ones too, and the link is not held up.
+  a.write(2, std::string(60'000, 'y'));
+  a.write(3);
+  c.sched.advance(1000);
+  BOOST_TEST(b.rows() == 2u);
+  BOOST_TEST(a.link("b").unacked == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
