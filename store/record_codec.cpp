@@ -216,19 +216,31 @@ result<row> decode_row(std::string_view bytes, const std::string& where) {
 }
 
 std::string encode_change(const change_record& c) {
+  return encode_change(c.seq, c.hlc, c.origin, c.table, c.op, c.key,
+                       c.old_row ? &*c.old_row : nullptr, c.new_row ? &*c.new_row : nullptr);
+}
+
+std::string encode_change(std::uint64_t seq, hlc_timestamp hlc, std::string_view origin,
+                          std::string_view table, change_op op, const row& key,
+                          const row* old_row, const row* new_row) {
   std::string out(header_size, '\0');
   out.reserve(160);
   string_sink buf{out};
   msgpack::packer<string_sink> pk(buf);
   pk.pack_array(8);
-  pk.pack_uint64(c.seq);
-  pk.pack_uint64(c.hlc.packed());
-  pk.pack(c.origin);
-  pk.pack(c.table);
-  pk.pack_uint8(static_cast<std::uint8_t>(c.op));
-  append_row(buf, c.key);
-  append_opt_row(buf, c.old_row);
-  append_opt_row(buf, c.new_row);
+  pk.pack_uint64(seq);
+  pk.pack_uint64(hlc.packed());
+  pk.pack_str(static_cast<std::uint32_t>(origin.size()));
+  pk.pack_str_body(origin.data(), static_cast<std::uint32_t>(origin.size()));
+  pk.pack_str(static_cast<std::uint32_t>(table.size()));
+  pk.pack_str_body(table.data(), static_cast<std::uint32_t>(table.size()));
+  pk.pack_uint8(static_cast<std::uint8_t>(op));
+  append_row(buf, key);
+  for (const row* r : {old_row, new_row})
+    if (r)
+      append_row(buf, *r);
+    else
+      pk.pack_nil();
   seal_in_place(tag_change, out.data(), out.size());
   return out;
 }

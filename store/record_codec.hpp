@@ -29,6 +29,11 @@ void seal_row(char* record, std::size_t size);
 result<row> decode_row(std::string_view bytes, const std::string& where);
 
 std::string encode_change(const change_record& c);
+/// The same record from its parts, without copying rows into a
+/// change_record (null: no row).
+std::string encode_change(std::uint64_t seq, hlc_timestamp hlc, std::string_view origin,
+                          std::string_view table, change_op op, const row& key,
+                          const row* old_row, const row* new_row);
 result<change_record> decode_change(std::string_view bytes, const std::string& where);
 
 std::string encode_outbox(const outbox_entry& e);

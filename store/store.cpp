@@ -909,23 +909,42 @@ private:
       res.last_seq = rec.seq;
       res.hlc = rec.hlc;
     }
+    // The clock observes the newest stamp the changes carry, once: a
+    // change stamped too far ahead refuses the batch all the same, and
+    // the changes stamped here come after every one of them.
+    {
+      std::optional<hlc_timestamp> newest;
+      for (const auto& c : b.changes)
+        if (c.hlc && (!newest || *newest < *c.hlc))
+          newest = *c.hlc;
+      if (newest)
+        if (auto observed = clock_->observe(*newest); !observed)
+          return observed.error();
+    }
+    // Tables and their row prefixes, looked up once per run of changes of
+    // one table (nothing below changes them: swaps and creates came above).
+    const std::string* last_table = nullptr;
+    const schema* sch = nullptr;
+    std::string row_prefix;
     for (const auto& c : b.changes) {
-      auto sch = lookup_table(g, b, c.table, &local);
-      auto row_prefix = layout::generation_prefix_of(c.table, group_generation(g, local, c.table));
+      if (!last_table || *last_table != c.table) {
+        sch = lookup_table(g, b, c.table, &local);
+        row_prefix = layout::generation_prefix_of(c.table, group_generation(g, local, c.table));
+        last_table = &c.table;
+      }
       change_record rec;
       rec.seq = local.next_seq++;
       if (c.hlc) {
-        auto observed = clock_->observe(*c.hlc);
-        if (!observed)
-          return observed.error();
         rec.hlc = *c.hlc;  // keep the origin's stamp: merges compare it
-        rec.origin = c.origin.empty() ? node_id_ : c.origin;
       } else {
         rec.hlc = clock_->now();
-        rec.origin = node_id_;
       }
-      rec.table = c.table;
+      const std::string& origin = c.hlc && !c.origin.empty() ? c.origin : node_id_;
       rec.op = c.op;
+      // The rows the log entry names, without copying them into it.
+      const row* old_row = nullptr;
+      const row* new_row = nullptr;
+      std::optional<row> read_old;
       if (c.op == change_op::truncate) {
         const auto& prefix = row_prefix;
         auto st = for_each_in(prefix, [&](auto key, auto) {
@@ -945,23 +964,27 @@ private:
         rec.key = c.new_row ? sch->key_of(*c.new_row) : c.key;
         auto key = row_prefix + encode_key(rec.key);
         if (c.known_old_row && !local.rows.count(key) && !g.rows.count(key)) {
-          rec.old_row = *c.known_old_row;
+          if (*c.known_old_row)
+            old_row = &**c.known_old_row;
         } else {
           auto old = current_row(g, local, key);
           if (!old)
             return old.error();
-          rec.old_row = std::move(old).value();
+          read_old = std::move(old).value();
+          if (read_old)
+            old_row = &*read_old;
         }
         if (c.op == change_op::remove) {
           mine.Delete(key);
           local.rows[std::move(key)] = nullptr;
         } else {
-          rec.new_row = c.new_row;
+          new_row = &*c.new_row;
           mine.Put(key, encode_row(*c.new_row));
           local.rows[std::move(key)] = &*c.new_row;
         }
       }
-      mine.Put(layout::log_key(rec.seq), encode_change(rec));
+      mine.Put(layout::log_key(rec.seq),
+               encode_change(rec.seq, rec.hlc, origin, c.table, rec.op, rec.key, old_row, new_row));
       if (res.first_seq == 0)
         res.first_seq = rec.seq;
       res.last_seq = rec.seq;
