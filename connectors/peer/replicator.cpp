@@ -20,6 +20,10 @@ namespace {
 constexpr const char* log_prefix = "peer/log/";
 constexpr const char* vv_name = "peer/vv";
 constexpr const char* floor_name = "peer/floor";
+/// Set once a table's rows all have merge states (see adopt_rows).
+constexpr const char* adopted_prefix = "peer/adopted/";
+/// Rows looked at per local write when adopting a table's rows.
+constexpr std::size_t adopt_batch = 1000;
 
 std::string log_name(std::uint64_t seq) {
   std::string out = log_prefix;
@@ -615,6 +619,7 @@ store::status replicator::start() {
       l->policy[f.table].filters.emplace_back(col, &f);
     }
   }
+  std::set<std::string> created;
   for (const auto& [name, s] : tables_) {
     auto have = db_.table(name);
     if (!have)
@@ -622,6 +627,7 @@ store::status replicator::start() {
     if (!*have) {
       if (auto st = db_.create_table(s); !st)
         return st;
+      created.insert(name);
     } else if (!(**have == s)) {
       return status::invalid_argument("table '" + name + "' exists with other columns than the "
                                       "peer configuration gives; give the table another name or "
@@ -674,6 +680,9 @@ store::status replicator::start() {
   head_vv_ = vv_;
   head_floor_ = floor_;
   head_end_ = log_end_;
+  for (const auto& [name, s] : tables_)
+    if (auto st = adopt_rows(s, created.count(name) > 0); !st)
+      return st;
   messaging::transport_handler h;
   std::weak_ptr<bool> alive = alive_;
   h.connected = [this, alive](const std::string& peer) {
@@ -814,6 +823,69 @@ std::map<std::string, link_stats> replicator::stats() const {
     out.emplace(peer, s);
   }
   return out;
+}
+
+// A table that held rows before it was a peer table (a view of the same
+// name and columns, say, since dropped from the config) has rows without
+// merge states: the merge would take such a row for one never seen, and a
+// change of some of its columns would leave the others NULL. So each is
+// taken in as a local write of the row as it is, stamped now — logged and
+// sent to the peers like any other — once, before the links start.
+store::status replicator::adopt_rows(const store::schema& s, bool created) {
+  const std::string marker = adopted_prefix + s.table;
+  auto done = db_.ext(marker);
+  if (!done)
+    return done.error();
+  if (*done)
+    return status::ok();
+  if (!created) {
+    store::scan_options o;
+    o.limit = adopt_batch;
+    bool skip_first = false;  // `from` is inclusive: the last row of the page before
+    for (;;) {
+      auto rows = db_.scan(s.table, o);
+      if (!rows)
+        return rows.error();
+      const auto page = rows->size();
+      if (skip_first && !rows->empty())
+        rows->erase(rows->begin());
+      std::vector<std::string> names;  // in key order, so in name order
+      names.reserve(rows->size());
+      for (const auto& r : *rows)
+        names.push_back(state_name(s.table, s.key_of(r)));
+      auto states = read_states(db_, names);
+      if (!states)
+        return states.error();
+      std::vector<store::row> orphans;
+      for (std::size_t i = 0; i < rows->size(); ++i)
+        if (!(*states)[i])
+          orphans.push_back((*rows)[i]);
+      if (!orphans.empty()) {
+        adopting_ = true;
+        auto w = write(s.table, orphans, {});
+        adopting_ = false;
+        if (!w) {
+          const auto why = "taking in the rows table '" + s.table
+                           + "' held before it was a peer table: " + w.error().message();
+          switch (w.error().code()) {
+            case store::errc::invalid_argument: return status::invalid_argument(why);
+            case store::errc::corruption: return status::corruption(why);
+            case store::errc::clock_skew: return status::clock_skew(why);
+            default: return status::io_error(why);
+          }
+        }
+        rows_adopted_ += orphans.size();
+      }
+      if (page < adopt_batch)
+        break;
+      o.from = s.key_of(rows->back());
+      skip_first = true;
+    }
+  }
+  store::batch b;
+  b.ext.emplace_back(marker, "1");
+  auto applied = db_.apply(b);
+  return applied ? status::ok() : applied.error();
 }
 
 store::result<std::optional<row_state>> replicator::state_of(const std::string& table,
@@ -1019,11 +1091,13 @@ store::status replicator::prepare(std::vector<wire::change>& changes, std::size_
     row_change.hlc = c.hlc;
     row_change.origin = c.origin;
     // The peer tables' rows are written here only, so the merge state holds
-    // the row as stored: the store need not read it again for its log.
+    // the row as stored: the store need not read it again for its log (but
+    // for rows taken in without a state, see adopt_rows).
     if (visible && (!was_visible || !(*before == state->values))) {
       row_change.op = change_op::insert;
       row_change.new_row = state->values;
-      row_change.known_old_row = std::move(before);
+      if (!adopting_)
+        row_change.known_old_row = std::move(before);
       b.changes.push_back(std::move(row_change));
     } else if (!visible && was_visible) {
       row_change.op = change_op::remove;

@@ -227,6 +227,9 @@ public:
   /// Tombstones this replicator dropped: deleted rows whose delete stamp
   /// (its HLC wall time) is older than tombstone_retention_ms.
   std::uint64_t tombstones_collected() const { return tombstones_collected_; }
+  /// Rows taken in at start as local writes: rows a table held without
+  /// merge states before it was a peer table (see adopt_rows).
+  std::uint64_t rows_adopted() const { return rows_adopted_; }
   /// Log entries dropped by compaction since start.
   std::uint64_t log_entries_dropped() const { return log_dropped_; }
   /// The log's floor (see above): empty while nothing was dropped or taken
@@ -289,6 +292,9 @@ private:
   /// state goes to c.changed.
   store::status prepare(std::vector<wire::change>& changes, std::size_t unlogged,
                         in_flight& c, store::batch& b);
+  /// Takes in the rows of table `s` that have no merge state, once (a
+  /// marker records it); `created`: the table is new, so it has none.
+  store::status adopt_rows(const store::schema& s, bool created);
   /// A local write's changes, merged and written before it returns (with
   /// nothing else in flight).
   store::status apply_now(std::vector<wire::change>& changes);
@@ -339,6 +345,8 @@ private:
   std::uint64_t log_dropped_ = 0;
   std::string gc_cursor_;      // the row state the next tombstone round starts at
   std::uint64_t tombstones_collected_ = 0;
+  std::uint64_t rows_adopted_ = 0;
+  bool adopting_ = false;  // write() is taking in rows without states
   std::shared_ptr<bool> alive_;
   stamp_order order_;
 };

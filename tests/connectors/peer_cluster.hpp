@@ -80,7 +80,8 @@ using transport_decorator = std::function<std::unique_ptr<messaging::transport>(
 /// Nodes on one network without faults, each with the links given, after
 /// half a second of virtual time (every link is up by then). `tune` may
 /// change each node's replicator config; a string names the tie winner;
-/// `decorate` may wrap a node's transport.
+/// `decorate` may wrap a node's transport; `before_start` may write to a
+/// node's store before its replicator starts.
 struct cluster {
   messaging::manual_scheduler sched{1'700'000'000'000ULL};
   messaging::memory_network net{sched, 7};
@@ -88,7 +89,8 @@ struct cluster {
 
   explicit cluster(const std::map<std::string, std::vector<peer::link_config>>& links,
                    std::function<void(peer::replicator_config&)> tune = {},
-                   const transport_decorator& decorate = {}) {
+                   const transport_decorator& decorate = {},
+                   const std::function<void(const std::string&, node&)>& before_start = {}) {
     for (const auto& [id, ls] : links) {
       auto& n = nodes[id];
       n.env.reset(leveldb::NewMemEnv(leveldb::Env::Default()));
@@ -113,8 +115,11 @@ struct cluster {
       n.cfg = cfg;
       n.rep = std::make_unique<peer::replicator>(*n.db, *t, sched, cfg);
     }
-    for (auto& [id, n] : nodes)
+    for (auto& [id, n] : nodes) {
+      if (before_start)
+        before_start(id, n);
       BOOST_REQUIRE(n.rep->start().is_ok());
+    }
     sched.advance(500);
   }
 
