@@ -75,7 +75,7 @@ public:
   void submit(store::batch b) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      todo_.push_back(std::move(b));
+      given_.push_back(std::move(b));
       ++open_;
     }
     work_.notify_one();
@@ -102,25 +102,25 @@ private:
   void run() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      work_.wait(lock, [this] { return stop_ || !todo_.empty(); });
-      if (todo_.empty())
+      work_.wait(lock, [this] { return stop_ || !given_.empty(); });
+      if (given_.empty())
         return;  // stopped, and nothing left
       // The batches given while the last write was on its way go as one
       // (one LevelDB write, one sync): extension records named twice
       // end as the later batch wrote them, and the store takes the
       // changes in order, as it does for a commit group.
-      auto b = std::move(todo_.front());
-      todo_.pop_front();
+      auto b = std::move(given_.front());
+      given_.pop_front();
       std::size_t n = 1;
       if (joinable(b))
-        while (!todo_.empty() && joinable(todo_.front())
-               && b.changes.size() + todo_.front().changes.size() <= joined_changes_max) {
-          auto& next = todo_.front();
+        while (!given_.empty() && joinable(given_.front())
+               && b.changes.size() + given_.front().changes.size() <= joined_changes_max) {
+          auto& next = given_.front();
           b.changes.insert(b.changes.end(), std::make_move_iterator(next.changes.begin()),
                            std::make_move_iterator(next.changes.end()));
           b.ext.insert(b.ext.end(), std::make_move_iterator(next.ext.begin()),
                        std::make_move_iterator(next.ext.end()));
-          todo_.pop_front();
+          given_.pop_front();
           ++n;
         }
       store::status st = skipped();
@@ -154,7 +154,7 @@ private:
   std::mutex mu_;
   std::condition_variable work_;
   std::condition_variable idle_;
-  std::deque<store::batch> todo_;
+  std::deque<store::batch> given_;
   std::vector<store::status> done_;
   std::size_t open_ = 0;  // given and not yet done
   bool failed_ = false;

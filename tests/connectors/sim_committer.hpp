@@ -34,14 +34,14 @@ public:
 
   void submit(store::batch b) override {
     const auto due = clock_.now_ms() + delay_ms_;
-    todo_.emplace_back(due, std::move(b));
+    given_.emplace_back(due, std::move(b));
     std::weak_ptr<bool> alive = alive_;
     clock_.at(due, [this, alive] {
       if (alive.expired())
         return;
       // What is due, in order (an earlier wait() may have written it).
       bool wrote = false;
-      while (!todo_.empty() && todo_.front().first <= clock_.now_ms()) {
+      while (!given_.empty() && given_.front().first <= clock_.now_ms()) {
         write_one();
         wrote = true;
       }
@@ -57,7 +57,7 @@ public:
   }
 
   void wait() override {
-    while (!todo_.empty())
+    while (!given_.empty())
       write_one();
   }
 
@@ -70,14 +70,14 @@ public:
   /// The next write fails (once).
   void fail_next() { fail_next_ = true; }
   /// Batches given and not yet written.
-  std::size_t pending() const { return todo_.size(); }
+  std::size_t pending() const { return given_.size(); }
   /// Batches written (or failed) whose results were not taken yet.
   std::size_t unreported() const { return results_.size(); }
 
 private:
   void write_one() {
-    auto b = std::move(todo_.front().second);
-    todo_.pop_front();
+    auto b = std::move(given_.front().second);
+    given_.pop_front();
     if (failed_) {
       results_.push_back(store::status::io_error("not written: an earlier commit failed"));
       return;
@@ -107,7 +107,7 @@ private:
   bool fail_next_ = false;
   std::mt19937_64 rng_;
   std::function<void()> done_;
-  std::deque<std::pair<std::uint64_t, store::batch>> todo_;  // (due, batch)
+  std::deque<std::pair<std::uint64_t, store::batch>> given_;  // (due, batch)
   std::vector<store::status> results_;
   bool failed_ = false;
   std::uint64_t injected_ = 0;
