@@ -677,9 +677,7 @@ store::status replicator::start() {
   }
   if (log_begin_ == 0)
     log_begin_ = log_end_ + 1;
-  head_vv_ = vv_;
-  head_floor_ = floor_;
-  head_end_ = log_end_;
+  head_to_durable();
   for (const auto& [name, s] : tables_)
     if (auto st = adopt_rows(s, created.count(name) > 0); !st)
       return st;
@@ -1142,15 +1140,11 @@ store::status replicator::prepare(std::vector<wire::change>& changes, std::size_
 }
 
 store::status replicator::apply_now(std::vector<wire::change>& changes) {
-  drain();
+  assert(in_flight_.empty() && "write() drains before it applies");
   in_flight c;
   store::batch b;
-  if (auto st = prepare(changes, 0, c, b); !st) {
-    head_vv_ = vv_;
-    head_floor_ = floor_;
-    head_end_ = log_end_;
-    return st;
-  }
+  if (auto st = prepare(changes, 0, c, b); !st)
+    return st;  // prepare moves the head values only when it succeeds
   committer_->submit(std::move(b));
   in_flight_.push_back(std::move(c));
   committer_->wait();
@@ -1158,9 +1152,7 @@ store::status replicator::apply_now(std::vector<wire::change>& changes) {
   if (done.empty() || !done.front()) {
     auto why = done.empty() ? status::io_error("the committer gave no result") : done.front();
     in_flight_.clear();
-    head_vv_ = vv_;
-    head_floor_ = floor_;
-    head_end_ = log_end_;
+    head_to_durable();
     committer_->resume();
     return why;
   }
@@ -2034,6 +2026,20 @@ void replicator::drain() {
   collect();
 }
 
+void replicator::add_sender(std::vector<link*>& links,
+                            const std::vector<pending_batch>& batches) {
+  for (const auto& b : batches)
+    if (auto* l = find_link(b.peer); l && l->session == b.session
+                                     && std::find(links.begin(), links.end(), l) == links.end())
+      links.push_back(l);
+}
+
+void replicator::head_to_durable() {
+  head_vv_ = vv_;
+  head_floor_ = floor_;
+  head_end_ = log_end_;
+}
+
 void replicator::fail_commits(const store::status& why) {
   // The committer writes none of the commits after the failed one: wait
   // for it to be done with them.
@@ -2041,21 +2047,12 @@ void replicator::fail_commits(const store::status& why) {
   (void) committer_->take_done();
   // The links whose current session had batches in them or queued.
   std::vector<link*> touched;
-  auto touch = [&](const pending_batch& b) {
-    if (auto* l = find_link(b.peer); l && l->session == b.session
-                                     && std::find(touched.begin(), touched.end(), l) == touched.end())
-      touched.push_back(l);
-  };
   for (const auto& c : in_flight_)
-    for (const auto& b : c.batches)
-      touch(b);
-  for (const auto& b : queue_)
-    touch(b);
+    add_sender(touched, c.batches);
+  add_sender(touched, queue_);
   in_flight_.clear();
   queue_.clear();
-  head_vv_ = vv_;
-  head_floor_ = floor_;
-  head_end_ = log_end_;
+  head_to_durable();
   pending_vv_ = vv_;
   committer_->resume();
   for (auto* l : touched) {
@@ -2080,10 +2077,7 @@ void replicator::finish(in_flight& c) {
   const std::size_t unlogged = c.unlogged.size();
   // The links whose current session had batches in this commit.
   std::vector<link*> touched;
-  for (const auto& b : c.batches)
-    if (auto* l = find_link(b.peer); l && l->session == b.session
-                                     && std::find(touched.begin(), touched.end(), l) == touched.end())
-      touched.push_back(l);
+  add_sender(touched, c.batches);
   auto seq = c.first_seq;  // prepare() logs the changes in the order given
   for (auto& b : c.batches) {
     auto* l = find_link(b.peer);

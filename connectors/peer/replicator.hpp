@@ -284,6 +284,7 @@ private:
   const store::schema* schema_of(const std::string& table) const;
 
   struct in_flight;
+  struct pending_batch;
   /// Merges `changes` (already accepted) on top of the commits in flight
   /// into `b`, one store batch, and records in `c` what it leaves (the
   /// head_ values then move on to it). The first `unlogged` changes came
@@ -295,8 +296,8 @@ private:
   /// Takes in the rows of table `s` that have no merge state, once (a
   /// marker records it); `created`: the table is new, so it has none.
   store::status adopt_rows(const store::schema& s, bool created);
-  /// A local write's changes, merged and written before it returns (with
-  /// nothing else in flight).
+  /// A local write's changes, merged and written before it returns.
+  /// REQUIRES: nothing in flight (write() drains first).
   store::status apply_now(std::vector<wire::change>& changes);
   /// Gives the received batches waiting in queue_ to the committer as one
   /// commit (unless commits_in_flight_max are in flight already).
@@ -316,6 +317,10 @@ private:
   /// Waits until no commit is in flight (before writing to the store
   /// directly, or reading merge states that commits in flight may change).
   void drain();
+  /// Adds to `links` each link whose current session sent one of `batches`.
+  void add_sender(std::vector<link*>& links, const std::vector<pending_batch>& batches);
+  /// The head values back to the durable ones (nothing in flight).
+  void head_to_durable();
 
   store::store& db_;
   messaging::transport& net_;
