@@ -43,8 +43,9 @@ struct change {
   /// Set by a writer that already holds the row as stored (the peer
   /// replicator keeps it in its merge state): the row before the change,
   /// absent when the key does not exist. The store logs it as the old row
-  /// instead of reading the row again. It must be exact; a change earlier
-  /// in the same commit group still takes precedence.
+  /// instead of reading the row again. It must be exact, and reflect the
+  /// batch's own earlier changes of the key; another writer's change
+  /// earlier in the same commit group still takes precedence.
   std::optional<std::optional<row>> known_old_row;
 };
 

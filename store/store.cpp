@@ -921,6 +921,15 @@ private:
         if (auto observed = clock_->observe(*newest); !observed)
           return observed.error();
     }
+    // The rows this writer stages, by key, serve the group's later writers,
+    // this writer's own later changes that read their row, and a truncate
+    // after them. A writer alone in its group whose changes all carry their
+    // old rows (a peer's merged commit) and which truncates nothing needs
+    // none of that: it skips a map entry per change.
+    const bool track_rows =
+      !alone || std::any_of(b.changes.begin(), b.changes.end(), [](const change& c) {
+        return !c.known_old_row || c.op == change_op::truncate;
+      });
     // Tables and their row prefixes, looked up once per run of changes of
     // one table (nothing below changes them: swaps and creates came above).
     const std::string* last_table = nullptr;
@@ -963,7 +972,8 @@ private:
       } else {
         rec.key = c.new_row ? sch->key_of(*c.new_row) : c.key;
         auto key = row_prefix + encode_key(rec.key);
-        if (c.known_old_row && !local.rows.count(key) && !g.rows.count(key)) {
+        if (c.known_old_row
+            && (!track_rows || (!local.rows.count(key) && !g.rows.count(key)))) {
           if (*c.known_old_row)
             old_row = &**c.known_old_row;
         } else {
@@ -976,11 +986,13 @@ private:
         }
         if (c.op == change_op::remove) {
           mine.Delete(key);
-          local.rows[std::move(key)] = nullptr;
+          if (track_rows)
+            local.rows[std::move(key)] = nullptr;
         } else {
           new_row = &*c.new_row;
           mine.Put(key, encode_row(*c.new_row));
-          local.rows[std::move(key)] = &*c.new_row;
+          if (track_rows)
+            local.rows[std::move(key)] = &*c.new_row;
         }
       }
       mine.Put(layout::log_key(rec.seq),

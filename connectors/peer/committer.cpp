@@ -87,8 +87,14 @@ public:
   }
 
   std::vector<store::status> take_done() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return std::exchange(done_, {});
+    std::vector<store::batch> spent;
+    std::vector<store::status> done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      spent.swap(spent_);
+      done.swap(done_);
+    }
+    return done;  // the written batches are freed here, off the writing thread
   }
 
   void resume() override {
@@ -134,6 +140,9 @@ private:
         if (!st)
           failed_ = true;
       }
+      // Freed by take_done(), on the thread that made them, since the
+      // writing thread is the one the others wait for.
+      spent_.push_back(std::move(b));
       // All of them or none: a failure fails each (the first with the
       // store's sentence).
       done_.push_back(st);
@@ -156,6 +165,7 @@ private:
   std::condition_variable idle_;
   std::deque<store::batch> given_;
   std::vector<store::status> done_;
+  std::vector<store::batch> spent_;  // written, not yet freed
   std::size_t open_ = 0;  // given and not yet done
   bool failed_ = false;
   bool stop_ = false;
