@@ -932,6 +932,7 @@ status read_peer(const source_doc& doc, const toml::table& t, peer_config& out) 
   r.integer("batch_max", out.batch_max, 1);
   r.integer("in_flight_max", out.in_flight_max, 1);
   r.integer("credits", out.credits, 1);
+  r.integer("credit_bytes", out.credit_bytes, 1);
   r.integer("pause_at", out.pause_at, 1);
   r.integer("commit_delay_ms", out.commit_delay_ms, 0);
   r.integer("commits_in_flight_max", out.commits_in_flight_max, 1);

@@ -166,13 +166,16 @@ struct peer_config {
   std::vector<peer_allow_config> allow;
   bool insecure = false;  // allow a non-loopback listen without keys
   std::size_t batch_max = 128;         // changes per delta
-  std::size_t in_flight_max = 8;       // unacknowledged deltas per link
+  std::size_t in_flight_max = 32;      // unacknowledged deltas per link
   /// Flow control as a receiver: deltas a peer may send past the last one
   /// acknowledged; the peer is paused at pause_at deltas not yet durable.
-  std::size_t credits = 16;
-  std::size_t pause_at = 12;
+  std::size_t credits = 64;
+  /// The same window in bytes of frames, so that what a receiver queues
+  /// per link stays bounded however big the rows.
+  std::uint64_t credit_bytes = 32ULL << 20;
+  std::size_t pause_at = 48;
   std::uint64_t commit_delay_ms = 0;   // received deltas wait this long to be committed together
-  std::size_t commits_in_flight_max = 4;  // commits being written while the next merge; 1: none
+  std::size_t commits_in_flight_max = 8;  // commits being written while the next merge; 1: none
   std::uint64_t retransmit_ms = 1000;  // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 1000;   // ping an idle link this often
   std::uint64_t dead_after_ms = 5000;  // silence that ends a link

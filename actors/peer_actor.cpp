@@ -313,6 +313,7 @@ std::string start(peer_actor* self) {
   rc.batch_max = cfg.peer.batch_max;
   rc.in_flight_max = cfg.peer.in_flight_max;
   rc.credits = cfg.peer.credits;
+  rc.credit_bytes = cfg.peer.credit_bytes;
   rc.pause_at = cfg.peer.pause_at;
   rc.commit_delay_ms = cfg.peer.commit_delay_ms;
   rc.commits_in_flight_max = cfg.peer.commits_in_flight_max;

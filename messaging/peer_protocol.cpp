@@ -38,7 +38,7 @@ constexpr layout layouts[message_type_max] = {
   {2, "id, through"},               // delta_ack
   {3, "id, reason, message"},       // delta_nack
   {0, "no fields"},                 // pause
-  {1, "credits"},                   // resume
+  {2, "credits, bytes"},            // resume
   {1, "nonce"},                     // ping
   {1, "nonce"},                     // pong
   {3, "code, message, fatal"},      // error
@@ -112,7 +112,10 @@ struct writer {
     put_string(pk, m.message);
   }
   void operator()(const pause&) {}
-  void operator()(const resume& m) { pk.pack_uint64(m.credits); }
+  void operator()(const resume& m) {
+    pk.pack_uint64(m.credits);
+    pk.pack_uint64(m.bytes);
+  }
   void operator()(const ping& m) { pk.pack_uint64(m.nonce); }
   void operator()(const pong& m) { pk.pack_uint64(m.nonce); }
   void operator()(const error& m) {
@@ -458,6 +461,7 @@ message read_body(message_type type, const msgpack::object* f, const limits& lim
         invalid({where, "credits"}, "grants " + std::to_string(m.credits) +
                                         " batches; the bound is " +
                                         std::to_string(lim.credits_max) + " (credits_max)");
+      m.bytes = get_u64_nonzero(f[1], {where, "bytes"});
       return m;
     }
     case message_type::ping: return ping{get_u64(f[0], {where, "nonce"})};
@@ -854,7 +858,8 @@ std::string describe(const message& m) {
       else if constexpr (std::is_same_v<T, delta_nack>)
         return name + " " + std::to_string(v.id) + " " + to_string(v.reason) + ": " + v.message;
       else if constexpr (std::is_same_v<T, resume>)
-        return name + " (" + std::to_string(v.credits) + " credits)";
+        return name + " (" + std::to_string(v.credits) + " credits, " + std::to_string(v.bytes)
+               + " bytes)";
       else if constexpr (std::is_same_v<T, ping> || std::is_same_v<T, pong>)
         return name + " " + std::to_string(v.nonce);
       else if constexpr (std::is_same_v<T, error>)

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -217,12 +218,16 @@ struct pause {
 
 /// Ends a pause and grants the peer credit: it may send batches up to
 /// `credits` (1 to limits::credits_max) past the last one the sender of
-/// resume acknowledged. A window, not an increment, so a lost or repeated
-/// grant takes nothing away and adds nothing; a receiver keeps its window
-/// for the whole session and re-grants as it makes batches durable.
+/// resume acknowledged, and have at most `bytes` (at least 1) of batch
+/// frames unacknowledged at once; a batch may always go when none is
+/// unacknowledged, whatever its size. A window, not an increment, so a
+/// lost or repeated grant takes nothing away and adds nothing; a receiver
+/// keeps its window for the whole session and re-grants as it makes
+/// batches durable.
 struct resume {
   std::uint64_t credits = 1;
-  bool operator==(const resume& o) const { return credits == o.credits; }
+  std::uint64_t bytes = std::numeric_limits<std::uint64_t>::max();
+  bool operator==(const resume& o) const { return credits == o.credits && bytes == o.bytes; }
 };
 
 struct ping {

@@ -407,6 +407,7 @@ struct replicator::pending_batch {
   bool full_sync = false;  // a sync_batch: its changes are not logged (see apply)
   std::vector<wire::change> changes;  // accepted ones
   std::size_t accepted = 0;           // changes.size() before commit() takes them
+  std::size_t bytes = 0;              // its frame's size, counted against credit_bytes
   std::size_t refused = 0;
   wire::nack_reason reason{};
   std::string why;  // the first refusal's sentence
@@ -440,11 +441,14 @@ struct replicator::link {
   std::uint64_t acked_id = 0;
   std::uint64_t peer_credits = 0;
   std::uint64_t credit_through = 0;
+  std::uint64_t peer_credit_bytes = 0;  // the bytes its window allows unacknowledged
+  std::uint64_t unacked_bytes = 0;      // the frames of `unacked`, in bytes
   // As the receiver: the highest delta id committed and acknowledged, the
   // batches of this session waiting in the commit queue, whether the peer
   // is paused by this side, and when the peer's last new delta arrived.
   std::uint64_t durable_id = 0;
   std::size_t queued = 0;
+  std::uint64_t queued_bytes = 0;  // the queued batches' frames
   bool pausing = false;
   std::uint64_t last_delta_ms = 0;
   wire::watermark peer_vv;        // what the peer holds, as it told us
@@ -460,6 +464,7 @@ struct replicator::link {
   struct sent_batch {
     bool full_sync = false;
     std::vector<wire::change> changes;
+    std::size_t bytes = 0;  // its frame's
   };
   std::map<std::uint64_t, sent_batch> unacked;
   // A full sync this side sends (see the class comment): whether one is
@@ -541,6 +546,9 @@ store::status replicator::start() {
     return status::invalid_argument("credits is " + std::to_string(cfg_.credits)
                                     + "; grant a peer 1 to "
                                     + std::to_string(cfg_.limits.credits_max) + " batches");
+  if (cfg_.credit_bytes < 1)
+    return status::invalid_argument("credit_bytes is 0; grant a peer at least 1 byte (a batch "
+                                    "goes whatever its size when none is unacknowledged)");
   if (cfg_.pause_at < 1 || cfg_.pause_at > cfg_.credits)
     return status::invalid_argument("pause_at is " + std::to_string(cfg_.pause_at)
                                     + "; pause a peer at 1 to credits ("
@@ -807,7 +815,10 @@ std::map<std::string, link_stats> replicator::stats() const {
     auto s = l->stats;
     s.state = l->state;
     const bool no_credit = l->peer_wants && l->scan_pos <= log_end_
-                           && l->next_delta_id > l->credit_through;
+                           && (l->next_delta_id > l->credit_through
+                               || (!l->unacked.empty()
+                                   && l->unacked_bytes + cfg_.limits.frame_bytes_max
+                                        > l->peer_credit_bytes));
     if (s.state == link_state::live && (l->peer_paused || no_credit))
       s.state = link_state::paused;
     s.unacked = l->unacked.size();
@@ -1247,8 +1258,7 @@ void replicator::offer(const std::vector<wire::change>& changes) {
   for (auto& [peer, lp] : links_) {
     auto& l = *lp;
     if (l.state != link_state::live || !l.hello_seen || l.peer_wants || !sends(l.cfg.mode)
-        || takes(l.peer_mode) || l.unacked.size() >= cfg_.in_flight_max || l.peer_paused
-        || l.next_delta_id > l.credit_through)
+        || takes(l.peer_mode) || l.peer_paused || !window_open(l))
       continue;
     std::vector<wire::change> out;
     for (const auto& c : changes)
@@ -1271,16 +1281,34 @@ void replicator::send_delta(link& l, std::vector<wire::change> changes, bool ful
     l.oldest_unacked_sent_ms = clock_.now_ms();
   l.sent_at[id] = clock_.now_ms();
   l.stats.sent_changes += changes.size();
+  wire::message m = full_sync ? wire::message{wire::sync_batch{id, std::move(changes)}}
+                              : wire::message{wire::delta{id, std::move(changes)}};
+  auto frame = wire::encode(m);
+  const auto bytes = frame.size();
+  l.last_sent_ms = clock_.now_ms();
+  (void) net_.send(l.cfg.peer, std::move(frame));
+  l.unacked_bytes += bytes;
   if (full_sync) {
-    wire::message m = wire::sync_batch{id, std::move(changes)};
-    send(l, m);
-    l.unacked.emplace(id, link::sent_batch{true, std::move(std::get<wire::sync_batch>(m).changes)});
+    l.unacked.emplace(
+      id, link::sent_batch{true, std::move(std::get<wire::sync_batch>(m).changes), bytes});
     l.full.last_id = id;
     return;
   }
-  wire::message m = wire::delta{id, std::move(changes)};
-  send(l, m);
-  l.unacked.emplace(id, link::sent_batch{false, std::move(std::get<wire::delta>(m).changes)});
+  l.unacked.emplace(id,
+                    link::sent_batch{false, std::move(std::get<wire::delta>(m).changes), bytes});
+}
+
+bool replicator::window_open(const link& l) const {
+  // The next batch's frame is at most frame_bytes_max (the transport
+  // sends nothing larger), so it fits the peer's byte window whatever it
+  // holds; the first one goes whatever the window.
+  return l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
+         && (l.unacked.empty()
+             || l.unacked_bytes + cfg_.limits.frame_bytes_max <= l.peer_credit_bytes);
+}
+
+wire::resume replicator::grant() const {
+  return wire::resume{cfg_.credits, cfg_.credit_bytes};
 }
 
 void replicator::send(link& l, const wire::message& m) {
@@ -1308,8 +1336,11 @@ void replicator::on_connected(const std::string& peer) {
   l->acked_id = 0;
   l->peer_credits = 0;
   l->credit_through = 0;
+  l->peer_credit_bytes = 0;
+  l->unacked_bytes = 0;
   l->durable_id = 0;
   l->queued = 0;
+  l->queued_bytes = 0;
   l->pausing = false;
   l->last_delta_ms = clock_.now_ms();
   l->peer_vv.clear();
@@ -1355,6 +1386,7 @@ void replicator::end_link(link& l, const std::string& reason) {
     l.state = link_state::down;
     l.stats.last_refusal = reason.empty() ? l.stats.last_refusal : reason;
     l.unacked.clear();
+    l.unacked_bytes = 0;
     l.sent_at.clear();
     net_.disconnect(l.cfg.peer);
   }
@@ -1426,7 +1458,7 @@ void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
       // A grant may be lost like any frame: while the peer sends nothing
       // and this side does not hold it paused, the grant is repeated (a
       // repeat grants nothing new, see resume). It doubles as the ping.
-      send(*l, wire::resume{cfg_.credits});
+      send(*l, grant());
     else if (now - l->last_sent_ms >= cfg_.heartbeat_ms)
       send(*l, wire::ping{now});
     // Unacknowledged deltas are sent again, in order, when overdue.
@@ -1480,8 +1512,7 @@ bool replicator::pump_full_sync(link& l) {
   // rows a link leaves out never hold up its heartbeats.
   const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
   std::size_t states_read = 0;
-  while (!l.full.read && l.unacked.size() < cfg_.in_flight_max
-         && l.next_delta_id <= l.credit_through) {
+  while (!l.full.read && window_open(l)) {
     if (states_read >= full_states_per_call) {
       if (l.full_timer_pending)
         return false;  // one continuation at a time
@@ -1587,8 +1618,7 @@ void replicator::pump(link& l) {
   // Deltas end at batch_max changes or half the frame limit, as a full
   // sync's batches do.
   const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
-  while (l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
-         && l.scan_pos <= log_end_) {
+  while (window_open(l) && l.scan_pos <= log_end_) {
     std::vector<wire::change> out;
     std::size_t out_bytes = 0;
     bool full = false;  // the next change would take the delta past bytes_max
@@ -1660,10 +1690,10 @@ void replicator::on_received(const std::string& peer, std::string frame) {
       close_after(*l, m.error().message);
     return;
   }
-  handle(*l, std::move(m).value());
+  handle(*l, std::move(m).value(), frame.size());
 }
 
-void replicator::handle(link& l, wire::message m) {
+void replicator::handle(link& l, wire::message m, std::size_t frame_bytes) {
   std::visit(
     [&](auto& msg) {
       using T = std::decay_t<decltype(msg)>;
@@ -1692,7 +1722,7 @@ void replicator::handle(link& l, wire::message m) {
         l.state = link_state::live;
         // The first grant goes before the sync_request, so a peer that
         // starts sending on it has credit already.
-        send(l, wire::resume{cfg_.credits});
+        send(l, grant());
         if (takes(l.cfg.mode))
           send(l, wire::sync_request{wire::sync_kind::from_watermark, vv_});
         pump(l);  // a sync_request may have come before the greeting
@@ -1718,15 +1748,16 @@ void replicator::handle(link& l, wire::message m) {
       } else if constexpr (std::is_same_v<T, wire::sync_start>) {
         l.sync_started = true;
       } else if constexpr (std::is_same_v<T, wire::delta>) {
-        on_batch(l, msg.id, msg.changes, false);
+        on_batch(l, msg.id, msg.changes, false, frame_bytes);
       } else if constexpr (std::is_same_v<T, wire::sync_batch>) {
-        on_batch(l, msg.seq, msg.changes, true);
+        on_batch(l, msg.seq, msg.changes, true, frame_bytes);
       } else if constexpr (std::is_same_v<T, wire::sync_complete>) {
         on_sync_complete(l, msg.through);
       } else if constexpr (std::is_same_v<T, wire::delta_ack>) {
         bool erased = false;
         for (auto it = l.unacked.begin(); it != l.unacked.end() && it->first <= msg.id;) {
           l.sent_at.erase(it->first);
+          l.unacked_bytes -= it->second.bytes;
           it = l.unacked.erase(it);
           erased = true;
         }
@@ -1758,6 +1789,7 @@ void replicator::handle(link& l, wire::message m) {
         l.peer_paused = false;
         l.peer_credits = msg.credits;
         l.credit_through = std::max(l.credit_through, l.acked_id + msg.credits);
+        l.peer_credit_bytes = msg.bytes;
         pump(l);
       } else if constexpr (std::is_same_v<T, wire::ping>) {
         send(l, wire::pong{msg.nonce});
@@ -1807,7 +1839,7 @@ void replicator::on_sync_complete(link& l, const wire::watermark& through) {
 }
 
 void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& changes,
-                          bool full_sync) {
+                          bool full_sync, std::size_t frame_bytes) {
   l.last_delta_ms = clock_.now_ms();
   if (id < l.expected_id) {
     // A retransmission of what was received: acknowledge it again once it
@@ -1826,6 +1858,21 @@ void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& 
                           + std::to_string(l.durable_id + cfg_.credits) + " and got delta "
                           + std::to_string(id)
                           + "; it is dropped: send no more batches than resume grants",
+                        false});
+    return;
+  }
+  if (l.queued > 0 && l.queued_bytes + frame_bytes > cfg_.credit_bytes) {
+    ++l.stats.over_credit;
+    l.stats.last_refusal = "'" + l.cfg.peer + "' sent delta " + std::to_string(id) + " of "
+                           + std::to_string(frame_bytes) + " bytes beyond its byte window ("
+                           + std::to_string(cfg_.credit_bytes) + " bytes, "
+                           + std::to_string(l.queued_bytes) + " of them not yet acknowledged)";
+    send(l, wire::error{wire::error_code::over_credit,
+                        "node '" + node_id() + "' granted " + std::to_string(cfg_.credit_bytes)
+                          + " bytes of batches unacknowledged at once and holds "
+                          + std::to_string(l.queued_bytes) + "; delta " + std::to_string(id)
+                          + " (" + std::to_string(frame_bytes)
+                          + " bytes) is dropped: send no more than resume grants",
                         false});
     return;
   }
@@ -1931,12 +1978,14 @@ void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& 
     for (const auto& c : accepted)
       raise(pending_vv_, c.origin, c.hlc);
   p.accepted = accepted.size();
+  p.bytes = frame_bytes;
   p.changes = std::move(accepted);
   queue_.push_back(std::move(p));
   if (full_sync)
     l.full_batch_received = true;
   ++l.expected_id;
   ++l.queued;
+  l.queued_bytes += frame_bytes;
   if (l.queued >= cfg_.pause_at && !l.pausing) {
     l.pausing = true;
     ++l.stats.pauses_sent;
@@ -2061,9 +2110,10 @@ void replicator::fail_commits(const store::status& why) {
                                 + why.message() + "; they are sent again"});
     l->expected_id = l->durable_id + 1;
     l->queued = 0;
+    l->queued_bytes = 0;
     if (l->pausing) {
       l->pausing = false;
-      send(*l, wire::resume{cfg_.credits});
+      send(*l, grant());
     }
   }
 }
@@ -2103,6 +2153,7 @@ void replicator::finish(in_flight& c) {
     }
     l->durable_id = b.id;
     --l->queued;
+    l->queued_bytes -= b.bytes;
   }
   for (auto* l : touched) {
     send(*l, wire::delta_ack{l->durable_id, vv_});
@@ -2111,7 +2162,7 @@ void replicator::finish(in_flight& c) {
     if (l->pausing && l->queued >= cfg_.pause_at)
       continue;
     l->pausing = false;
-    send(*l, wire::resume{cfg_.credits});
+    send(*l, grant());
   }
   if (std::find(c.changed.begin(), c.changed.end(), true) != c.changed.end())
     for (auto& [peer, l] : links_) {

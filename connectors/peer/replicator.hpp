@@ -70,17 +70,24 @@ struct replicator_config {
   std::vector<store::schema> tables;  // the tables kept in sync with peers
   std::vector<link_config> links;
   std::size_t batch_max = 128;         // changes per delta
-  std::size_t in_flight_max = 8;       // unacknowledged deltas per link
+  std::size_t in_flight_max = 32;      // unacknowledged deltas per link
   /// Flow control, as the receiver of a link: the batches (deltas) the
   /// peer may send beyond the last one this node acknowledged. Granted with
   /// `resume` when the link goes live and again as received batches become
   /// durable; a peer that sends more gets an `over_credit` error and its
   /// batch is dropped (it is sent again once there is credit).
-  std::size_t credits = 16;
+  std::size_t credits = 64;
+  /// The same window in bytes: the frames of the batches the peer may have
+  /// sent and not yet had acknowledged, at most, so that what this node
+  /// queues per link stays bounded however big the rows. A peer keeps a
+  /// batch back until its frame, at its largest (frame_bytes_max), would
+  /// fit; a batch sent when none is unacknowledged goes whatever its size.
+  /// REQUIRES: >= 1
+  std::uint64_t credit_bytes = 32ULL << 20;
   /// Batches received from one peer and not yet durable at which this node
   /// sends it `pause`; it sends `resume` once they are committed.
   /// REQUIRES: 1 <= pause_at <= credits
-  std::size_t pause_at = 12;
+  std::size_t pause_at = 48;
   /// How long received batches wait to be committed together, in one store
   /// write (one sync); 0: as soon as the frames that arrived meanwhile are
   /// taken. Acknowledgements and credit follow the commit.
@@ -88,7 +95,7 @@ struct replicator_config {
   /// Commits given to the committer and not yet durable: while one is
   /// written (and synced), the next is merged. 1: no overlap.
   /// REQUIRES: >= 1
-  std::size_t commits_in_flight_max = 4;
+  std::size_t commits_in_flight_max = 8;
   std::uint64_t retransmit_ms = 400;   // resend unacknowledged deltas after
   std::uint64_t heartbeat_ms = 200;    // ping an idle link this often
   std::uint64_t dead_after_ms = 1000;  // silence that ends a link
@@ -243,7 +250,8 @@ private:
   void on_connected(const std::string& peer);
   void on_disconnected(const std::string& peer, const std::string& reason);
   void on_received(const std::string& peer, std::string frame);
-  void handle(link& l, wire::message m);
+  /// `frame_bytes`: the size of the frame `m` came in.
+  void handle(link& l, wire::message m, std::size_t frame_bytes);
   void send(link& l, const wire::message& m);
   void send_delta(link& l, std::vector<wire::change> changes, bool full_sync = false);
   void end_link(link& l, const std::string& reason);
@@ -269,7 +277,13 @@ private:
   void offer(const std::vector<wire::change>& changes);
   /// Takes the accepted changes out of a delta or (`full_sync`) a
   /// sync_batch with id `id`.
-  void on_batch(link& l, std::uint64_t id, std::vector<wire::change>& changes, bool full_sync);
+  void on_batch(link& l, std::uint64_t id, std::vector<wire::change>& changes, bool full_sync,
+                std::size_t frame_bytes);
+  /// Whether the peer's windows (batches, bytes) and in_flight_max let
+  /// this side send it another batch.
+  bool window_open(const link& l) const;
+  /// The window this side grants a peer: credits batches, credit_bytes.
+  wire::resume grant() const;
   void on_sync_complete(link& l, const wire::watermark& through);
   bool carries(const link& l, const std::string& table) const;
   /// Whether the row `c` writes is inside the link's filters (removes are).

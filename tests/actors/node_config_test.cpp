@@ -649,23 +649,34 @@ BOOST_AUTO_TEST_CASE(flow_control_and_trust_policies_parse_and_bad_ones_are_refu
   const std::string table = "[[tables]]\nname = \"app.notes\"\n"
                             "columns = [ { name = \"id\", type = \"integer\", key = true } ]";
   auto got = parse_node_config(
-    base_plus({table, "[peer]", "credits = 8", "pause_at = 6", "commit_delay_ms = 5",
+    base_plus({table, "[peer]", "credits = 8", "credit_bytes = 1048576", "pause_at = 6", "commit_delay_ms = 5",
                "commits_in_flight_max = 1", "trust_policy = \"refuse_deletes\"", "[[links]]", "peer = \"hub\"",
                "trust_policy = \"refuse_deletes\""}),
     "node.toml");
   BOOST_REQUIRE_MESSAGE(got.is_ok(), (got.is_ok() ? "" : got.error().message()));
   BOOST_TEST(got->peer.credits == 8u);
+  BOOST_TEST(got->peer.credit_bytes == 1048576u);
   BOOST_TEST(got->peer.pause_at == 6u);
   BOOST_TEST(got->peer.commit_delay_ms == 5u);
   BOOST_TEST(got->peer.commits_in_flight_max == 1u);
   BOOST_TEST(got->peer.trust_policy == "refuse_deletes");
   BOOST_TEST(got->links.at(0).trust_policy == "refuse_deletes");
+  // The defaults: a window of 64 batches and 32 MiB, a sender with at
+  // most 32 batches out, a pause at 48 waiting.
+  auto plain = parse_node_config(base_plus({table}), "node.toml");
+  BOOST_REQUIRE(plain.is_ok());
+  BOOST_TEST(plain->peer.credits == 64u);
+  BOOST_TEST(plain->peer.credit_bytes == 32u << 20);
+  BOOST_TEST(plain->peer.in_flight_max == 32u);
+  BOOST_TEST(plain->peer.pause_at == 48u);
+  BOOST_TEST(plain->peer.commits_in_flight_max == 8u);
 
   // The table occupies lines 17-19; [peer] or [[links]] is line 20.
   expect_refused({
     {base_plus({table, "[peer]", "credits = 4", "pause_at = 5"}), 22, {"pause_at", "above credits (4)"}},
     {base_plus({table, "[peer]", "credits = 70000"}), 21, {"credits", "65536"}},
     {base_plus({table, "[peer]", "commits_in_flight_max = 0"}), 21, {"commits_in_flight_max"}},
+    {base_plus({table, "[peer]", "credit_bytes = 0"}), 21, {"credit_bytes"}},
     {base_plus({table, "[peer]", "trust_policy = \"nobody\""}), 21,
      {"'nobody'", "not a registered trust policy", "refuse_deletes", "register_trust_policy"}},
     {base_plus({table, "[[links]]", "peer = \"hub\"", "trust_policy = \"nobody\""}), 22,

@@ -1,6 +1,7 @@
 // Credit-based flow control on the in-memory network: a receiver that
-// commits slowly holds its sender to the credit it grants and pauses it
-// while batches wait, and a peer that sends beyond its credit is told so.
+// commits slowly holds its sender to the credit it grants, in batches and
+// in bytes, and pauses it while batches wait, and a peer that sends beyond
+// its credit is told so.
 
 #include <set>
 
@@ -42,6 +43,15 @@ public:
           ++deltas;
           if (d->id > p.limit)
             ++beyond_credit;
+          if (d->id > p.acked) {
+            p.held[d->id] = frame.size();
+            std::uint64_t sum = 0;
+            for (const auto& [id, bytes] : p.held)
+              sum += bytes;
+            if (p.held.size() > 1)
+              held_bytes_max = std::max(held_bytes_max, sum);
+            held_batches_max = std::max<std::uint64_t>(held_batches_max, p.held.size());
+          }
         }
       if (inner.received)
         inner.received(peer, std::move(frame));
@@ -53,10 +63,14 @@ public:
     auto m = wire::decode(frame, wire::limits{});
     if (m) {
       auto& p = peers_[peer];
-      if (auto* a = std::get_if<wire::delta_ack>(&m.value()))
+      if (auto* a = std::get_if<wire::delta_ack>(&m.value())) {
         p.acked = std::max(p.acked, a->id);
-      if (auto* r = std::get_if<wire::resume>(&m.value()))
+        p.held.erase(p.held.begin(), p.held.upper_bound(p.acked));
+      }
+      if (auto* r = std::get_if<wire::resume>(&m.value())) {
         p.window = r->credits;
+        granted_bytes = r->bytes;
+      }
       if (std::holds_alternative<wire::pause>(m.value()))
         ++pauses;
       p.limit = std::max(p.limit, p.acked + p.window);
@@ -67,10 +81,16 @@ public:
   std::uint64_t deltas = 0;         // received
   std::uint64_t beyond_credit = 0;  // received with an id past the credit granted
   std::uint64_t pauses = 0;         // sent
+  std::uint64_t granted_bytes = 0;  // the byte window of the last grant sent
+  /// Received and not yet acknowledged, at most: the frames' bytes (while
+  /// more than one batch is held) and the batches.
+  std::uint64_t held_bytes_max = 0;
+  std::uint64_t held_batches_max = 0;
 
 private:
   struct grants {
     std::uint64_t acked = 0, window = 0, limit = 0;
+    std::map<std::uint64_t, std::size_t> held;  // delta id -> frame bytes, not yet acknowledged
   };
   messaging::transport& net_;
   std::map<std::string, grants> peers_;
@@ -178,6 +198,114 @@ BOOST_AUTO_TEST_CASE(a_peer_that_sends_beyond_its_credit_gets_over_credit_and_th
   rogue.send(delta(5));
   c.sched.advance(1'000);
   BOOST_TEST(hub.rows() == 5u);
+  BOOST_TEST(hub.link("rogue").over_credit == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(big_rows_are_held_to_the_byte_window_while_small_ones_use_the_batch_window) {
+  // Frames of up to 64 KB; the receiver grants 64 batches but only 160 KB,
+  // and commits slowly. Rows of about 8 KB: the sender keeps a delta back
+  // until one more frame at its largest fits.
+  credit_watch* watch = nullptr;
+  cluster c(
+    {{"hub", {link("a")}}, {"a", {link("hub", true)}}},
+    [](peer::replicator_config& cfg) {
+      cfg.limits.frame_bytes_max = 64 * 1024;
+      cfg.in_flight_max = 64;
+      cfg.credits = 64;
+      cfg.pause_at = 64;
+      cfg.credit_bytes = 160 * 1024;
+      cfg.commit_delay_ms = 40;
+    },
+    [&](const std::string& id, messaging::transport& net) -> std::unique_ptr<messaging::transport> {
+      if (id != "a")
+        return nullptr;
+      auto w = std::make_unique<credit_watch>(net);
+      watch = w.get();
+      return w;
+    });
+  auto& hub = c.nodes["hub"];
+  auto& a = c.nodes["a"];
+  BOOST_TEST_REQUIRE((hub.link("a").state == peer::link_state::live));
+  for (std::int64_t id = 1; id <= 120; ++id)
+    hub.write(id, std::string(8000, static_cast<char>('a' + id % 26)));
+  std::uint64_t unacked_max = 0;
+  for (int ms = 0; ms < 20'000 && a.rows() < 120; ++ms) {
+    c.sched.advance(1);
+    unacked_max = std::max(unacked_max, hub.link("a").unacked);
+  }
+  c.sched.advance(1'000);
+  BOOST_TEST(a.rows() == 120u);
+  BOOST_TEST(*peer::table_digest(*a.db, "app.notes") == *peer::table_digest(*hub.db, "app.notes"));
+  BOOST_TEST(watch->granted_bytes == 160u * 1024);
+  BOOST_TEST(watch->held_bytes_max <= 160u * 1024);  // what a held at once, in frames
+  BOOST_TEST(watch->held_bytes_max > 64u * 1024);    // more than one frame's worth at once
+  // Each write goes as a delta of its own row (a frame of over 8,000
+  // bytes): the sender adds one while its unacknowledged frames and one
+  // more at 64 KB fit in 160 KB, so at most (160 - 64) KB / 8,000 + 1.
+  BOOST_TEST(unacked_max <= 13u);
+  BOOST_TEST(a.link("hub").over_credit == 0u);
+
+  // Small rows: the same window takes many batches at once.
+  for (std::int64_t id = 1000; id < 1400; ++id)
+    hub.write(id, "s");
+  unacked_max = 0;
+  for (int ms = 0; ms < 20'000 && a.rows() < 520; ++ms) {
+    c.sched.advance(1);
+    unacked_max = std::max(unacked_max, hub.link("a").unacked);
+  }
+  c.sched.advance(1'000);
+  BOOST_TEST(a.rows() == 520u);
+  BOOST_TEST(unacked_max > 13u);
+  BOOST_TEST(a.link("hub").over_credit == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_sends_beyond_its_byte_window_gets_over_credit_and_that_delta_is_dropped) {
+  cluster c({{"hub", {link("rogue")}}}, [](peer::replicator_config& cfg) {
+    cfg.credits = 64;
+    cfg.pause_at = 64;
+    cfg.credit_bytes = 3000;
+    cfg.commit_delay_ms = 1'000;  // nothing is committed while the rogue sends
+    cfg.dead_after_ms = 10'000;   // the rogue sends no heartbeats
+  });
+  auto& hub = c.nodes["hub"];
+  raw_peer rogue(c, "rogue");
+  BOOST_TEST_REQUIRE(rogue.linked);
+  rogue.send(wire::encode(wire::hello{"rogue", wire::link_mode::bidirectional, {}}));
+  bool granted = false;
+  for (const auto& m : rogue.got)
+    if (auto* r = std::get_if<wire::resume>(&m))
+      granted = r->credits == 64 && r->bytes == 3000;
+  BOOST_TEST_REQUIRE(granted);
+
+  auto delta = [](std::uint64_t id) {
+    wire::change ch;
+    ch.hlc = store::hlc_timestamp(1'700'000'000'000ULL + id, 0);
+    ch.origin = "rogue";
+    ch.table = "app.notes";
+    ch.op = store::change_op::insert;
+    ch.key = {value::integer(static_cast<std::int64_t>(id))};
+    ch.new_row = store::row{value::integer(static_cast<std::int64_t>(id)),
+                            value::text(std::string(1200, 'r')), value::null()};
+    return wire::encode(wire::delta{id, {ch}});
+  };
+  // Two frames of about 1.3 KB fit in 3,000 bytes; the third does not.
+  for (std::uint64_t id = 1; id <= 3; ++id)
+    rogue.send(delta(id));
+  auto errors = rogue.errors();
+  BOOST_REQUIRE_EQUAL(errors.size(), 1u);
+  BOOST_TEST((errors[0].code == wire::error_code::over_credit));
+  BOOST_TEST(!errors[0].fatal);
+  BOOST_TEST(errors[0].message.find("delta 3") != std::string::npos);
+  BOOST_TEST(errors[0].message.find("3000 bytes") != std::string::npos);
+  BOOST_TEST(hub.link("rogue").over_credit == 1u);
+  BOOST_TEST(rogue.linked);
+
+  // Once the two are durable the window is empty again: the third is taken.
+  c.sched.advance(1'000);
+  BOOST_TEST(hub.rows() == 2u);
+  rogue.send(delta(3));
+  c.sched.advance(1'000);
+  BOOST_TEST(hub.rows() == 3u);
   BOOST_TEST(hub.link("rogue").over_credit == 1u);
 }
 

@@ -40,7 +40,7 @@ public:
         return delta_nack{number_nonzero(), static_cast<nack_reason>(pick(1, nack_reason_max)),
                           sentence()};
       case 10: return pause{};
-      case 11: return resume{pick(1, limits{}.credits_max)};
+      case 11: return resume{pick(1, limits{}.credits_max), pick(1, std::uint64_t{1} << 40)};
       case 12: return ping{number()};
       case 13: return pong{number()};
       default:

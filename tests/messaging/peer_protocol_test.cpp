@@ -102,7 +102,7 @@ std::vector<peer::message> one_of_each() {
     peer::delta_nack{8, peer::nack_reason::untrusted_origin,
                      "change 1 comes from node-x, which this node does not trust"},
     peer::pause{},
-    peer::resume{64},
+    peer::resume{64, 32u << 20},
     peer::ping{0xdeadbeefcafeULL},
     peer::pong{0xdeadbeefcafeULL},
     peer::error{peer::error_code::not_allowed, "the link is read-only", true},
@@ -382,8 +382,10 @@ BOOST_AUTO_TEST_CASE(fields_out_of_range_are_refused_naming_the_field) {
                 "error field 'code' has unknown error code 12");
   check_refused(mp().head(14, 3).u(0).s("x").b(false).str(), errc::invalid_field,
                 "unknown error code 0");
-  check_refused(mp().head(11, 1).u(0).str(), errc::invalid_field,
+  check_refused(mp().head(11, 2).u(0).u(1).str(), errc::invalid_field,
                 "resume field 'credits' must not be 0");
+  check_refused(mp().head(11, 2).u(1).u(0).str(), errc::invalid_field,
+                "resume field 'bytes' must not be 0");
   check_refused(mp().head(5, 2).u(0).array(1).insert_change().str(), errc::invalid_field,
                 "sync_batch field 'seq' must not be 0");
 }
