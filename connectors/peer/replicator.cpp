@@ -341,6 +341,15 @@ std::size_t approx_bytes(const wire::change& c) {
   return n;
 }
 
+/// Whether `r`'s key columns hold `key`. REQUIRES: s.check_row(r) and
+/// s.check_key(key) are ok.
+bool holds_key(const store::schema& s, const store::row& r, const store::row& key) {
+  for (std::size_t i = 0; i < key.size(); ++i)
+    if (!(r[s.primary_key[i]] == key[i]))
+      return false;
+  return true;
+}
+
 /// What a delta frame holds besides its changes, at most.
 constexpr std::size_t frame_envelope_bytes = 64;
 
@@ -1922,6 +1931,18 @@ void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& 
         refuse(wire::nack_reason::invalid_change, st.message());
         continue;
       }
+    // The key names the row's merge state and, through the row's key
+    // columns, its stored row: the two must be the same row.
+    if (auto st = s->check_key(c.key); !st) {
+      refuse(wire::nack_reason::invalid_change, st.message());
+      continue;
+    }
+    if (c.new_row && !holds_key(*s, *c.new_row, c.key)) {
+      refuse(wire::nack_reason::invalid_change,
+             "a change for table '" + c.table
+               + "' names a key other than its row's key columns hold; send the row's own key");
+      continue;
+    }
     if (!admits(l, c)) {
       std::string outside;
       for (const auto& [col, f] : l.policy.at(c.table).filters)

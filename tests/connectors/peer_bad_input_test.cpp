@@ -1,6 +1,6 @@
 // Bad input on a peer link: a peer that sends malformed, truncated,
-// oversized, unknown and wrong-version frames, and changes for a table the
-// node does not have. Each is answered (an `error` frame, a nack, or the
+// oversized, unknown and wrong-version frames, changes for a table the
+// node does not have, and changes whose key is not their row's. Each is answered (an `error` frame, a nack, or the
 // link closed for a version mismatch) and counted; the node keeps serving
 // its other links.
 
@@ -66,6 +66,27 @@ BOOST_AUTO_TEST_CASE(bad_frames_are_answered_and_counted_and_other_links_keep_sy
   BOOST_TEST((nacks[0].reason == wire::nack_reason::unknown_table));
   BOOST_TEST(nacks[0].message.find("app.ghosts") != std::string::npos);
   BOOST_TEST(hub.link("evil").nacked == 1u);
+
+  // A key that is not its row's (the merge state and the stored row would
+  // be two rows), and a key of the wrong shape: nacked, nothing stored.
+  wire::change other_key;
+  other_key.hlc = store::hlc_timestamp(1'700'000'000'000ULL, 2);
+  other_key.origin = "evil";
+  other_key.table = "app.notes";
+  other_key.op = store::change_op::insert;
+  other_key.key = {value::integer(7)};
+  other_key.new_row = store::row{value::integer(8), value::text("b"), value::null()};
+  auto wide_key = other_key;
+  wide_key.key = {value::integer(8), value::text("x")};
+  evil.send(wire::encode(wire::delta{2, {other_key, wide_key}}));
+  c.sched.advance(100);
+  nacks = evil.nacks();
+  BOOST_REQUIRE_EQUAL(nacks.size(), 2u);
+  BOOST_TEST((nacks[1].reason == wire::nack_reason::invalid_change));
+  BOOST_TEST(nacks[1].message.find("key") != std::string::npos);
+  BOOST_TEST(nacks[1].message.find("and 1 more refused") != std::string::npos);
+  BOOST_TEST(hub.link("evil").nacked == 3u);
+  BOOST_TEST(hub.rows() == 0u);
 
   // Through all of it the hub's link to a kept syncing.
   c.nodes["a"].write(1);

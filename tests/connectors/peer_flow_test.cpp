@@ -238,6 +238,7 @@ BOOST_AUTO_TEST_CASE(big_rows_are_held_to_the_byte_window_while_small_ones_use_t
   BOOST_TEST(*peer::table_digest(*a.db, "app.notes") == *peer::table_digest(*hub.db, "app.notes"));
   BOOST_TEST(watch->granted_bytes == 160u * 1024);
   BOOST_TEST(watch->held_bytes_max <= 160u * 1024);  // what a held at once, in frames
+  BOOST_TEST(watch->held_batches_max >= 2u);         // more than one batch at once
   BOOST_TEST(watch->held_bytes_max > 64u * 1024);    // more than one frame's worth at once
   // Each write goes as a delta of its own row (a frame of over 8,000
   // bytes): the sender adds one while its unacknowledged frames and one
