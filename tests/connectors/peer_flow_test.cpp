@@ -96,6 +96,54 @@ private:
   std::map<std::string, grants> peers_;
 };
 
+/// Puts a credit_watch over node a's transport and points `watch` at it.
+transport_decorator watch_a(credit_watch*& watch) {
+  return [&watch](const std::string& id,
+                  messaging::transport& net) -> std::unique_ptr<messaging::transport> {
+    if (id != "a")
+      return nullptr;
+    auto w = std::make_unique<credit_watch>(net);
+    watch = w.get();
+    return w;
+  };
+}
+
+/// A hub whose link to "rogue" takes `credits` batches and `credit_bytes`
+/// bytes and commits nothing for a second (while the rogue sends); the
+/// rogue sends no heartbeats.
+cluster rogue_hub(std::size_t credits, std::uint64_t credit_bytes) {
+  return cluster({{"hub", {link("rogue")}}}, [=](peer::replicator_config& cfg) {
+    cfg.credits = credits;
+    cfg.pause_at = credits;
+    cfg.credit_bytes = credit_bytes;
+    cfg.commit_delay_ms = 1'000;
+    cfg.dead_after_ms = 10'000;
+  });
+}
+
+/// The rogue's greeting; true once the hub granted it the window given.
+bool greet(raw_peer& rogue, std::size_t credits, std::uint64_t credit_bytes) {
+  rogue.send(wire::encode(wire::hello{"rogue", wire::link_mode::bidirectional, {}}));
+  bool granted = false;
+  for (const auto& m : rogue.got)
+    if (auto* r = std::get_if<wire::resume>(&m))
+      granted = r->credits == credits && r->bytes == credit_bytes;
+  return granted;
+}
+
+/// A delta of one insert made on the rogue: row `id` with `body`.
+std::string rogue_delta(std::uint64_t id, const std::string& body = "r") {
+  wire::change ch;
+  ch.hlc = store::hlc_timestamp(1'700'000'000'000ULL + id, 0);
+  ch.origin = "rogue";
+  ch.table = "app.notes";
+  ch.op = store::change_op::insert;
+  ch.key = {value::integer(static_cast<std::int64_t>(id))};
+  ch.new_row = store::row{value::integer(static_cast<std::int64_t>(id)), value::text(body),
+                          value::null()};
+  return wire::encode(wire::delta{id, {ch}});
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(peer_flow)
@@ -111,13 +159,7 @@ BOOST_AUTO_TEST_CASE(a_slow_receiver_holds_its_sender_to_the_credit_and_pauses_i
       cfg.pause_at = 3;
       cfg.commit_delay_ms = 40;   // and commits them slowly
     },
-    [&](const std::string& id, messaging::transport& net) -> std::unique_ptr<messaging::transport> {
-      if (id != "a")
-        return nullptr;
-      auto w = std::make_unique<credit_watch>(net);
-      watch = w.get();
-      return w;
-    });
+    watch_a(watch));
   auto& hub = c.nodes["hub"];
   auto& a = c.nodes["a"];
   BOOST_TEST_REQUIRE((hub.link("a").state == peer::link_state::live));
@@ -149,35 +191,15 @@ BOOST_AUTO_TEST_CASE(a_slow_receiver_holds_its_sender_to_the_credit_and_pauses_i
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_that_sends_beyond_its_credit_gets_over_credit_and_that_delta_is_dropped) {
-  cluster c({{"hub", {link("rogue")}}}, [](peer::replicator_config& cfg) {
-    cfg.credits = 4;
-    cfg.pause_at = 4;
-    cfg.commit_delay_ms = 1'000;  // nothing is committed while the rogue sends
-    cfg.dead_after_ms = 10'000;   // the rogue sends no heartbeats
-  });
+  auto c = rogue_hub(4, peer::replicator_config{}.credit_bytes);
   auto& hub = c.nodes["hub"];
   raw_peer rogue(c, "rogue");
   BOOST_TEST_REQUIRE(rogue.linked);
-  rogue.send(wire::encode(wire::hello{"rogue", wire::link_mode::bidirectional, {}}));
-  bool granted = false;
-  for (const auto& m : rogue.got)
-    if (auto* r = std::get_if<wire::resume>(&m))
-      granted = r->credits == 4;
-  BOOST_TEST_REQUIRE(granted);  // the window the hub grants when the link goes live
+  // The window the hub grants when the link goes live.
+  BOOST_TEST_REQUIRE(greet(rogue, 4, peer::replicator_config{}.credit_bytes));
 
-  auto delta = [](std::uint64_t id) {
-    wire::change ch;
-    ch.hlc = store::hlc_timestamp(1'700'000'000'000ULL + id, 0);
-    ch.origin = "rogue";
-    ch.table = "app.notes";
-    ch.op = store::change_op::insert;
-    ch.key = {value::integer(static_cast<std::int64_t>(id))};
-    ch.new_row = store::row{value::integer(static_cast<std::int64_t>(id)), value::text("r"),
-                            value::null()};
-    return wire::encode(wire::delta{id, {ch}});
-  };
   for (std::uint64_t id = 1; id <= 5; ++id)
-    rogue.send(delta(id));
+    rogue.send(rogue_delta(id));
   auto errors = rogue.errors();
   BOOST_REQUIRE_EQUAL(errors.size(), 1u);
   BOOST_TEST((errors[0].code == wire::error_code::over_credit));
@@ -195,7 +217,7 @@ BOOST_AUTO_TEST_CASE(a_peer_that_sends_beyond_its_credit_gets_over_credit_and_th
     if (auto* a = std::get_if<wire::delta_ack>(&m))
       acked = std::max(acked, a->id);
   BOOST_TEST(acked == 4u);
-  rogue.send(delta(5));
+  rogue.send(rogue_delta(5));
   c.sched.advance(1'000);
   BOOST_TEST(hub.rows() == 5u);
   BOOST_TEST(hub.link("rogue").over_credit == 1u);
@@ -216,13 +238,7 @@ BOOST_AUTO_TEST_CASE(big_rows_are_held_to_the_byte_window_while_small_ones_use_t
       cfg.credit_bytes = 160 * 1024;
       cfg.commit_delay_ms = 40;
     },
-    [&](const std::string& id, messaging::transport& net) -> std::unique_ptr<messaging::transport> {
-      if (id != "a")
-        return nullptr;
-      auto w = std::make_unique<credit_watch>(net);
-      watch = w.get();
-      return w;
-    });
+    watch_a(watch));
   auto& hub = c.nodes["hub"];
   auto& a = c.nodes["a"];
   BOOST_TEST_REQUIRE((hub.link("a").state == peer::link_state::live));
@@ -261,37 +277,16 @@ BOOST_AUTO_TEST_CASE(big_rows_are_held_to_the_byte_window_while_small_ones_use_t
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_that_sends_beyond_its_byte_window_gets_over_credit_and_that_delta_is_dropped) {
-  cluster c({{"hub", {link("rogue")}}}, [](peer::replicator_config& cfg) {
-    cfg.credits = 64;
-    cfg.pause_at = 64;
-    cfg.credit_bytes = 3000;
-    cfg.commit_delay_ms = 1'000;  // nothing is committed while the rogue sends
-    cfg.dead_after_ms = 10'000;   // the rogue sends no heartbeats
-  });
+  auto c = rogue_hub(64, 3000);
   auto& hub = c.nodes["hub"];
   raw_peer rogue(c, "rogue");
   BOOST_TEST_REQUIRE(rogue.linked);
-  rogue.send(wire::encode(wire::hello{"rogue", wire::link_mode::bidirectional, {}}));
-  bool granted = false;
-  for (const auto& m : rogue.got)
-    if (auto* r = std::get_if<wire::resume>(&m))
-      granted = r->credits == 64 && r->bytes == 3000;
-  BOOST_TEST_REQUIRE(granted);
+  BOOST_TEST_REQUIRE(greet(rogue, 64, 3000));
+  const std::string big(1200, 'r');
 
-  auto delta = [](std::uint64_t id) {
-    wire::change ch;
-    ch.hlc = store::hlc_timestamp(1'700'000'000'000ULL + id, 0);
-    ch.origin = "rogue";
-    ch.table = "app.notes";
-    ch.op = store::change_op::insert;
-    ch.key = {value::integer(static_cast<std::int64_t>(id))};
-    ch.new_row = store::row{value::integer(static_cast<std::int64_t>(id)),
-                            value::text(std::string(1200, 'r')), value::null()};
-    return wire::encode(wire::delta{id, {ch}});
-  };
   // Two frames of about 1.3 KB fit in 3,000 bytes; the third does not.
   for (std::uint64_t id = 1; id <= 3; ++id)
-    rogue.send(delta(id));
+    rogue.send(rogue_delta(id, big));
   auto errors = rogue.errors();
   BOOST_REQUIRE_EQUAL(errors.size(), 1u);
   BOOST_TEST((errors[0].code == wire::error_code::over_credit));
@@ -304,7 +299,7 @@ BOOST_AUTO_TEST_CASE(a_peer_that_sends_beyond_its_byte_window_gets_over_credit_a
   // Once the two are durable the window is empty again: the third is taken.
   c.sched.advance(1'000);
   BOOST_TEST(hub.rows() == 2u);
-  rogue.send(delta(3));
+  rogue.send(rogue_delta(3, big));
   c.sched.advance(1'000);
   BOOST_TEST(hub.rows() == 3u);
   BOOST_TEST(hub.link("rogue").over_credit == 1u);

@@ -66,51 +66,36 @@ BOOST_AUTO_TEST_CASE(a_known_old_row_is_logged_as_given_and_a_change_without_one
   batch first;
   first.changes.push_back(upsert("app.users", user(1, "one")));
   BOOST_REQUIRE(db->apply(first).is_ok());
-  batch b;
-  auto c = upsert("app.users", user(1, "two"));
-  c.known_old_row = std::optional<row>{user(1, "one")};
-  b.changes.push_back(c);
-  auto again = upsert("app.users", user(1, "three"));
-  again.known_old_row = std::optional<row>{user(1, "two")};
-  b.changes.push_back(again);
-  auto applied = db->apply(b);
-  BOOST_REQUIRE(applied.is_ok());
-  auto log = db->read_changes(applied->first_seq, 0);
-  BOOST_REQUIRE(log.is_ok());
-  BOOST_REQUIRE(log->size() == 2u);
-  BOOST_TEST(((*log)[0].old_row == std::optional<row>{user(1, "one")}));
-  BOOST_TEST(((*log)[1].old_row == std::optional<row>{user(1, "two")}));
+  // Applies one batch of upserts of user 1 named `names`, each with the
+  // known old row `known` gives (none where it gives ""); the old rows the
+  // log then holds.
+  auto old_rows = [&](std::vector<std::string> names, std::vector<std::string> known) {
+    batch b;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      auto c = upsert("app.users", user(1, names[i]));
+      if (!known[i].empty())
+        c.known_old_row = std::optional<row>{user(1, known[i])};
+      b.changes.push_back(c);
+    }
+    auto applied = db->apply(b);
+    BOOST_REQUIRE(applied.is_ok());
+    auto log = db->read_changes(applied->first_seq, 0);
+    BOOST_REQUIRE(log.is_ok());
+    BOOST_REQUIRE(log->size() == names.size());
+    std::vector<std::optional<row>> out;
+    for (const auto& e : *log)
+      out.push_back(e.old_row);
+    return out;
+  };
+  using rows = std::vector<std::optional<row>>;
+  BOOST_TEST((old_rows({"two", "three"}, {"one", "two"}) == rows{user(1, "one"), user(1, "two")}));
   BOOST_TEST(((**db->get("app.users", {value::integer(1)})) == user(1, "three")));
-
   // A known row, then a change that reads: the second sees the first's row.
-  batch mixed;
-  auto known = upsert("app.users", user(1, "four"));
-  known.known_old_row = std::optional<row>{user(1, "three")};
-  mixed.changes.push_back(known);
-  mixed.changes.push_back(upsert("app.users", user(1, "five")));
-  auto second = db->apply(mixed);
-  BOOST_REQUIRE(second.is_ok());
-  auto later = db->read_changes(second->first_seq, 0);
-  BOOST_REQUIRE(later.is_ok());
-  BOOST_REQUIRE(later->size() == 2u);
-  BOOST_TEST(((*later)[0].old_row == std::optional<row>{user(1, "three")}));
-  BOOST_TEST(((*later)[1].old_row == std::optional<row>{user(1, "four")}));
-
+  BOOST_TEST((old_rows({"four", "five"}, {"three", ""}) == rows{user(1, "three"), user(1, "four")}));
   // Every change with a known row: the store takes the writer's word for
   // the batch's own earlier changes (it keeps no map to check them by).
-  batch trusted;
-  auto six = upsert("app.users", user(1, "six"));
-  six.known_old_row = std::optional<row>{user(1, "five")};
-  trusted.changes.push_back(six);
-  auto seven = upsert("app.users", user(1, "seven"));
-  seven.known_old_row = std::optional<row>{user(1, "as the writer says")};
-  trusted.changes.push_back(seven);
-  auto third = db->apply(trusted);
-  BOOST_REQUIRE(third.is_ok());
-  auto last = db->read_changes(third->first_seq, 0);
-  BOOST_REQUIRE(last.is_ok());
-  BOOST_REQUIRE(last->size() == 2u);
-  BOOST_TEST(((*last)[1].old_row == std::optional<row>{user(1, "as the writer says")}));
+  BOOST_TEST((old_rows({"six", "seven"}, {"five", "as the writer says"})
+              == rows{user(1, "five"), user(1, "as the writer says")}));
   BOOST_TEST(((**db->get("app.users", {value::integer(1)})) == user(1, "seven")));
 }
 
