@@ -327,6 +327,10 @@ std::string start(peer_actor* self) {
   rc.gc_interval_ms = cfg.peer.gc_interval_ms;
   rc.seed = cfg.seed == 0 ? std::random_device{}() : cfg.seed;
   rc.limits.frame_bytes_max = cfg.peer.frame_bytes_max;
+  if (rc.credit_bytes < 2 * static_cast<std::uint64_t>(rc.limits.frame_bytes_max))
+    spdlog::warn("peer: credit_bytes ({}) is less than twice frame_bytes_max ({}), so a peer "
+                 "sends this node one delta at a time; raise credit_bytes for a deeper pipeline",
+                 rc.credit_bytes, rc.limits.frame_bytes_max);
 
   st.net = std::make_unique<actor_side_transport>(*st.zmq);
   st.clock = std::make_unique<actor_scheduler>(self);

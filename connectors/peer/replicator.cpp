@@ -1292,10 +1292,7 @@ void replicator::send_delta(link& l, std::vector<wire::change> changes, bool ful
   l.stats.sent_changes += changes.size();
   wire::message m = full_sync ? wire::message{wire::sync_batch{id, std::move(changes)}}
                               : wire::message{wire::delta{id, std::move(changes)}};
-  auto frame = wire::encode(m);
-  const auto bytes = frame.size();
-  l.last_sent_ms = clock_.now_ms();
-  (void) net_.send(l.cfg.peer, std::move(frame));
+  const auto bytes = send(l, m);
   l.unacked_bytes += bytes;
   if (full_sync) {
     l.unacked.emplace(
@@ -1320,9 +1317,12 @@ wire::resume replicator::grant() const {
   return wire::resume{cfg_.credits, cfg_.credit_bytes};
 }
 
-void replicator::send(link& l, const wire::message& m) {
+std::size_t replicator::send(link& l, const wire::message& m) {
   l.last_sent_ms = clock_.now_ms();
-  (void) net_.send(l.cfg.peer, wire::encode(m));
+  auto frame = wire::encode(m);
+  const auto bytes = frame.size();
+  (void) net_.send(l.cfg.peer, std::move(frame));
+  return bytes;
 }
 
 void replicator::on_connected(const std::string& peer) {

@@ -252,7 +252,8 @@ private:
   void on_received(const std::string& peer, std::string frame);
   /// `frame_bytes`: the size of the frame `m` came in.
   void handle(link& l, wire::message m, std::size_t frame_bytes);
-  void send(link& l, const wire::message& m);
+  /// Sends `m` on the link; the size of its frame.
+  std::size_t send(link& l, const wire::message& m);
   void send_delta(link& l, std::vector<wire::change> changes, bool full_sync = false);
   void end_link(link& l, const std::string& reason);
   void close_after(link& l, const std::string& reason);
