@@ -824,10 +824,7 @@ std::map<std::string, link_stats> replicator::stats() const {
     auto s = l->stats;
     s.state = l->state;
     const bool no_credit = l->peer_wants && l->scan_pos <= log_end_
-                           && (l->next_delta_id > l->credit_through
-                               || (!l->unacked.empty()
-                                   && l->unacked_bytes + cfg_.limits.frame_bytes_max
-                                        > l->peer_credit_bytes));
+                           && (l->next_delta_id > l->credit_through || bytes_full(*l));
     if (s.state == link_state::live && (l->peer_paused || no_credit))
       s.state = link_state::paused;
     s.unacked = l->unacked.size();
@@ -1304,13 +1301,17 @@ void replicator::send_delta(link& l, std::vector<wire::change> changes, bool ful
                     link::sent_batch{false, std::move(std::get<wire::delta>(m).changes), bytes});
 }
 
-bool replicator::window_open(const link& l) const {
+bool replicator::bytes_full(const link& l) const {
   // The next batch's frame is at most frame_bytes_max (the transport
-  // sends nothing larger), so it fits the peer's byte window whatever it
-  // holds; the first one goes whatever the window.
+  // sends nothing larger), so it must fit the peer's byte window whatever
+  // it holds; the first one goes whatever the window.
+  return !l.unacked.empty()
+         && l.unacked_bytes + cfg_.limits.frame_bytes_max > l.peer_credit_bytes;
+}
+
+bool replicator::window_open(const link& l) const {
   return l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
-         && (l.unacked.empty()
-             || l.unacked_bytes + cfg_.limits.frame_bytes_max <= l.peer_credit_bytes);
+         && !bytes_full(l);
 }
 
 wire::resume replicator::grant() const {

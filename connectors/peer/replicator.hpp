@@ -283,6 +283,8 @@ private:
   /// Whether the peer's windows (batches, bytes) and in_flight_max let
   /// this side send it another batch.
   bool window_open(const link& l) const;
+  /// Whether the peer's byte window leaves no room for another batch.
+  bool bytes_full(const link& l) const;
   /// The window this side grants a peer: credits batches, credit_bytes.
   wire::resume grant() const;
   void on_sync_complete(link& l, const wire::watermark& through);

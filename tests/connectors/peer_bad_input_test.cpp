@@ -23,6 +23,19 @@ std::string frame_of(std::initializer_list<std::uint64_t> head) {
   return {buf.data(), buf.size()};
 }
 
+/// An insert made on "evil", its `n`th.
+wire::change evil_insert(std::uint64_t n, const std::string& table, store::row key,
+                         store::row values) {
+  wire::change c;
+  c.hlc = store::hlc_timestamp(1'700'000'000'000ULL, n);
+  c.origin = "evil";
+  c.table = table;
+  c.op = store::change_op::insert;
+  c.key = std::move(key);
+  c.new_row = std::move(values);
+  return c;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(peer_bad_input)
@@ -53,13 +66,7 @@ BOOST_AUTO_TEST_CASE(bad_frames_are_answered_and_counted_and_other_links_keep_sy
   BOOST_TEST(evil.linked);  // frames are whole: the next one may be fine
 
   // A delta for a table the hub does not have: nacked with a sentence.
-  wire::change ghost;
-  ghost.hlc = store::hlc_timestamp(1'700'000'000'000ULL, 1);
-  ghost.origin = "evil";
-  ghost.table = "app.ghosts";
-  ghost.op = store::change_op::insert;
-  ghost.key = {value::integer(1)};
-  ghost.new_row = store::row{value::integer(1)};
+  auto ghost = evil_insert(1, "app.ghosts", {value::integer(1)}, {value::integer(1)});
   evil.send(wire::encode(wire::delta{1, {ghost}}));
   auto nacks = evil.nacks();
   BOOST_REQUIRE_EQUAL(nacks.size(), 1u);
@@ -69,13 +76,8 @@ BOOST_AUTO_TEST_CASE(bad_frames_are_answered_and_counted_and_other_links_keep_sy
 
   // A key that is not its row's (the merge state and the stored row would
   // be two rows), and a key of the wrong shape: nacked, nothing stored.
-  wire::change other_key;
-  other_key.hlc = store::hlc_timestamp(1'700'000'000'000ULL, 2);
-  other_key.origin = "evil";
-  other_key.table = "app.notes";
-  other_key.op = store::change_op::insert;
-  other_key.key = {value::integer(7)};
-  other_key.new_row = store::row{value::integer(8), value::text("b"), value::null()};
+  auto other_key = evil_insert(2, "app.notes", {value::integer(7)},
+                               {value::integer(8), value::text("b"), value::null()});
   auto wide_key = other_key;
   wide_key.key = {value::integer(8), value::text("x")};
   evil.send(wire::encode(wire::delta{2, {other_key, wide_key}}));
