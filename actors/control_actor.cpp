@@ -17,8 +17,12 @@ constexpr auto quick_timeout = std::chrono::seconds(10);
 constexpr auto run_timeout = std::chrono::minutes(5);
 
 constexpr const char* verbs =
-  "hello, status, sync, stop, resume, forget, query, exec, conflicts, remote, links, topology, "
-  "children";
+  "hello, status, sync, stop, resume, forget, query, exec, wait, conflicts, remote, links, "
+  "topology, children";
+
+/// How long a `wait` waits unless it says, and the most it may ask for.
+constexpr std::uint64_t wait_default_ms = 60'000;
+constexpr std::uint64_t wait_max_ms = 3'600'000;
 
 struct control_state {
   node_context_ptr ctx;
@@ -285,6 +289,28 @@ void dispatch(control_actor* self, std::uint64_t token, const std::string& verb,
         out.push_back(std::move(rec));
     }
     return answer(self, token, out);
+  }
+  if (verb == "wait") {
+    // Until this node holds a peer's changes up to a stamp (an `exec` on a
+    // peer table answers with its origin and stamp): read-your-writes
+    // across nodes, for scripts and benchmarks.
+    for (const auto& [k, v] : args.items())
+      if (k != "origin" && k != "hlc" && k != "timeout_ms")
+        return refuse(self, token, "wait takes origin, hlc and timeout_ms, not '" + k + "'");
+    auto origin = string_arg(args, "origin", error);
+    auto hlc = error.empty() ? string_arg(args, "hlc", error) : std::string{};
+    if (!error.empty())
+      return refuse(self, token, error);
+    std::uint64_t ms = wait_default_ms;
+    if (auto it = args.find("timeout_ms"); it != args.end()) {
+      if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0
+          || it->get<std::uint64_t>() > wait_max_ms)
+        return refuse(self, token, "wait's timeout_ms must be a whole number of milliseconds "
+                                   "from 1 to " + std::to_string(wait_max_ms));
+      ms = it->get<std::uint64_t>();
+    }
+    return ask(self, token, std::chrono::milliseconds(ms) + 2 * quick_timeout, wait_atom::value,
+               origin, hlc, ms);
   }
   if (verb == "topology")
     return topology(self, token);

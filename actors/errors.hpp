@@ -18,6 +18,7 @@ enum class errc : std::uint8_t {
   read_only,         // the view takes no local writes
   escalated,         // a child crashed too often and was given up on
   slot_invalidated,  // the view's replication slot lost WAL it needed; take a new snapshot
+  timed_out,         // what the caller waited for did not happen in the time it gave
 };
 
 /// The CAF error category of errc.

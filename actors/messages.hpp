@@ -287,6 +287,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(syncmesh, caf::first_custom_type_id)
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, committed_atom, "committed")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, links_atom, "links")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, endpoint_atom, "endpoint")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, wait_atom, "wait")
+  CAF_ADD_ATOM(syncmesh, syncmesh::actors, wait_over_atom, "waitover")
   // Store actor.
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, apply_atom, "apply")
   CAF_ADD_ATOM(syncmesh, syncmesh::actors, collect_atom, "collect")

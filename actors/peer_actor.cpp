@@ -111,6 +111,16 @@ struct peer_state {
   std::map<std::string, std::string> policy_names;
   std::map<std::pair<std::string, std::uint64_t>, std::string> verdicts;
   std::uint64_t frames_received = 0;  // for peer_config::failpoint_fail_after_frames
+  /// `wait` requests not answered yet, by id: answered when the version
+  /// vector holds their stamp, or refused when their time runs out.
+  struct waiter {
+    std::string origin;
+    store::hlc_timestamp hlc;
+    caf::typed_response_promise<std::string> rp;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<std::uint64_t, waiter> waiters;
+  std::uint64_t next_waiter = 0;
 
   static inline const char* name = "peer";
 };
@@ -225,6 +235,88 @@ void report_states(peer_actor* self) {
                    {"floor", floor}});
     st.last_dropped = st.rep->log_entries_dropped();
   }
+}
+
+/// The newest stamp of `origin` this node holds durably (zero for none).
+store::hlc_timestamp held_of(const peer_actor* self, const std::string& origin) {
+  const auto& vv = self->state.rep->held();
+  auto it = vv.find(origin);
+  return it == vv.end() ? store::hlc_timestamp{} : it->second;
+}
+
+json waited_json(const std::string& origin, store::hlc_timestamp hlc, store::hlc_timestamp held,
+                 std::chrono::steady_clock::time_point since) {
+  return {{"origin", origin},
+          {"hlc", hlc.to_string()},
+          {"held", held.to_string()},
+          {"waited_ms", std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - since)
+                          .count()}};
+}
+
+/// Answers the `wait` requests whose stamp the version vector now holds.
+void wake_waiters(peer_actor* self) {
+  auto& ws = self->state.waiters;
+  for (auto it = ws.begin(); it != ws.end();) {
+    const auto held = held_of(self, it->second.origin);
+    if (held < it->second.hlc) {
+      ++it;
+      continue;
+    }
+    it->second.rp.deliver(waited_json(it->second.origin, it->second.hlc, held, it->second.since).dump());
+    it = ws.erase(it);
+  }
+}
+
+/// What every step of this actor ends with: events for what changed, and
+/// answers for the waits it satisfied.
+void after_step(peer_actor* self) {
+  report_states(self);
+  wake_waiters(self);
+}
+
+/// `wait`: answers once this node holds every change of `origin` up to the
+/// stamp `hlc_text` (what `exec` on that node answered), durably; refused
+/// after `timeout_ms`.
+caf::result<std::string> wait_for(peer_actor* self, const std::string& origin,
+                                  const std::string& hlc_text, std::uint64_t timeout_ms) {
+  auto& st = self->state;
+  auto hlc = store::hlc_timestamp::parse(hlc_text);
+  if (!hlc || hlc->packed() == 0)
+    return make_error(errc::invalid_request,
+                      "'" + hlc_text + "' is not an HLC stamp; give one as `exec` on a peer table "
+                        "prints it, WALL_MS.LOGICAL (e.g. 1700000000123.4)");
+  if (origin.empty())
+    return make_error(errc::invalid_request, "wait needs the node id whose changes to wait for");
+  const auto since = std::chrono::steady_clock::now();
+  if (const auto held = held_of(self, origin); !(held < *hlc))
+    return waited_json(origin, *hlc, held, since).dump();
+  const auto id = st.next_waiter++;
+  auto rp = self->make_response_promise<std::string>();
+  st.waiters.emplace(id, peer_state::waiter{origin, *hlc, rp, since});
+  self->delayed_send(self, std::chrono::milliseconds(timeout_ms), wait_over_atom::value, id);
+  return rp;
+}
+
+/// A wait's time ran out: refused with what this node holds of its origin.
+void wait_over(peer_actor* self, std::uint64_t id) {
+  auto& ws = self->state.waiters;
+  auto it = ws.find(id);
+  if (it == ws.end())
+    return;  // answered already
+  const auto& w = it->second;
+  const auto held = held_of(self, w.origin);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - w.since)
+                    .count();
+  it->second.rp.deliver(make_error(
+    errc::timed_out,
+    "node '" + self->state.ctx->config.node_id + "' "
+      + (held.packed() == 0 ? "holds no change of '" + w.origin + "' yet"
+                            : "holds the changes of '" + w.origin + "' up to " + held.to_string())
+      + ", not up to " + w.hlc.to_string() + ", after " + std::to_string(ms)
+      + " ms; `syncmesh ctl links` shows whether its links are live"));
+  ws.erase(it);
 }
 
 /// Starts the transport and the replicator; a sentence when either cannot.
@@ -419,7 +511,7 @@ caf::result<std::string> exec(peer_actor* self, const std::string& table,
       removes.push_back(std::move(c.key));
   }
   auto written = st.rep->write(table, upserts, removes);
-  report_states(self);
+  after_step(self);
   if (!written)
     // Refused as given (a row too big for a peer frame, say), or the store failed.
     return make_error(written.error().code() == store::errc::invalid_argument
@@ -427,14 +519,21 @@ caf::result<std::string> exec(peer_actor* self, const std::string& table,
                         : errc::store_failed,
                       "the write to peer table '" + table + "' failed: "
                         + written.error().message());
-  return json{{"table", table}, {"upserted", upserts.size()}, {"deleted", removes.size()}}.dump();
+  // The stamp of the write's last change: `wait` on another node answers
+  // once that node holds it, and with it every change of this node before.
+  return json{{"table", table},
+              {"upserted", upserts.size()},
+              {"deleted", removes.size()},
+              {"origin", st.ctx->config.node_id},
+              {"hlc", written->to_string()}}
+    .dump();
 }
 
 /// Hands a frame from `peer` to the replicator.
 void deliver(peer_actor* self, const std::string& peer, std::string frame) {
   if (auto& f = self->state.net->handler().received)
     f(peer, std::move(frame));
-  report_states(self);
+  after_step(self);
 }
 
 /// A frame from a peer whose link has a custom trust policy. The
@@ -522,6 +621,8 @@ caf::behavior failed_behavior(peer_actor* self) {
     [refuse](exec_atom, const std::string&, const std::string&) -> caf::result<std::string> {
       return refuse();
     },
+    [refuse](wait_atom, const std::string&, const std::string&, std::uint64_t)
+      -> caf::result<std::string> { return refuse(); },
   };
 }
 
@@ -548,12 +649,12 @@ caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
     [self](link_up_atom, const std::string& peer) {
       if (auto& f = self->state.net->handler().connected)
         f(peer);
-      report_states(self);
+      after_step(self);
     },
     [self](link_down_atom, const std::string& peer, const std::string& reason) {
       if (auto& f = self->state.net->handler().disconnected)
         f(peer, reason);
-      report_states(self);
+      after_step(self);
     },
     [self](frame_atom, const std::string& peer, std::string& frame) {
       const auto fail_after = self->state.ctx->config.peer.failpoint_fail_after_frames;
@@ -573,17 +674,20 @@ caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
     },
     [self](timer_atom, std::uint64_t id) {
       self->state.clock->fire(id);
-      report_states(self);
+      after_step(self);
     },
     [self](committed_atom) {
       self->state.rep->commits_done();
-      report_states(self);
+      after_step(self);
     },
     [self](endpoint_atom) { return self->state.endpoint; },
     [self](links_atom) { return links_json(self).dump(); },
     [self](exec_atom, const std::string& table, const std::string& ops) {
       return exec(self, table, ops);
     },
+    [self](wait_atom, const std::string& origin, const std::string& hlc,
+           std::uint64_t timeout_ms) { return wait_for(self, origin, hlc, timeout_ms); },
+    [self](wait_over_atom, std::uint64_t id) { wait_over(self, id); },
   };
 }
 

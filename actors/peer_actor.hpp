@@ -25,9 +25,18 @@ namespace syncmesh::actors {
 /// sentence, so the node can refuse to start with it.
 ///
 ///   (endpoint_atom) -> string: the bound listen endpoint ("" without one)
-///   (exec_atom, string table, string ops) -> string: JSON {table, changes}
-///       a local write ({"upsert": [rows], "delete": [keys]}) through the
-///       replicator
+///   (exec_atom, string table, string ops) -> string: JSON {table,
+///       upserted, deleted, origin, hlc}: a local write ({"upsert": [rows],
+///       "delete": [keys]}) through the replicator, and the stamp of its
+///       last change
+///   (wait_atom, string origin, string hlc, uint64 timeout_ms) -> string:
+///       JSON {origin, hlc, held, waited_ms} once the version vector holds
+///       origin's changes up to hlc durably (a change is held once its
+///       commit is written; changes of one origin arrive in stamp order, so
+///       holding a stamp holds every change of that origin before it);
+///       refused with timed_out and what is held after timeout_ms. Changes
+///       this node does not take (tables, filters of its links) do not
+///       move the vector, so wait for a stamp of a change it takes.
 ///   (links_atom) -> string: JSON array, one record per configured link
 ///       (state, counters, last refusal)
 caf::actor spawn_peer_actor(caf::actor_system& sys, node_context_ptr ctx);

@@ -420,6 +420,20 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
                                              + self->state.children[key_of(child_kind::peer, "peer")].reason);
       return forward<std::string>(self, h, quick_timeout, links_atom::value);
     },
+    [self](wait_atom, const std::string& origin, const std::string& hlc,
+           std::uint64_t timeout_ms) -> caf::result<std::string> {
+      if (self->state.ctx->config.tables.empty())
+        return make_error(errc::invalid_request,
+                          "node '" + self->state.ctx->config.node_id
+                            + "' has no peer tables, so it holds no peer's changes to wait for");
+      auto h = handle_of(self, child_kind::peer, "peer");
+      if (!h)
+        return make_error(errc::escalated, "peer sync is not running: "
+                                             + self->state.children[key_of(child_kind::peer, "peer")].reason);
+      // The peer actor refuses the wait itself when its time runs out.
+      return forward<std::string>(self, h, std::chrono::milliseconds(timeout_ms) + quick_timeout,
+                                  wait_atom::value, origin, hlc, timeout_ms);
+    },
     [self](children_atom) {
       auto out = json::array();
       for (const auto& [key, c] : self->state.children)

@@ -24,6 +24,9 @@ namespace syncmesh::actors {
 ///       sync, answered by the peer actor)
 ///   (links_atom)     -> string: JSON array of the peer links ("[]" without
 ///                       peer tables)
+///   (wait_atom, string origin, string hlc, uint64 timeout_ms) -> string | error
+///       answered by the peer actor once this node holds origin's changes
+///       up to that stamp, refused (timed_out) after timeout_ms
 ///   (exec_atom, string remote, string table, string ops) -> string | error
 ///       a write made at a memory remote (as if by another client)
 ///   (outage_atom, string remote, bool on)             -> bool up

@@ -42,7 +42,12 @@ struct ctl_options {
   std::string type_prefix;
   int count = 0;
   int events_timeout_ms = 0;
+  std::string origin;
+  std::string hlc;
 };
+
+/// How long `wait` waits unless --timeout says.
+constexpr int wait_default_ms = 60'000;
 
 ctl_options opts;
 CLI::App* ctl = nullptr;
@@ -418,6 +423,11 @@ CLI::App* add_ctl_command(CLI::App& app) {
   events->add_option("--count", opts.count, "Exit after this many events")->check(CLI::PositiveNumber);
   events->add_option("--for", opts.events_timeout_ms, "Exit after this many milliseconds")
     ->check(CLI::PositiveNumber);
+  auto* wait = ctl->add_subcommand(
+    "wait", "Wait until the node holds a peer's changes up to a stamp (what exec --table printed)");
+  wait->add_option("--origin", opts.origin, "The node that made the changes")->required();
+  wait->add_option("--hlc", opts.hlc, "Its stamp, WALL_MS.LOGICAL, as exec --table prints it")
+    ->required();
   ctl->add_subcommand("links", "One record per peer link: state, counts, last refusal");
   ctl->add_subcommand("children",
                       "The supervised actors (store, connectors, peer, views): running, restarts");
@@ -490,18 +500,24 @@ int run_ctl() {
     args["remote"] = opts.remote;
     if (opts.down || opts.up)
       args["outage"] = opts.down;
+  } else if (verb == "wait") {
+    args["origin"] = opts.origin;
+    args["hlc"] = opts.hlc;
   } else if (verb == "events") {
     verb = "hello";
   }
+  const bool timeout_given = std::any_of(timeout_options.begin(), timeout_options.end(),
+                                         [](CLI::Option* o) { return o->count() > 0; });
+  if (verb == "wait")
+    args["timeout_ms"] = timeout_given ? opts.timeout_ms : wait_default_ms;
 
   zmq::context_t zctx{1};
-  // A sync waits for whole runs; give it longer than a status.
+  // A sync waits for whole runs; give it longer than a status. A wait is
+  // refused by the node when its time runs out; give the reply time to come.
   auto timeout = std::chrono::milliseconds(
-    (verb == "sync" || verb == "resume")
-        && std::none_of(timeout_options.begin(), timeout_options.end(),
-                        [](CLI::Option* o) { return o->count() > 0; })
-      ? 300'000
-      : opts.timeout_ms);
+    verb == "wait"                                        ? args["timeout_ms"].get<int>() + 5'000
+    : (verb == "sync" || verb == "resume") && !timeout_given ? 300'000
+                                                          : opts.timeout_ms);
   messaging::control_client client(zctx, endpoint, timeout);
   // A person at a terminal sees a snapshot's progress; scripts do not.
   bool progress = (verb == "sync" || verb == "resume") && !opts.json_out
@@ -564,6 +580,10 @@ int run_ctl() {
     print_query(result);
   else if (verb == "links")
     print_links(result);
+  else if (verb == "wait")
+    std::cout << "holds the changes of " << cell(result["origin"]) << " up to "
+              << cell(result["held"]) << " (waited for " << cell(result["hlc"]) << ", "
+              << static_cast<long long>(result.value("waited_ms", 0.0)) << " ms)\n";
   else if (verb == "children")
     print_children(result);
   else if (verb == "conflicts")

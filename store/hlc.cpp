@@ -9,6 +9,31 @@ std::string hlc_timestamp::to_string() const {
   return std::to_string(wall_ms()) + "." + std::to_string(logical());
 }
 
+std::optional<hlc_timestamp> hlc_timestamp::parse(std::string_view text) {
+  const auto dot = text.find('.');
+  if (dot == std::string_view::npos)
+    return std::nullopt;
+  auto number = [](std::string_view digits, std::uint64_t max) -> std::optional<std::uint64_t> {
+    if (digits.empty() || digits.size() > 20)
+      return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9')
+        return std::nullopt;
+      const auto d = static_cast<std::uint64_t>(c - '0');
+      if (v > (max - d) / 10)
+        return std::nullopt;
+      v = v * 10 + d;
+    }
+    return v;
+  };
+  auto wall = number(text.substr(0, dot), (1ULL << (64 - logical_bits)) - 1);
+  auto logical = number(text.substr(dot + 1), logical_max);
+  if (!wall || !logical)
+    return std::nullopt;
+  return hlc_timestamp(*wall, *logical);
+}
+
 namespace {
 
 class system_clock_impl final : public physical_clock {

@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "store/status.hpp"
 
@@ -31,6 +33,10 @@ public:
   constexpr std::uint64_t logical() const { return packed_ & logical_max; }
 
   std::string to_string() const;  // "1700000000123.4"
+  /// The reading to_string() printed: "WALL_MS.LOGICAL", both decimal, the
+  /// logical part at most logical_max and the wall time within 48 bits;
+  /// nothing for any other text.
+  static std::optional<hlc_timestamp> parse(std::string_view text);
 
   constexpr bool operator<(hlc_timestamp o) const { return packed_ < o.packed_; }
   constexpr bool operator<=(hlc_timestamp o) const { return packed_ <= o.packed_; }

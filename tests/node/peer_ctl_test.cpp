@@ -6,6 +6,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "store/hlc.hpp"
 #include "tests/node/node_process.hpp"
 
 using namespace syncmesh::node_test;
@@ -110,6 +111,59 @@ BOOST_AUTO_TEST_CASE(ctl_writes_a_peer_table_on_one_node_and_reads_it_and_its_li
   BOOST_TEST(unknown.err.find("app.nope") != std::string::npos, unknown);
   auto bad_row = hub.ctl({"exec", "--table", "app.notes", "--upsert", R"({"id": "x"})"});
   BOOST_TEST(bad_row.exit_code == 1, bad_row);
+}
+
+BOOST_AUTO_TEST_CASE(ctl_wait_answers_once_the_other_node_holds_a_write_so_it_reads_it_at_once) {
+  temp_dir dir;
+  auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  // The spoke commits what it receives a second late, so a wait asked right
+  // after the write is still waiting when the write lands.
+  auto spoke_config = dir.write(
+    "spoke.toml", peer_config("spoke", "commit_delay_ms = 1000\n[[links]]\npeer = \"hub\"\n"
+                                       "endpoint = \"" + peer_endpoint(hub) + "\"\n"));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+
+  auto written = hub.ctl_json({"exec", "--table", "app.notes", "--upsert",
+                               R"([{"id": 1, "body": "one"}, {"id": 2, "body": "two"}])"});
+  BOOST_REQUIRE_MESSAGE(written.is_object() && written.contains("hlc"), written.dump());
+  BOOST_TEST(written["origin"] == "hub");
+  const std::string stamp = written["hlc"];
+  auto waited = spoke.ctl({"--json", "wait", "--origin", "hub", "--hlc", stamp, "--timeout", "10000"});
+  BOOST_REQUIRE_MESSAGE(waited.exit_code == 0, waited);
+  // Once the wait answers, the write reads on the spoke: no polling.
+  auto rows = spoke.rows("app.notes");
+  BOOST_TEST(rows == json::parse(R"([[1, "one"], [2, "two"]])"), rows.dump());
+  const auto reply = waited.out_json();
+  BOOST_TEST(reply["origin"] == "hub");
+  BOOST_TEST(reply["hlc"] == stamp);
+  const auto held = syncmesh::store::hlc_timestamp::parse(reply.value("held", ""));
+  const auto asked = syncmesh::store::hlc_timestamp::parse(stamp);
+  BOOST_TEST_REQUIRE((held && asked));
+  BOOST_TEST(asked->packed() <= held->packed(), reply.dump());
+  auto text = spoke.ctl({"wait", "--origin", "hub", "--hlc", stamp});
+  BOOST_TEST(text.exit_code == 0, text);
+  BOOST_TEST(contains(text.out, "holds the changes of hub up to " + reply["held"].get<std::string>()),
+             text);
+
+  // A stamp the hub has not reached: refused when the time runs out, saying
+  // what the spoke holds.
+  auto later = spoke.ctl({"wait", "--origin", "hub", "--hlc", "99999999999999.0", "--timeout", "300"});
+  BOOST_TEST(later.exit_code == 1, later);
+  BOOST_TEST(contains(later.err, "holds the changes of 'hub' up to " + reply["held"].get<std::string>()
+                                   + ", not up to 99999999999999.0"),
+             later);
+  auto nobody = spoke.ctl({"wait", "--origin", "nobody", "--hlc", "1.0", "--timeout", "200"});
+  BOOST_TEST(nobody.exit_code == 1, nobody);
+  BOOST_TEST(contains(nobody.err, "holds no change of 'nobody' yet"), nobody);
+  auto bad = spoke.ctl({"wait", "--origin", "hub", "--hlc", "soon"});
+  BOOST_TEST(bad.exit_code == 1, bad);
+  BOOST_TEST(contains(bad.err, "'soon' is not an HLC stamp"), bad);
+  // The node keeps serving.
+  BOOST_TEST(spoke.running());
+  BOOST_TEST(row_count(spoke) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(a_receiver_that_commits_slowly_pauses_its_sender_which_shows_paused_then_live) {

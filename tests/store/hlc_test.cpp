@@ -17,6 +17,21 @@ BOOST_AUTO_TEST_CASE(readings_strictly_increase_even_when_physical_time_stands_s
   BOOST_TEST(d.logical() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_printed_reading_parses_back_and_nothing_else_does) {
+  const hlc_timestamp t(1'700'000'000'123ULL, 4);
+  BOOST_TEST(t.to_string() == "1700000000123.4");
+  auto back = hlc_timestamp::parse(t.to_string());
+  BOOST_TEST_REQUIRE(back.has_value());
+  BOOST_TEST(back->packed() == t.packed());
+  const hlc_timestamp top((1ULL << 48) - 1, hlc_timestamp::logical_max);
+  auto top_back = hlc_timestamp::parse(top.to_string());
+  BOOST_TEST_REQUIRE(top_back.has_value());
+  BOOST_TEST(top_back->packed() == top.packed());
+  for (const char* bad : {"", ".", "17", "17.", ".4", "17.4.1", "17.x", "-1.0", "17 .4", "17.65536",
+                          "281474976710656.0", "99999999999999999999999.0"})
+    BOOST_TEST(!hlc_timestamp::parse(bad).has_value(), "'" << bad << "' parsed");
+}
+
 BOOST_AUTO_TEST_CASE(readings_do_not_go_backwards_when_physical_time_does) {
   manual_physical_clock pt(5000);
   hybrid_clock c(pt, 500);
