@@ -1,12 +1,13 @@
-// Peer sync between two nodes over ZeroMQ on loopback, with its baselines
-// measured in the same run:
+// Peer sync between two `syncmesh node` processes over ZeroMQ on loopback,
+// with its baselines measured in the same run:
 //
 //  1. catch-up throughput: node a holds N changes; node b starts, dials a
 //     and applies them durably: both nodes at the durability given
 //     (default "buffered"), the LevelDB baseline likewise (under fsync one
 //     synced write per batch, as a raw applier of each received frame).
-//     Changes per second from b's start until b's change log holds all N
-//     (and, printed beside it, from b's first change on),
+//     Changes per second from b's start (its process spawned) until b holds
+//     all N, which `ctl wait` for the stamp of a's last write says (and,
+//     printed beside it, from b's first change on),
 //     against the lesser of raw ZeroMQ DEALER->ROUTER throughput for the
 //     same number of frames of the same size and raw LevelDB WriteBatch
 //     throughput for the same bytes. Goal >= 0.5x that limit. The
@@ -15,8 +16,9 @@
 //     round with the median ratio stands for the run; every round is
 //     printed.
 //  2. write-to-visible latency at a steady rate: one-row writes on a (ctl
-//     exec), timed from the request until the row is in b's change log
-//     (readable there). Goal p50 < 1 ms, p99 < 5 ms.
+//     exec), timed from the request until `wait` on b for the write's stamp
+//     answers (the row is readable there then; the wait's own round trip
+//     counts). Goal p50 < 1 ms, p99 < 5 ms.
 //
 //   peer_replication [--changes 50000] [--rounds 5] [--rate 1000] [--seconds 5]
 //                    [--durability buffered|fsync] [--peer "key = value"]...
@@ -24,29 +26,29 @@
 // --peer adds a line to both nodes' [peer] section (e.g. "commits_in_flight_max = 1").
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <sys/resource.h>
 
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
-#include "actors/node.hpp"
+#include "benchmarks/process_stats.hpp"
 #include "benchmarks/scratch_dir.hpp"
-#include "connectors/peer/merge.hpp"
 #include "messaging/control_client.hpp"
 #include "messaging/peer_protocol.hpp"
+#include "scenarios/node_process.hpp"
 #include "store/store.hpp"
 
 using namespace syncmesh;
@@ -58,15 +60,6 @@ namespace {
 [[noreturn]] void fail(const std::string& what) {
   std::cerr << "peer_replication: " << what << "\n";
   std::exit(1);
-}
-
-/// User and system CPU seconds of this process (both nodes) so far: what a
-/// catch-up costs, which wall time on a shared machine does not show.
-double cpu_s() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 double seconds_since(clock_type::time_point t0) {
@@ -82,28 +75,34 @@ std::string table_toml() {
 std::string peer_extra;  // --peer lines
 std::string peer_args;   // the same, as given (for the reproduce line)
 
-std::unique_ptr<actors::node> start_node(const std::string& id, const std::string& dir,
-                                         const std::string& links, store::durability_mode d) {
-  auto cfg = actors::parse_node_config(
-    "node_id = \"" + id + "\"\ndata_dir = \"" + dir + "\"\n"
-      "control_endpoint = \"tcp://127.0.0.1:0\"\nevents_endpoint = \"tcp://127.0.0.1:0\"\n"
-      "durability = \"" + std::string(store::to_string(d)) + "\"\nlog_level = \"warn\"\n\n" + table_toml()
-      + "[peer]\nlisten = \"tcp://127.0.0.1:0\"\n" + peer_extra + "\n" + links,
-    id + ".toml");
-  if (!cfg)
-    fail(cfg.error().message());
-  auto node = actors::node::start(*cfg);
+/// A `syncmesh node` process in `dir` (its config, log and data/), serving
+/// once this returns.
+std::unique_ptr<scenarios::node_process> start_node(zmq::context_t& zctx, const std::string& id,
+                                                    const std::string& dir,
+                                                    const std::string& links,
+                                                    store::durability_mode d) {
+  std::filesystem::create_directories(dir);
+  const auto toml =
+    "node_id = \"" + id + "\"\ndata_dir = \"" + dir + "/data\"\n"
+    "control_endpoint = \"tcp://127.0.0.1:0\"\nevents_endpoint = \"tcp://127.0.0.1:0\"\n"
+    "durability = \"" + std::string(store::to_string(d)) + "\"\nlog_level = \"warn\"\n"
+    "query_rows_max = 100000000\n\n" + table_toml()
+    + "[peer]\nlisten = \"tcp://127.0.0.1:0\"\n" + peer_extra + "\n" + links;
+  auto node = scenarios::node_process::launch(zctx, id, SYNCMESH_BINARY, dir, toml,
+                                              std::chrono::seconds(60));
   if (!node)
     fail(node.error().message());
   return std::move(node).value();
 }
 
-std::string peer_endpoint(const std::string& dir) {
-  std::ifstream in(dir + "/node.json");
+/// What node.json in the node directory `dir` says under `key` (its
+/// control or peer endpoint).
+std::string endpoint_of(const std::string& dir, const char* key) {
+  std::ifstream in(dir + "/data/node.json");
   auto j = json::parse(in, nullptr, false);
-  if (!j.is_object() || !j.contains("peer") || !j["peer"].is_string())
-    fail("node.json in " + dir + " names no peer endpoint");
-  return j["peer"].get<std::string>();
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string())
+    fail("node.json in " + dir + "/data names no " + key + " endpoint");
+  return j[key].get<std::string>();
 }
 
 json rows_json(std::int64_t from, std::int64_t n) {
@@ -113,42 +112,21 @@ json rows_json(std::int64_t from, std::int64_t n) {
   return rows;
 }
 
-/// Counts the peer table's inserts in `db`'s change log as they land, and
-/// the time each id first appeared.
-struct watcher {
-  watcher(const store::store& db, std::size_t ids, std::uint64_t from_seq)
-      : db_(db), at(ids + 1), from_seq_(from_seq) {}
-  void run() {
-    store::change_follower f(db_, from_seq_);
-    while (!done) {
-      auto batch = f.next(4096, clock_type::now() + std::chrono::milliseconds(50));
-      if (!batch)
-        fail("reading the change log: " + batch.error().message());
-      for (const auto& c : *batch) {
-        if (c.table != "bench.items" || !c.new_row)
-          continue;
-        auto id = static_cast<std::size_t>((*c.new_row)[0].as_int());
-        if (id < at.size() && at[id] == clock_type::time_point{}) {
-          at[id] = clock_type::now();
-          seen.fetch_add(1);
-        }
-      }
-    }
-  }
-  const store::store& db_;
-  std::vector<clock_type::time_point> at;
-  std::uint64_t from_seq_;
-  std::atomic<std::size_t> seen{0};
-  std::atomic<bool> done{false};
-};
+/// Upserts rows [from, from + n) on a; the stamp of the last one.
+std::string write_rows(messaging::control_client& ctl, std::int64_t from, std::int64_t n) {
+  auto r = ctl.call("exec", {{"table", "bench.items"}, {"upsert", rows_json(from, n)}});
+  if (!r || !r->ok)
+    fail("writing on a: " + (r ? r->error : r.error().message()));
+  if (!r->result.contains("hlc") || !r->result["hlc"].is_string())
+    fail("a's exec reply names no stamp: " + r->result.dump());
+  return r->result["hlc"].get<std::string>();
+}
 
-void await(const std::string& what, double timeout_s, const std::function<bool()>& ready) {
-  auto deadline = clock_type::now() + std::chrono::duration<double>(timeout_s);
-  while (!ready()) {
-    if (clock_type::now() > deadline)
-      fail("gave up waiting for " + what);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a benchmark's set-up
-  }
+/// Returns once the node behind `ctl` holds a's changes up to `hlc`.
+void wait_for(messaging::control_client& ctl, const std::string& hlc) {
+  auto r = ctl.call("wait", {{"origin", "a"}, {"hlc", hlc}, {"timeout_ms", 600'000}});
+  if (!r || !r->ok)
+    fail("waiting on b for a's stamp " + hlc + ": " + (r ? r->error : r.error().message()));
 }
 
 /// Raw ZeroMQ: `frames` frames of `bytes` bytes DEALER -> ROUTER, counted at
@@ -206,7 +184,7 @@ double raw_leveldb_changes_per_s(const std::string& dir, std::size_t changes,
 }
 
 struct round_result {
-  double first_s = 0, catch_up_s = 0, cpu_s = 0;
+  double serving_s = 0, first_s = 0, catch_up_s = 0, cpu_s = 0;
   double rate = 0, ldb_rate = 0, ratio = 0;
 };
 
@@ -259,15 +237,16 @@ int main(int argc, char** argv) {
   zmq::context_t zctx{1};
 
   // --- 1. catch-up throughput ------------------------------------------------
-  auto a = start_node("a", root + "/a", "[[links]]\npeer = \"b\"\n", durability);
-  messaging::control_client ctl_a(zctx, a->control_endpoint(), std::chrono::seconds(60));
+  auto a = start_node(zctx, "a", root + "/a", "[[links]]\npeer = \"b\"\n", durability);
+  messaging::control_client ctl_a(zctx, endpoint_of(root + "/a", "control"),
+                                  std::chrono::seconds(60));
+  // Row 1 alone, so that its stamp marks b's first change; then the rest.
+  const std::string first_hlc = write_rows(ctl_a, 1, 1);
+  std::string last_hlc = first_hlc;
   constexpr std::int64_t per_exec = 1000;
-  for (std::int64_t id = 1; id <= static_cast<std::int64_t>(changes); id += per_exec) {
-    auto n = std::min<std::int64_t>(per_exec, static_cast<std::int64_t>(changes) - id + 1);
-    auto r = ctl_a.call("exec", {{"table", "bench.items"}, {"upsert", rows_json(id, n)}});
-    if (!r || !r->ok)
-      fail("writing on a: " + (r ? r->error : r.error().message()));
-  }
+  for (std::int64_t id = 2; id <= static_cast<std::int64_t>(changes); id += per_exec)
+    last_hlc = write_rows(ctl_a, id,
+                          std::min<std::int64_t>(per_exec, static_cast<std::int64_t>(changes) - id + 1));
   // The frames that carry it: deltas of batch_max (128) changes, as sent.
   messaging::peer::delta sample{1, {}};
   for (std::int64_t id = 1; id <= 128; ++id) {
@@ -285,48 +264,48 @@ int main(int argc, char** argv) {
   const auto frames = (changes + 127) / 128;
   const double zmq_rate = raw_zmq_frames_per_s(frames, frame_bytes) * 128.0;
 
-  // Each round starts a fresh b (its own data directory), which catches up
-  // from a, and then measures the raw LevelDB baseline right after it, so
-  // that a round's ratio compares the two under the same load on the host.
-  std::unique_ptr<actors::node> b;
+  // Each round starts a fresh b process (its own directory), which catches
+  // up from a, and then measures the raw LevelDB baseline right after it,
+  // so that a round's ratio compares the two under the same load on the host.
+  const auto a_link = "[[links]]\npeer = \"a\"\nendpoint = \"" + endpoint_of(root + "/a", "peer")
+                      + "\"\n";
+  std::unique_ptr<scenarios::node_process> b;
+  std::string b_dir;
   std::vector<round_result> results;
   for (int r = 1; r <= rounds; ++r) {
     if (b) {
-      b->stop();
+      (void) b->shutdown();
       b.reset();
-      std::filesystem::remove_all(root + "/b" + std::to_string(r - 1));
+      std::filesystem::remove_all(b_dir);
     }
-    const auto b_dir = root + "/b" + std::to_string(r);
+    b_dir = root + "/b" + std::to_string(r);
     round_result res;
+    const double cpu_a0 = benchmarks::process_cpu_seconds(a->pid());
     auto t0 = clock_type::now();
-    const double cpu0 = cpu_s();
-    b = start_node("b", b_dir,
-                   "[[links]]\npeer = \"a\"\nendpoint = \"" + peer_endpoint(root + "/a") + "\"\n",
-                   durability);
-    // b's change log gets one entry per change: wait for its seqs, without
-    // reading the entries (a reader on the same cores would slow the nodes).
-    auto wait_seq = [&](std::uint64_t seq, const char* what) {
-      const auto deadline = clock_type::now() + std::chrono::seconds(600);
-      while (b->store()->wait_for_seq(seq, clock_type::now() + std::chrono::milliseconds(100)) < seq)
-        if (clock_type::now() > deadline)
-          fail(std::string("gave up waiting for ") + what);
-    };
-    wait_seq(1, "b's first change");
+    b = start_node(zctx, "b", b_dir, a_link, durability);
+    res.serving_s = seconds_since(t0);
+    messaging::control_client ctl_b(zctx, endpoint_of(b_dir, "control"), std::chrono::seconds(660));
+    wait_for(ctl_b, first_hlc);
     res.first_s = seconds_since(t0);
-    wait_seq(changes, "b to hold every change");
+    wait_for(ctl_b, last_hlc);
     res.catch_up_s = seconds_since(t0);
-    res.cpu_s = cpu_s() - cpu0;
-    if (auto held = b->store()->scan("bench.items"); !held || held->size() != changes)
-      fail("b's change log holds " + std::to_string(changes) + " entries but its table "
-           + (held ? std::to_string(held->size()) + " rows" : held.error().message()));
+    res.cpu_s = benchmarks::process_cpu_seconds(a->pid()) - cpu_a0
+                + benchmarks::process_cpu_seconds(b->pid());
+    auto held = ctl_b.call("query", {{"view", "bench.items"}, {"limit", changes + 1}});
+    if (!held || !held->ok || held->result.value("rows", json::array()).size() != changes)
+      fail("b holds a's last stamp but its table answers "
+           + (!held ? held.error().message()
+              : !held->ok ? held->error
+                          : std::to_string(held->result.value("rows", json::array()).size())
+                              + " rows, not " + std::to_string(changes)));
     const auto raw_dir = root + "/raw-leveldb" + std::to_string(r);
     res.ldb_rate = raw_leveldb_changes_per_s(raw_dir, changes, 128, frame_bytes / 128, durability);
     std::filesystem::remove_all(raw_dir);
     res.rate = static_cast<double>(changes) / res.catch_up_s;
     res.ratio = res.rate / std::min(zmq_rate, res.ldb_rate);
-    std::printf("round %d: catch-up %.3f s = %.0f changes/s (first change after %.3f s), "
-                "%.1f us CPU per change; raw LevelDB %.0f changes/s; %.2fx\n",
-                r, res.catch_up_s, res.rate, res.first_s,
+    std::printf("round %d: catch-up %.3f s = %.0f changes/s (b serving after %.3f s, first "
+                "change after %.3f s), %.1f us CPU per change; raw LevelDB %.0f changes/s; %.2fx\n",
+                r, res.catch_up_s, res.rate, res.serving_s, res.first_s,
                 res.cpu_s * 1e6 / static_cast<double>(changes), res.ldb_rate, res.ratio);
     std::fflush(stdout);
     results.push_back(res);
@@ -338,33 +317,55 @@ int main(int argc, char** argv) {
   const auto& mid = by_ratio[by_ratio.size() / 2];
   const auto& low = by_ratio.front();
   const auto& high = by_ratio.back();
-  watcher wb(*b->store(), changes + latency_ids, changes + 1);
-  std::thread follow_b([&] { wb.run(); });
 
   // --- 2. write-to-visible latency --------------------------------------------
-  std::vector<clock_type::time_point> sent(changes + latency_ids + 1);
+  // The writer (this thread) hands each write's stamp to a waiter, which
+  // asks b to answer once it holds it. A wait that answers late makes the
+  // next ones answer at once, later than their rows became readable: the
+  // figures err on the slow side.
+  std::vector<clock_type::time_point> sent(latency_ids), seen(latency_ids);
+  std::mutex m;
+  std::condition_variable cv;
+  std::deque<std::pair<std::size_t, std::string>> stamps;
+  bool writing = true;
+  std::thread waiter([&] {
+    messaging::control_client ctl_b(zctx, endpoint_of(b_dir, "control"), std::chrono::seconds(660));
+    for (;;) {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return !stamps.empty() || !writing; });
+      if (stamps.empty())
+        return;
+      auto [k, hlc] = std::move(stamps.front());
+      stamps.pop_front();
+      lock.unlock();
+      wait_for(ctl_b, hlc);
+      seen[k] = clock_type::now();
+    }
+  });
   const auto interval = std::chrono::nanoseconds(1'000'000'000 / rate);
   const auto start = clock_type::now();
   for (std::size_t k = 0; k < latency_ids; ++k) {
-    const auto id = changes + 1 + k;
     std::this_thread::sleep_until(start + interval * static_cast<long>(k));
-    sent[id] = clock_type::now();
-    auto r = ctl_a.call("exec", {{"table", "bench.items"},
-                                 {"upsert", rows_json(static_cast<std::int64_t>(id), 1)}});
-    if (!r || !r->ok)
-      fail("writing on a: " + (r ? r->error : r.error().message()));
+    sent[k] = clock_type::now();
+    auto hlc = write_rows(ctl_a, static_cast<std::int64_t>(changes + 1 + k), 1);
+    {
+      std::lock_guard lock(m);
+      stamps.emplace_back(k, std::move(hlc));
+    }
+    cv.notify_one();
   }
-  await("b to hold the steady writes", 60, [&] { return wb.seen.load() >= latency_ids; });
-  wb.done = true;
-  follow_b.join();
+  {
+    std::lock_guard lock(m);
+    writing = false;
+  }
+  cv.notify_one();
+  waiter.join();
   std::vector<double> ms;
-  for (std::size_t k = 0; k < latency_ids; ++k) {
-    const auto id = changes + 1 + k;
-    ms.push_back(std::chrono::duration<double, std::milli>(wb.at[id] - sent[id]).count());
-  }
+  for (std::size_t k = 0; k < latency_ids; ++k)
+    ms.push_back(std::chrono::duration<double, std::milli>(seen[k] - sent[k]).count());
   auto lat = summarize(ms);
-  b->stop();
-  a->stop();
+  (void) b->shutdown();
+  (void) a->shutdown();
 
   const char* mode = store::to_string(durability);
   std::printf("reproduce: build-release/benchmarks/peer_replication --changes %zu --rounds %d "

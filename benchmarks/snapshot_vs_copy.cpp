@@ -24,6 +24,7 @@
 
 #include <zmq.hpp>
 
+#include "benchmarks/process_stats.hpp"
 #include "scenarios/node_process.hpp"
 #include "scenarios/postgres_server.hpp"
 
@@ -35,33 +36,6 @@ namespace {
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-// Peak resident set of a process, in MiB; 0 if unknown.
-double peak_rss_mib(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
-  return 0;
-}
-
-// CPU seconds (user + system, all threads) a process has used; 0 if unknown.
-double cpu_seconds(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  auto close = text.rfind(')');
-  if (close == std::string::npos)
-    return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  // After the command: state is field 3; utime and stime are fields 14 and 15.
-  for (int i = 3; i <= 15 && fields >> field; ++i)
-    if (i == 14 || i == 15)
-      ticks += std::strtod(field.c_str(), nullptr);
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 } // namespace
@@ -119,17 +93,14 @@ int main(int argc, char** argv) {
     std::cerr << "snapshot_vs_copy: " << node.error().message() << "\n";
     return 1;
   }
-  std::ifstream info(dir + "/data/node.json");
-  std::string text((std::istreambuf_iterator<char>(info)), {});
-  auto at = text.find("\"pid\": ");
-  std::string pid = at == std::string::npos ? "" : text.substr(at + 7, text.find_first_of(",\n}", at + 7) - at - 7);
-  double rss_before = peak_rss_mib(pid);
-  double cpu_before = cpu_seconds(pid);
+  const pid_t pid = (*node)->pid();
+  double rss_before = benchmarks::process_peak_rss_mib(pid);
+  double cpu_before = benchmarks::process_cpu_seconds(pid);
   t0 = clock_type::now();
   auto r = (*node)->call("resume", {{"selector", {{"pg", {"items"}}}}}, std::chrono::minutes(30));
   double sync_s = seconds_since(t0);
-  double rss = peak_rss_mib(pid);
-  double cpu = cpu_seconds(pid) - cpu_before;
+  double rss = benchmarks::process_peak_rss_mib(pid);
+  double cpu = benchmarks::process_cpu_seconds(pid) - cpu_before;
   if (!r || r->at(0).value("state", "") != "synced") {
     std::cerr << "snapshot_vs_copy: the sync failed: "
               << (r ? r->dump() : r.error().message()) << "\n";

@@ -43,6 +43,8 @@ public:
 
   const std::string& name() const { return name_; }
   const std::string& dir() const { return dir_; }
+  /// The running process's id (-1 when none runs).
+  pid_t pid() const { return pid_; }
   std::string log_path() const { return dir_ + "/node.log"; }
   bool running();
 
