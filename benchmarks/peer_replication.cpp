@@ -16,9 +16,10 @@
 //     round with the median ratio stands for the run; every round is
 //     printed.
 //  2. write-to-visible latency at a steady rate: one-row writes on a (ctl
-//     exec), timed from the request until `wait` on b for the write's stamp
-//     answers (the row is readable there then; the wait's own round trip
-//     counts). Goal p50 < 1 ms, p99 < 5 ms.
+//     exec), timed from the request until b, where a `wait` for a's next
+//     stamp is always pending, answers that it holds the write (readable
+//     there then; the answer's one-way trip counts). Goal p50 < 1 ms, p99
+//     < 5 ms.
 //
 //   peer_replication [--changes 50000] [--rounds 5] [--rate 1000] [--seconds 5]
 //                    [--durability buffered|fsync] [--peer "key = value"]...
@@ -26,15 +27,13 @@
 // --peer adds a line to both nodes' [peer] section (e.g. "commits_in_flight_max = 1").
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -122,11 +121,15 @@ std::string write_rows(messaging::control_client& ctl, std::int64_t from, std::i
   return r->result["hlc"].get<std::string>();
 }
 
-/// Returns once the node behind `ctl` holds a's changes up to `hlc`.
-void wait_for(messaging::control_client& ctl, const std::string& hlc) {
+/// Returns once the node behind `ctl` holds a's changes up to `hlc`: the
+/// newest stamp of a's it holds then.
+std::string wait_for(messaging::control_client& ctl, const std::string& hlc) {
   auto r = ctl.call("wait", {{"origin", "a"}, {"hlc", hlc}, {"timeout_ms", 600'000}});
   if (!r || !r->ok)
     fail("waiting on b for a's stamp " + hlc + ": " + (r ? r->error : r.error().message()));
+  if (!r->result.contains("held") || !r->result["held"].is_string())
+    fail("b's wait reply names no stamp held: " + r->result.dump());
+  return r->result["held"].get<std::string>();
 }
 
 /// Raw ZeroMQ: `frames` frames of `bytes` bytes DEALER -> ROUTER, counted at
@@ -285,9 +288,9 @@ int main(int argc, char** argv) {
     b = start_node(zctx, "b", b_dir, a_link, durability);
     res.serving_s = seconds_since(t0);
     messaging::control_client ctl_b(zctx, endpoint_of(b_dir, "control"), std::chrono::seconds(660));
-    wait_for(ctl_b, first_hlc);
+    (void) wait_for(ctl_b, first_hlc);
     res.first_s = seconds_since(t0);
-    wait_for(ctl_b, last_hlc);
+    (void) wait_for(ctl_b, last_hlc);
     res.catch_up_s = seconds_since(t0);
     res.cpu_s = benchmarks::process_cpu_seconds(a->pid()) - cpu_a0
                 + benchmarks::process_cpu_seconds(b->pid());
@@ -319,27 +322,28 @@ int main(int argc, char** argv) {
   const auto& high = by_ratio.back();
 
   // --- 2. write-to-visible latency --------------------------------------------
-  // The writer (this thread) hands each write's stamp to a waiter, which
-  // asks b to answer once it holds it. A wait that answers late makes the
-  // next ones answer at once, later than their rows became readable: the
-  // figures err on the slow side.
-  std::vector<clock_type::time_point> sent(latency_ids), seen(latency_ids);
-  std::mutex m;
-  std::condition_variable cv;
-  std::deque<std::pair<std::size_t, std::string>> stamps;
-  bool writing = true;
+  // A waiter keeps one `wait` pending at b for the stamp just after the
+  // newest of a's that b holds, so b answers as soon as it holds the next
+  // write, and notes when each answer arrived and what b held then. The
+  // writer (this thread) notes when it sent each write and its stamp. A
+  // write was visible at the first answer that held its stamp; the one-way
+  // trip of that answer counts.
+  const auto stamp_of = [](const std::string& text) {
+    auto t = store::hlc_timestamp::parse(text);
+    if (!t)
+      fail("'" + text + "' is not a stamp");
+    return t->packed();
+  };
+  std::vector<clock_type::time_point> sent(latency_ids);
+  std::vector<std::uint64_t> stamps(latency_ids);
+  std::vector<std::pair<std::uint64_t, clock_type::time_point>> answers;  // held, when
+  std::atomic<std::uint64_t> last_stamp{~0ULL};  // the last measured write's, once written
   std::thread waiter([&] {
     messaging::control_client ctl_b(zctx, endpoint_of(b_dir, "control"), std::chrono::seconds(660));
-    for (;;) {
-      std::unique_lock lock(m);
-      cv.wait(lock, [&] { return !stamps.empty() || !writing; });
-      if (stamps.empty())
-        return;
-      auto [k, hlc] = std::move(stamps.front());
-      stamps.pop_front();
-      lock.unlock();
-      wait_for(ctl_b, hlc);
-      seen[k] = clock_type::now();
+    auto held = stamp_of(last_hlc);  // b holds the catch-up
+    while (held < last_stamp.load()) {
+      held = stamp_of(wait_for(ctl_b, store::hlc_timestamp::from_packed(held + 1).to_string()));
+      answers.emplace_back(held, clock_type::now());
     }
   });
   const auto interval = std::chrono::nanoseconds(1'000'000'000 / rate);
@@ -347,22 +351,20 @@ int main(int argc, char** argv) {
   for (std::size_t k = 0; k < latency_ids; ++k) {
     std::this_thread::sleep_until(start + interval * static_cast<long>(k));
     sent[k] = clock_type::now();
-    auto hlc = write_rows(ctl_a, static_cast<std::int64_t>(changes + 1 + k), 1);
-    {
-      std::lock_guard lock(m);
-      stamps.emplace_back(k, std::move(hlc));
-    }
-    cv.notify_one();
+    stamps[k] = stamp_of(write_rows(ctl_a, static_cast<std::int64_t>(changes + 1 + k), 1));
   }
-  {
-    std::lock_guard lock(m);
-    writing = false;
-  }
-  cv.notify_one();
+  last_stamp = stamps.back();
+  // A wait pending past the last write is answered by one more.
+  (void) write_rows(ctl_a, static_cast<std::int64_t>(changes + latency_ids + 1), 1);
   waiter.join();
   std::vector<double> ms;
-  for (std::size_t k = 0; k < latency_ids; ++k)
-    ms.push_back(std::chrono::duration<double, std::milli>(seen[k] - sent[k]).count());
+  for (std::size_t k = 0; k < latency_ids; ++k) {
+    auto it = std::lower_bound(answers.begin(), answers.end(), stamps[k],
+                               [](const auto& x, std::uint64_t s) { return x.first < s; });
+    if (it == answers.end())
+      fail("no answer from b held a's write " + std::to_string(k));
+    ms.push_back(std::chrono::duration<double, std::milli>(it->second - sent[k]).count());
+  }
   auto lat = summarize(ms);
   (void) b->shutdown();
   (void) a->shutdown();
