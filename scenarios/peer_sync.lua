@@ -84,6 +84,23 @@ step("writes on every node reach every other", function()
         "the hub applied changes from both spokes")
 end)
 
+step("a write on a reads on b as soon as b's wait for its stamp answers", function()
+  -- exec answers with the write's origin and stamp; b holds it once the
+  -- hub has relayed it, and b's wait says when, so the read needs no polling.
+  local w = a:exec(TABLE, { upsert = { { id = 2, body = "from a, edited", author = "a" } } })
+  check_equal(w.origin, "a", "exec names the node that made the write")
+  local held = b:wait(w.origin, w.hlc)
+  check(held.held ~= nil, "b says what it holds of a")
+  local body
+  for _, r in ipairs(b:query(TABLE).rows) do
+    if r[1] == 2 then body = r[2] end
+  end
+  check_equal(body, "from a, edited", "b reads the edit at once")
+  local late, why = b:wait("a", "99999999999999.0", 200)
+  check(late == nil and why:find("not up to 99999999999999.0", 1, true) ~= nil,
+        "a wait for a stamp a never made is refused in time, saying what b holds: " .. tostring(why))
+end)
+
 step("partition spoke b, write on both sides, heal", function()
   proxy:partition()
   proxy:cut()

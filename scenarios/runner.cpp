@@ -317,6 +317,20 @@ int node_topology(lua_State* L) {
   auto& n = check_node(L);
   return push_result(L, call_node(L, n, "topology", json::object()));
 }
+// n:wait(origin, hlc [, ms]): returns once the node holds origin's changes
+// up to the stamp (what n:exec on a peer table answered as hlc); waits 60 s
+// and raises, or with `ms` waits that long and answers nil and the error.
+int node_wait(lua_State* L) {
+  auto& n = check_node(L);
+  json args = {{"origin", luaL_checkstring(L, 2)}, {"hlc", luaL_checkstring(L, 3)}};
+  if (!lua_isnoneornil(L, 4)) {
+    const auto ms = luaL_checkinteger(L, 4);
+    args["timeout_ms"] = ms;
+    return call_or_nil(L, n, "wait", args, ms + 5'000);
+  }
+  args["timeout_ms"] = 60'000;
+  return push_result(L, call_node(L, n, "wait", args));
+}
 int node_links(lua_State* L) {
   auto& n = check_node(L);
   return push_result(L, call_node(L, n, "links", json::object()));
@@ -781,6 +795,7 @@ void register_api(lua_State* L) {
     {"sync_concurrently", node_sync_concurrently},
     {"outage", node_outage},   {"topology", node_topology},
     {"links", node_links},     {"peer_endpoint", node_peer_endpoint},
+    {"wait", node_wait},
     {"remote_stats", node_remote_stats},
     {"events", node_events},   {"shutdown", node_shutdown},
     {"kill", node_kill},       {"restart", node_restart},
