@@ -203,6 +203,44 @@ BOOST_AUTO_TEST_CASE(a_receiver_that_commits_slowly_pauses_its_sender_which_show
   BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_receivers_credit_bytes_holds_its_sender_to_one_delta_at_a_time) {
+  temp_dir dir;
+  auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  // Plenty of batch credits, but a byte window smaller than one frame: the
+  // hub may have one delta unacknowledged, and the spoke commits it late.
+  auto spoke_config = dir.write(
+    "spoke.toml", peer_config("spoke", "credit_bytes = 1000\ncommit_delay_ms = 1500\n"
+                                       "[[links]]\npeer = \"hub\"\nendpoint = \""
+                                         + peer_endpoint(hub) + "\"\n"));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+  BOOST_TEST(contains(spoke.log(), "credit_bytes (1000) is less than twice frame_bytes_max"),
+             tail(spoke.log()));
+  BOOST_REQUIRE(await([&] {
+    auto r = link_record(hub, "spoke");
+    return r.is_object() && r["state"] == "live";
+  }));
+
+  for (int id = 1; id <= 3; ++id) {  // one delta each
+    auto w = hub.ctl({"exec", "--table", "app.notes", "--upsert",
+                      R"({"id": )" + std::to_string(id) + R"(, "body": "x"})"});
+    BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
+  }
+  json record;
+  BOOST_TEST(await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["state"] == "paused" && record["unacked"] == 1;
+  }), record.dump());
+  BOOST_TEST(await([&] { return row_count(spoke) == 3u; }));
+  BOOST_TEST(await([&] {
+    record = link_record(hub, "spoke");
+    return record.is_object() && record["state"] == "live" && record["unacked"] == 0;
+  }), record.dump());
+  BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
+}
+
 BOOST_AUTO_TEST_CASE(a_failed_peer_actor_is_restarted_by_its_supervisor_and_its_link_loses_nothing) {
   temp_dir dir;
   // The hub's peer actor fails on purpose on its 21st frame (a few deltas
