@@ -4,6 +4,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "actors/peer_actor.hpp"
 #include "actors/row_json.hpp"
 #include "actors/selector.hpp"
 
@@ -19,10 +20,6 @@ constexpr auto run_timeout = std::chrono::minutes(5);
 constexpr const char* verbs =
   "hello, status, sync, stop, resume, forget, query, exec, wait, conflicts, remote, links, "
   "topology, children";
-
-/// How long a `wait` waits unless it says, and the most it may ask for.
-constexpr std::uint64_t wait_default_ms = 60'000;
-constexpr std::uint64_t wait_max_ms = 3'600'000;
 
 struct control_state {
   node_context_ptr ctx;
@@ -309,8 +306,8 @@ void dispatch(control_actor* self, std::uint64_t token, const std::string& verb,
                                    "from 1 to " + std::to_string(wait_max_ms));
       ms = it->get<std::uint64_t>();
     }
-    return ask(self, token, std::chrono::milliseconds(ms) + 2 * quick_timeout, wait_atom::value,
-               origin, hlc, ms);
+    return ask(self, token, std::chrono::milliseconds(ms) + std::chrono::seconds(10),
+               wait_atom::value, origin, hlc, ms);
   }
   if (verb == "topology")
     return topology(self, token);

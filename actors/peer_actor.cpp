@@ -122,6 +122,19 @@ struct peer_state {
   std::map<std::uint64_t, waiter> waiters;
   std::uint64_t next_waiter = 0;
 
+  peer_state() = default;
+  peer_state(const peer_state&) = delete;
+  peer_state& operator=(const peer_state&) = delete;
+  /// The actor is going (stopped, failed, restarted by the supervisor): a
+  /// wait still pending is answered now, not left for its caller's timeout.
+  ~peer_state() {
+    for (auto& [id, w] : waiters)
+      w.rp.deliver(make_error(errc::escalated,
+                              "peer sync stopped while waiting for the changes of '" + w.origin
+                                + "' up to " + w.hlc.to_string()
+                                + "; ask again once `syncmesh ctl children` shows it running"));
+  }
+
   static inline const char* name = "peer";
 };
 
@@ -288,6 +301,7 @@ caf::result<std::string> wait_for(peer_actor* self, const std::string& origin,
                         "prints it, WALL_MS.LOGICAL (e.g. 1700000000123.4)");
   if (origin.empty())
     return make_error(errc::invalid_request, "wait needs the node id whose changes to wait for");
+  timeout_ms = std::min(timeout_ms, wait_max_ms);
   const auto since = std::chrono::steady_clock::now();
   if (const auto held = held_of(self, origin); !(held < *hlc))
     return waited_json(origin, *hlc, held, since).dump();

@@ -36,9 +36,18 @@ namespace syncmesh::actors {
 ///       holding a stamp holds every change of that origin before it);
 ///       refused with timed_out and what is held after timeout_ms. Changes
 ///       this node does not take (tables, filters of its links) do not
-///       move the vector, so wait for a stamp of a change it takes.
+///       move the vector, so wait for a stamp of a change it takes; a node
+///       that takes a narrowed link counts what it withholds as held (see
+///       the replicator), so the guarantee is for its full links.
 ///   (links_atom) -> string: JSON array, one record per configured link
 ///       (state, counters, last refusal)
 caf::actor spawn_peer_actor(caf::actor_system& sys, node_context_ptr ctx);
+
+/// How long a `wait` waits unless its caller says, and the most it may ask
+/// for. The peer actor refuses a wait when its time runs out; each hop
+/// outside it (supervisor, control actor, ctl) waits 5 s longer than the
+/// one inside, so that refusal reaches the caller.
+inline constexpr std::uint64_t wait_default_ms = 60'000;
+inline constexpr std::uint64_t wait_max_ms = 3'600'000;
 
 } // namespace syncmesh::actors

@@ -431,7 +431,8 @@ caf::behavior supervisor_impl(sup_actor* self, node_context_ptr ctx) {
         return make_error(errc::escalated, "peer sync is not running: "
                                              + self->state.children[key_of(child_kind::peer, "peer")].reason);
       // The peer actor refuses the wait itself when its time runs out.
-      return forward<std::string>(self, h, std::chrono::milliseconds(timeout_ms) + quick_timeout,
+      timeout_ms = std::min(timeout_ms, wait_max_ms);
+      return forward<std::string>(self, h, std::chrono::milliseconds(timeout_ms) + std::chrono::seconds(5),
                                   wait_atom::value, origin, hlc, timeout_ms);
     },
     [self](children_atom) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "actors/peer_actor.hpp"
 #include "actors/selector.hpp"
 #include "cli/table.hpp"
 #include "messaging/control_client.hpp"
@@ -45,9 +46,6 @@ struct ctl_options {
   std::string origin;
   std::string hlc;
 };
-
-/// How long `wait` waits unless --timeout says.
-constexpr int wait_default_ms = 60'000;
 
 ctl_options opts;
 CLI::App* ctl = nullptr;
@@ -509,13 +507,14 @@ int run_ctl() {
   const bool timeout_given = std::any_of(timeout_options.begin(), timeout_options.end(),
                                          [](CLI::Option* o) { return o->count() > 0; });
   if (verb == "wait")
-    args["timeout_ms"] = timeout_given ? opts.timeout_ms : wait_default_ms;
+    args["timeout_ms"] = timeout_given ? static_cast<std::uint64_t>(opts.timeout_ms)
+                                       : actors::wait_default_ms;
 
   zmq::context_t zctx{1};
   // A sync waits for whole runs; give it longer than a status. A wait is
   // refused by the node when its time runs out; give the reply time to come.
   auto timeout = std::chrono::milliseconds(
-    verb == "wait"                                        ? args["timeout_ms"].get<int>() + 5'000
+    verb == "wait"                                        ? args["timeout_ms"].get<int>() + 15'000
     : (verb == "sync" || verb == "resume") && !timeout_given ? 300'000
                                                           : opts.timeout_ms);
   messaging::control_client client(zctx, endpoint, timeout);

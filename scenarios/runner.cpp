@@ -326,9 +326,9 @@ int node_wait(lua_State* L) {
   if (!lua_isnoneornil(L, 4)) {
     const auto ms = luaL_checkinteger(L, 4);
     args["timeout_ms"] = ms;
-    return call_or_nil(L, n, "wait", args, ms + 5'000);
+    return call_or_nil(L, n, "wait", args, ms + 15'000);
   }
-  args["timeout_ms"] = 60'000;
+  args["timeout_ms"] = 60'000;  // the node's default (actors::wait_default_ms)
   return push_result(L, call_node(L, n, "wait", args));
 }
 int node_links(lua_State* L) {

@@ -118,10 +118,10 @@ BOOST_AUTO_TEST_CASE(ctl_wait_answers_once_the_other_node_holds_a_write_so_it_re
   auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
   node_process hub(hub_config, dir.path() / "hub-data");
   BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
-  // The spoke commits what it receives a second late, so a wait asked right
-  // after the write is still waiting when the write lands.
+  // The spoke commits what it receives two seconds late, so a wait asked
+  // right after the write is still waiting when the write lands.
   auto spoke_config = dir.write(
-    "spoke.toml", peer_config("spoke", "commit_delay_ms = 1000\n[[links]]\npeer = \"hub\"\n"
+    "spoke.toml", peer_config("spoke", "commit_delay_ms = 2000\n[[links]]\npeer = \"hub\"\n"
                                        "endpoint = \"" + peer_endpoint(hub) + "\"\n"));
   node_process spoke(spoke_config, dir.path() / "spoke-data");
   BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
@@ -143,6 +143,8 @@ BOOST_AUTO_TEST_CASE(ctl_wait_answers_once_the_other_node_holds_a_write_so_it_re
   const auto asked = syncmesh::store::hlc_timestamp::parse(stamp);
   BOOST_TEST_REQUIRE((held && asked));
   BOOST_TEST(asked->packed() <= held->packed(), reply.dump());
+  // It waited for the commit (answered as the write landed, not at once).
+  BOOST_TEST(reply.value("waited_ms", 0.0) > 100.0, reply.dump());
   auto text = spoke.ctl({"wait", "--origin", "hub", "--hlc", stamp});
   BOOST_TEST(text.exit_code == 0, text);
   BOOST_TEST(contains(text.out, "holds the changes of hub up to " + reply["held"].get<std::string>()),
