@@ -243,6 +243,26 @@ BOOST_AUTO_TEST_CASE(a_receivers_credit_bytes_holds_its_sender_to_one_delta_at_a
   BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_wait_pending_when_the_peer_actor_fails_is_answered_at_once_with_why) {
+  temp_dir dir;
+  // The hub's peer actor fails on its 21st frame: a few seconds of the
+  // link's heartbeats once the spoke is there.
+  auto hub_config = dir.write(
+    "hub.toml", peer_config("hub", "failpoint_fail_after_frames = 20\n"
+                                   "[[links]]\npeer = \"spoke\"\n"));
+  node_process hub(hub_config, dir.path() / "hub-data");
+  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
+  auto spoke_config = dir.write("spoke.toml", spoke_dialing(peer_endpoint(hub)));
+  node_process spoke(spoke_config, dir.path() / "spoke-data");
+  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
+
+  auto waited = hub.ctl({"wait", "--origin", "spoke", "--hlc", "99999999999999.0", "--timeout", "15000"});
+  BOOST_TEST(waited.exit_code == 1, waited);
+  BOOST_TEST(contains(waited.err, "peer sync stopped while waiting for the changes of 'spoke'"), waited);
+  BOOST_TEST(waited.took.count() < 15'000, waited);
+  BOOST_TEST(contains(hub.log(), "failing on purpose"), tail(hub.log()));
+}
+
 BOOST_AUTO_TEST_CASE(a_failed_peer_actor_is_restarted_by_its_supervisor_and_its_link_loses_nothing) {
   temp_dir dir;
   // The hub's peer actor fails on purpose on its 21st frame (a few deltas
