@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include <caf/all.hpp>
@@ -118,9 +119,14 @@ struct peer_state {
     store::hlc_timestamp hlc;
     caf::typed_response_promise<std::string> rp;
     std::chrono::steady_clock::time_point since;
+    std::chrono::steady_clock::time_point deadline;
   };
   std::map<std::uint64_t, waiter> waiters;
   std::uint64_t next_waiter = 0;
+  /// When the wait timer fires next (none: no waiter), and its number: a
+  /// wait_over message of another number is an earlier timer, replaced.
+  std::optional<std::chrono::steady_clock::time_point> sweep_at;
+  std::uint64_t sweep_number = 0;
 
   peer_state() = default;
   peer_state(const peer_state&) = delete;
@@ -288,6 +294,15 @@ void after_step(peer_actor* self) {
   wake_waiters(self);
 }
 
+/// Sets the wait timer to fire at `at`.
+void set_wait_timer(peer_actor* self, std::chrono::steady_clock::time_point at) {
+  auto& st = self->state;
+  st.sweep_at = at;
+  const auto in = std::chrono::ceil<std::chrono::milliseconds>(at - std::chrono::steady_clock::now());
+  self->delayed_send(self, std::max(in, std::chrono::milliseconds(0)), wait_over_atom::value,
+                     ++st.sweep_number);
+}
+
 /// `wait`: answers once this node holds every change of `origin` up to the
 /// stamp `hlc_text` (what `exec` on that node answered), durably; refused
 /// after `timeout_ms`.
@@ -307,30 +322,45 @@ caf::result<std::string> wait_for(peer_actor* self, const std::string& origin,
     return waited_json(origin, *hlc, held, since).dump();
   const auto id = st.next_waiter++;
   auto rp = self->make_response_promise<std::string>();
-  st.waiters.emplace(id, peer_state::waiter{origin, *hlc, rp, since});
-  self->delayed_send(self, std::chrono::milliseconds(timeout_ms), wait_over_atom::value, id);
+  const auto deadline = since + std::chrono::milliseconds(timeout_ms);
+  st.waiters.emplace(id, peer_state::waiter{origin, *hlc, rp, since, deadline});
+  // One timer for all waits: it fires at the earliest deadline (waits
+  // answered before theirs leave nothing behind in the actor clock).
+  if (!st.sweep_at || deadline < *st.sweep_at)
+    set_wait_timer(self, deadline);
   return rp;
 }
 
-/// A wait's time ran out: refused with what this node holds of its origin.
-void wait_over(peer_actor* self, std::uint64_t id) {
-  auto& ws = self->state.waiters;
-  auto it = ws.find(id);
-  if (it == ws.end())
-    return;  // answered already
-  const auto& w = it->second;
-  const auto held = held_of(self, w.origin);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - w.since)
-                    .count();
-  it->second.rp.deliver(make_error(
-    errc::timed_out,
-    "node '" + self->state.ctx->config.node_id + "' "
-      + (held.packed() == 0 ? "holds no change of '" + w.origin + "' yet"
-                            : "holds the changes of '" + w.origin + "' up to " + held.to_string())
-      + ", not up to " + w.hlc.to_string() + ", after " + std::to_string(ms)
-      + " ms; `syncmesh ctl links` shows whether its links are live"));
-  ws.erase(it);
+/// A wait timer fired: the waits whose time ran out are refused with what
+/// this node holds of their origin, and the current timer (`number`) is set
+/// again for the next deadline.
+void wait_over(peer_actor* self, std::uint64_t number) {
+  auto& st = self->state;
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (auto it = st.waiters.begin(); it != st.waiters.end();) {
+    const auto& w = it->second;
+    if (w.deadline > now) {
+      next = next ? std::min(*next, w.deadline) : w.deadline;
+      ++it;
+      continue;
+    }
+    const auto held = held_of(self, w.origin);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - w.since).count();
+    it->second.rp.deliver(make_error(
+      errc::timed_out,
+      "node '" + st.ctx->config.node_id + "' "
+        + (held.packed() == 0 ? "holds no change of '" + w.origin + "' yet"
+                              : "holds the changes of '" + w.origin + "' up to " + held.to_string())
+        + ", not up to " + w.hlc.to_string() + ", after " + std::to_string(ms)
+        + " ms; `syncmesh ctl links` shows whether its links are live"));
+    it = st.waiters.erase(it);
+  }
+  if (number != st.sweep_number)
+    return;  // a replaced timer: the current one still comes
+  st.sweep_at.reset();
+  if (next)
+    set_wait_timer(self, *next);
 }
 
 /// Starts the transport and the replicator; a sentence when either cannot.
@@ -701,7 +731,7 @@ caf::behavior peer_impl(peer_actor* self, node_context_ptr ctx) {
     },
     [self](wait_atom, const std::string& origin, const std::string& hlc,
            std::uint64_t timeout_ms) { return wait_for(self, origin, hlc, timeout_ms); },
-    [self](wait_over_atom, std::uint64_t id) { wait_over(self, id); },
+    [self](wait_over_atom, std::uint64_t number) { wait_over(self, number); },
   };
 }
 
