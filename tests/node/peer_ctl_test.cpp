@@ -1,6 +1,7 @@
 // Peer tables as a user drives them: two `syncmesh node` processes linked
 // over loopback ZeroMQ, written, read and inspected with `syncmesh ctl`.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,52 @@ std::size_t row_count(const node_process& n) {
   auto q = n.ctl_json({"query", "app.notes"});
   return q.is_object() && q.contains("rows") ? q["rows"].size() : 0;
 }
+
+/// A hub and a spoke dialing it, whose [peer] section adds `spoke_peer`
+/// (credits, a commit delay), with their link live; then the hub writes
+/// rows 1 to 3, one delta each, which the spoke holds the hub back on.
+struct paused_by_spoke {
+  paused_by_spoke(const temp_dir& dir, const std::string& spoke_peer) {
+    hub.emplace(dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n")),
+                dir.path() / "hub-data");
+    BOOST_REQUIRE_MESSAGE(hub->await_serving(), tail(hub->log()));
+    spoke.emplace(dir.write("spoke.toml", peer_config("spoke", spoke_peer + "[[links]]\npeer = "
+                                                                  "\"hub\"\nendpoint = \""
+                                                                  + peer_endpoint(*hub) + "\"\n")),
+                  dir.path() / "spoke-data");
+    BOOST_REQUIRE_MESSAGE(spoke->await_serving(), tail(spoke->log()));
+    json record;
+    BOOST_REQUIRE_MESSAGE(await_hub_link([](const json& r) { return r["state"] == "live"; }, record),
+                          record.dump());
+    for (int id = 1; id <= 3; ++id) {
+      auto w = hub->ctl({"exec", "--table", "app.notes", "--upsert",
+                         R"({"id": )" + std::to_string(id) + R"(, "body": "x"})"});
+      BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
+    }
+  }
+
+  /// Awaits that the hub's link to the spoke satisfies `pred`; the last
+  /// record seen is left in `record`.
+  template <class Pred>
+  bool await_hub_link(Pred pred, json& record) {
+    return await([&] {
+      record = link_record(*hub, "spoke");
+      return record.is_object() && pred(record);
+    });
+  }
+
+  /// The spoke holds the three rows, the hub's link is live with nothing
+  /// unacknowledged, and the spoke refused nothing as beyond its credit.
+  void await_caught_up(json& record) {
+    BOOST_TEST(await([&] { return row_count(*spoke) == 3u; }));
+    BOOST_TEST(await_hub_link([](const json& r) { return r["state"] == "live" && r["unacked"] == 0; },
+                              record),
+               record.dump());
+    BOOST_TEST(link_record(*spoke, "hub")["over_credit"] == 0);
+  }
+
+  std::optional<node_process> hub, spoke;
+};
 
 } // namespace
 
@@ -170,77 +217,27 @@ BOOST_AUTO_TEST_CASE(ctl_wait_answers_once_the_other_node_holds_a_write_so_it_re
 
 BOOST_AUTO_TEST_CASE(a_receiver_that_commits_slowly_pauses_its_sender_which_shows_paused_then_live) {
   temp_dir dir;
-  auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
-  node_process hub(hub_config, dir.path() / "hub-data");
-  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
-  const std::string endpoint = peer_endpoint(hub);
   // The spoke takes two deltas at a time and commits them 1.5 s later.
-  auto spoke_config = dir.write(
-    "spoke.toml", peer_config("spoke", "credits = 2\npause_at = 2\ncommit_delay_ms = 1500\n"
-                                       "[[links]]\npeer = \"hub\"\nendpoint = \""
-                                         + endpoint + "\"\n"));
-  node_process spoke(spoke_config, dir.path() / "spoke-data");
-  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
-  BOOST_REQUIRE(await([&] {
-    auto r = link_record(hub, "spoke");
-    return r.is_object() && r["state"] == "live";
-  }));
-
-  for (int id = 1; id <= 3; ++id) {  // one delta each
-    auto w = hub.ctl({"exec", "--table", "app.notes", "--upsert",
-                      R"({"id": )" + std::to_string(id) + R"(, "body": "x"})"});
-    BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
-  }
+  paused_by_spoke pair(dir, "credits = 2\npause_at = 2\ncommit_delay_ms = 1500\n");
   json record;
-  BOOST_TEST(await([&] {
-    record = link_record(hub, "spoke");
-    return record.is_object() && record["state"] == "paused";
-  }), record.dump());
-  BOOST_TEST(await([&] { return row_count(spoke) == 3u; }));
-  BOOST_TEST(await([&] {
-    record = link_record(hub, "spoke");
-    return record.is_object() && record["state"] == "live" && record["unacked"] == 0;
-  }), record.dump());
+  BOOST_TEST(pair.await_hub_link([](const json& r) { return r["state"] == "paused"; }, record),
+             record.dump());
+  pair.await_caught_up(record);
   BOOST_TEST(record["pauses_received"].get<int>() >= 1, record.dump());
-  BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_receivers_credit_bytes_holds_its_sender_to_one_delta_at_a_time) {
   temp_dir dir;
-  auto hub_config = dir.write("hub.toml", peer_config("hub", "[[links]]\npeer = \"spoke\"\n"));
-  node_process hub(hub_config, dir.path() / "hub-data");
-  BOOST_REQUIRE_MESSAGE(hub.await_serving(), tail(hub.log()));
   // Plenty of batch credits, but a byte window smaller than one frame: the
   // hub may have one delta unacknowledged, and the spoke commits it late.
-  auto spoke_config = dir.write(
-    "spoke.toml", peer_config("spoke", "credit_bytes = 1000\ncommit_delay_ms = 1500\n"
-                                       "[[links]]\npeer = \"hub\"\nendpoint = \""
-                                         + peer_endpoint(hub) + "\"\n"));
-  node_process spoke(spoke_config, dir.path() / "spoke-data");
-  BOOST_REQUIRE_MESSAGE(spoke.await_serving(), tail(spoke.log()));
-  BOOST_TEST(contains(spoke.log(), "credit_bytes (1000) is less than twice frame_bytes_max"),
-             tail(spoke.log()));
-  BOOST_REQUIRE(await([&] {
-    auto r = link_record(hub, "spoke");
-    return r.is_object() && r["state"] == "live";
-  }));
-
-  for (int id = 1; id <= 3; ++id) {  // one delta each
-    auto w = hub.ctl({"exec", "--table", "app.notes", "--upsert",
-                      R"({"id": )" + std::to_string(id) + R"(, "body": "x"})"});
-    BOOST_REQUIRE_MESSAGE(w.exit_code == 0, w);
-  }
+  paused_by_spoke pair(dir, "credit_bytes = 1000\ncommit_delay_ms = 1500\n");
+  BOOST_TEST(contains(pair.spoke->log(), "credit_bytes (1000) is less than twice frame_bytes_max"),
+             tail(pair.spoke->log()));
   json record;
-  BOOST_TEST(await([&] {
-    record = link_record(hub, "spoke");
-    return record.is_object() && record["state"] == "paused" && record["unacked"] == 1;
-  }), record.dump());
-  BOOST_TEST(await([&] { return row_count(spoke) == 3u; }));
-  BOOST_TEST(await([&] {
-    record = link_record(hub, "spoke");
-    return record.is_object() && record["state"] == "live" && record["unacked"] == 0;
-  }), record.dump());
-  BOOST_TEST(link_record(spoke, "hub")["over_credit"] == 0);
+  BOOST_TEST(pair.await_hub_link(
+               [](const json& r) { return r["state"] == "paused" && r["unacked"] == 1; }, record),
+             record.dump());
+  pair.await_caught_up(record);
 }
 
 BOOST_AUTO_TEST_CASE(a_wait_pending_when_the_peer_actor_fails_is_answered_at_once_with_why) {
