@@ -32,7 +32,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -94,14 +93,12 @@ std::unique_ptr<scenarios::node_process> start_node(zmq::context_t& zctx, const 
   return std::move(node).value();
 }
 
-/// What node.json in the node directory `dir` says under `key` (its
-/// control or peer endpoint).
-std::string endpoint_of(const std::string& dir, const char* key) {
-  std::ifstream in(dir + "/data/node.json");
-  auto j = json::parse(in, nullptr, false);
-  if (!j.is_object() || !j.contains(key) || !j[key].is_string())
-    fail("node.json in " + dir + "/data names no " + key + " endpoint");
-  return j[key].get<std::string>();
+/// The endpoint node `n` serves under `key` ("control" or "peer").
+std::string endpoint_of(const scenarios::node_process& n, const char* key) {
+  auto ep = n.endpoint(key);
+  if (ep.empty())
+    fail("node.json in " + n.dir() + "/data names no " + key + " endpoint");
+  return ep;
 }
 
 json rows_json(std::int64_t from, std::int64_t n) {
@@ -241,7 +238,7 @@ int main(int argc, char** argv) {
 
   // --- 1. catch-up throughput ------------------------------------------------
   auto a = start_node(zctx, "a", root + "/a", "[[links]]\npeer = \"b\"\n", durability);
-  messaging::control_client ctl_a(zctx, endpoint_of(root + "/a", "control"),
+  messaging::control_client ctl_a(zctx, endpoint_of(*a, "control"),
                                   std::chrono::seconds(60));
   // Row 1 alone, so that its stamp marks b's first change; then the rest.
   const std::string first_hlc = write_rows(ctl_a, 1, 1);
@@ -270,7 +267,7 @@ int main(int argc, char** argv) {
   // Each round starts a fresh b process (its own directory), which catches
   // up from a, and then measures the raw LevelDB baseline right after it,
   // so that a round's ratio compares the two under the same load on the host.
-  const auto a_link = "[[links]]\npeer = \"a\"\nendpoint = \"" + endpoint_of(root + "/a", "peer")
+  const auto a_link = "[[links]]\npeer = \"a\"\nendpoint = \"" + endpoint_of(*a, "peer")
                       + "\"\n";
   std::unique_ptr<scenarios::node_process> b;
   std::string b_dir;
@@ -287,7 +284,7 @@ int main(int argc, char** argv) {
     auto t0 = clock_type::now();
     b = start_node(zctx, "b", b_dir, a_link, durability);
     res.serving_s = seconds_since(t0);
-    messaging::control_client ctl_b(zctx, endpoint_of(b_dir, "control"), std::chrono::seconds(660));
+    messaging::control_client ctl_b(zctx, endpoint_of(*b, "control"), std::chrono::seconds(660));
     (void) wait_for(ctl_b, first_hlc);
     res.first_s = seconds_since(t0);
     (void) wait_for(ctl_b, last_hlc);
@@ -339,7 +336,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::uint64_t, clock_type::time_point>> answers;  // held, when
   std::atomic<std::uint64_t> last_stamp{~0ULL};  // the last measured write's, once written
   std::thread waiter([&] {
-    messaging::control_client ctl_b(zctx, endpoint_of(b_dir, "control"), std::chrono::seconds(660));
+    messaging::control_client ctl_b(zctx, endpoint_of(*b, "control"), std::chrono::seconds(660));
     auto held = stamp_of(last_hlc);  // b holds the catch-up
     while (held < last_stamp.load()) {
       held = stamp_of(wait_for(ctl_b, store::hlc_timestamp::from_packed(held + 1).to_string()));

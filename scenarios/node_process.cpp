@@ -245,6 +245,14 @@ void node_process::drain_events(milliseconds timeout) {
   }
 }
 
+std::string node_process::endpoint(const std::string& key) const {
+  std::ifstream in(dir_ + "/data/node.json");
+  auto info = json::parse(in, nullptr, false);
+  if (!info.is_object() || !info.contains(key) || !info[key].is_string())
+    return {};
+  return info[key].get<std::string>();
+}
+
 std::string node_process::log_tail(std::size_t lines) const {
   std::ifstream in(dir_ + "/node.log");
   std::deque<std::string> tail;

@@ -45,6 +45,9 @@ public:
   const std::string& dir() const { return dir_; }
   /// The running process's id (-1 when none runs).
   pid_t pid() const { return pid_; }
+  /// The endpoint the node's data/node.json names under `key` ("control",
+  /// "events", "peer"); empty when it names none (or the node never served).
+  std::string endpoint(const std::string& key) const;
   std::string log_path() const { return dir_ + "/node.log"; }
   bool running();
 

@@ -339,13 +339,11 @@ int node_links(lua_State* L) {
 // running).
 int node_peer_endpoint(lua_State* L) {
   auto& n = check_node(L);
-  std::ifstream in(n.dir() + "/data/node.json");
-  auto info = json::parse(in, nullptr, false);
-  if (!info.is_object() || !info.contains("peer") || !info["peer"].is_string()
-      || info["peer"].get<std::string>().empty())
+  const auto peer = n.endpoint("peer");
+  if (peer.empty())
     raise(L, "node '" + n.name() + "' has no peer endpoint: is it running, with [[tables]] "
                                    "and a [peer] listen endpoint?");
-  lua_pushstring(L, info["peer"].get<std::string>().c_str());
+  lua_pushstring(L, peer.c_str());
   return 1;
 }
 int node_events(lua_State* L) {
