@@ -56,7 +56,7 @@ batch make_batch(int writer, std::uint64_t batch_index, std::size_t rows) {
                + static_cast<std::int64_t>(batch_index * rows);
   for (std::size_t i = 0; i < rows; ++i)
     b.changes.push_back({users_table, change_op::insert, {},
-                         user_row(first + static_cast<std::int64_t>(i)), std::nullopt, "", std::nullopt});
+                         user_row(first + static_cast<std::int64_t>(i)), std::nullopt, "", std::nullopt, std::nullopt, false});
   b.cursors.emplace_back("writer-" + std::to_string(writer), std::to_string(batch_index));
   return b;
 }

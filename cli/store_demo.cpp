@@ -92,7 +92,7 @@ int run_store_demo(const store_demo_options& o) {
           bt.changes.push_back({"demo.users", change_op::insert, {},
                                 row{value::integer(id), value::text("user-" + std::to_string(id)),
                                     value::exact("numeric", std::to_string(b) + ".50")},
-                                std::nullopt, "", std::nullopt});
+                                std::nullopt, "", std::nullopt, std::nullopt, false});
           bt.cursors.emplace_back("writer-" + std::to_string(w), std::to_string(b));
           auto r = db.apply(bt);
           if (!r) {

@@ -14,7 +14,8 @@ namespace syncmesh::store::layout {
 ///
 ///   M<name>             meta: format version, node id, last HLC
 ///   S<table>            schema catalog
-///   R<table><pk>        table rows at generation 0 (every table starts there)
+///   R<table><pk>        table rows at generation 0 (every table starts there),
+///                       each with its writer's meta, if any (format 3)
 ///   G<table><gen:u64be><pk>
 ///                       table rows at generation gen >= 1: a staged copy
 ///                       being written, the live copy once swapped in, or
@@ -39,10 +40,15 @@ namespace syncmesh::store::layout {
 /// to open data written by a newer version. Format 2 added generations (G, T
 /// and the `replace` change-log operation). A format-1 store opens as it is
 /// (every table at generation 0) and stays format 1, readable by older
-/// builds, until its first swap writes format 2 in the same batch.
-inline constexpr std::uint32_t format_version = 2;
+/// builds, until its first swap writes format 2 in the same batch. Format 3
+/// added row records that carry their writer's meta (change::meta); an
+/// older store likewise stays as it is until the first such row writes
+/// format 3 with it.
+inline constexpr std::uint32_t format_version = 3;
 /// The first format with generations.
 inline constexpr std::uint32_t generations_format_version = 2;
+/// The first format whose row records may carry meta.
+inline constexpr std::uint32_t meta_rows_format_version = 3;
 
 inline constexpr char meta_prefix = 'M';
 inline constexpr char schema_prefix = 'S';

@@ -14,6 +14,7 @@ namespace syncmesh::store {
 namespace {
 
 constexpr char tag_row = 'R';
+constexpr char tag_row_meta = 'W';  // a row, then its meta (a string)
 constexpr char tag_change = 'C';
 constexpr char tag_outbox = 'O';
 constexpr char tag_job = 'J';
@@ -210,7 +211,39 @@ void seal_row(char* record, std::size_t size) {
   seal_in_place(tag_row, record, size);
 }
 
+std::string encode_row(const row& r, std::string_view meta) {
+  std::string out(header_size, '\0');
+  out.reserve(128 + meta.size());
+  string_sink sink{out};
+  append_row(sink, r);
+  msgpack::packer<string_sink> pk(sink);
+  pk.pack_str(static_cast<std::uint32_t>(meta.size()));
+  pk.pack_str_body(meta.data(), static_cast<std::uint32_t>(meta.size()));
+  seal_in_place(tag_row_meta, out.data(), out.size());
+  return out;
+}
+
+result<stored_row> decode_stored_row(std::string_view bytes, const std::string& where) {
+  const char tag = bytes.empty() ? tag_row : bytes[0];
+  if (tag != tag_row_meta)
+    return open_record<stored_row>(bytes, tag_row, "row", where, [](mp_cursor& in) {
+      return stored_row{in.read_row("row"), {}};
+    });
+  return open_record<stored_row>(bytes, tag_row_meta, "row", where, [](mp_cursor& in) {
+    stored_row out;
+    out.values = in.read_row("row");
+    out.meta = std::string(in.str("meta"));
+    return out;
+  });
+}
+
 result<row> decode_row(std::string_view bytes, const std::string& where) {
+  if (!bytes.empty() && bytes[0] == tag_row_meta) {
+    auto r = decode_stored_row(bytes, where);
+    if (!r)
+      return r.error();
+    return std::move(r->values);
+  }
   return open_record<row>(bytes, tag_row, "row", where,
                           [](mp_cursor& in) { return in.read_row("row"); });
 }

@@ -16,6 +16,9 @@ namespace syncmesh::store {
 /// checks all three and every field's type, so damaged bytes read back from
 /// disk become a corruption status naming `where` (the key), never a crash.
 std::string encode_row(const row& r);
+/// A row record that carries `meta` after the row (change::meta). Only a
+/// store of format 3 or later holds one.
+std::string encode_row(const row& r, std::string_view meta);
 
 /// The bytes of the envelope's header (tag and CRC-32) before its payload.
 inline constexpr std::size_t record_header_size = 5;
@@ -26,7 +29,10 @@ inline constexpr std::size_t record_header_size = 5;
 /// row. For encoders that pack rows in place (store::row_encoder).
 /// REQUIRES: size >= record_header_size.
 void seal_row(char* record, std::size_t size);
+/// The row of a row record, with or without meta (which it leaves out).
 result<row> decode_row(std::string_view bytes, const std::string& where);
+/// The row and meta of a row record (empty meta: it has none).
+result<stored_row> decode_stored_row(std::string_view bytes, const std::string& where);
 
 std::string encode_change(const change_record& c);
 /// The same record from its parts, without copying rows into a

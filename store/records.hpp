@@ -47,6 +47,23 @@ struct change {
   /// batch's own earlier changes of the key; another writer's change
   /// earlier in the same commit group still takes precedence.
   std::optional<std::optional<row>> known_old_row;
+  /// Insert and update only: opaque bytes kept in the row's own record,
+  /// that the writer reads back with store::get_stored / scan_stored — its
+  /// bookkeeping about the row (a peer table's merge stamps), which so
+  /// costs no record of its own. get, scan, views and the change log leave
+  /// it out. Unset: the row is stored without meta (one it had is gone).
+  std::optional<std::string> meta;
+  /// With `meta`: only the meta changes. `new_row` is the row as stored
+  /// (`known_old_row` must say so), written again with the new meta; no
+  /// change-log entry is made, as no reader of the rows sees a change.
+  bool meta_only = false;
+};
+
+/// A row as stored, with the meta its writer keeps in its record (empty:
+/// none).
+struct stored_row {
+  row values;
+  std::string meta;
 };
 
 /// A change as the change log holds it: stamped, numbered, with the row as

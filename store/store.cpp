@@ -248,6 +248,84 @@ public:
     return out;
   }
 
+  result<std::vector<std::optional<stored_row>>> get_stored(
+    const std::string& tbl, const std::vector<const row*>& keys) const override {
+    std::string prefix;
+    std::unique_ptr<leveldb::Iterator> it;
+    {
+      // As in get(): the iterator's implicit snapshot is taken together with
+      // the live generation.
+      std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+      auto i = catalog_.find(tbl);
+      if (i == catalog_.end())
+        return unknown_table(tbl);
+      for (const auto* k : keys)
+        if (auto st = i->second.check_key(*k); !st)
+          return st;
+      prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
+      it.reset(db_->NewIterator({}));
+    }
+    const auto end = layout::prefix_end(prefix);
+    std::vector<std::optional<stored_row>> out(keys.size());
+    std::string key, sought;  // sought: the key `it` was last sought for
+    bool positioned = false;
+    for (std::size_t n = 0; n < keys.size(); ++n) {
+      key = prefix;
+      for (const auto& v : *keys[n])
+        encode_key_part(key, v);
+      const leveldb::Slice target(key);
+      // `it` stands at the first key not before `sought` (or nowhere: none
+      // is). For a key not before `sought` and not after where `it` stands,
+      // that is its row or past it (the row is missing): no seek. Keys in
+      // order are mostly found so.
+      if (!positioned || key < sought || (it->Valid() && it->key().compare(target) < 0)) {
+        if (!it->status().ok())
+          break;
+        it->Seek(target);
+        sought = key;
+        positioned = true;
+      }
+      if (!it->Valid() || it->key().compare(end) >= 0 || it->key().compare(target) != 0)
+        continue;
+      auto r = decode_at(decode_stored_row, std::string_view(it->value().data(), it->value().size()),
+                         std::string_view(it->key().data(), it->key().size()));
+      if (!r)
+        return r.error();
+      out[n] = std::move(r).value();
+    }
+    if (auto st = from_leveldb(it->status(), "reading rows of table '" + tbl + "'"); !st)
+      return st;
+    return out;
+  }
+
+  result<std::vector<std::pair<std::string, stored_row>>> scan_stored(
+    const std::string& tbl, const std::string& from, std::size_t max) const override {
+    std::string prefix;
+    std::unique_ptr<leveldb::Iterator> it;
+    {
+      std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+      if (catalog_.find(tbl) == catalog_.end())
+        return unknown_table(tbl);
+      prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
+      it.reset(db_->NewIterator({}));
+    }
+    const auto end = layout::prefix_end(prefix);
+    std::vector<std::pair<std::string, stored_row>> out;
+    for (it->Seek(prefix + from); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      auto r = decode_at(decode_stored_row, std::string_view(it->value().data(), it->value().size()),
+                         std::string_view(it->key().data(), it->key().size()));
+      if (!r)
+        return r.error();
+      out.emplace_back(std::string(it->key().data() + prefix.size(), it->key().size() - prefix.size()),
+                       std::move(r).value());
+      if (max > 0 && out.size() >= max)
+        break;
+    }
+    if (auto st = from_leveldb(it->status(), "scanning table '" + tbl + "'"); !st)
+      return st;
+    return out;
+  }
+
   result<std::vector<change_record>> read_changes(std::uint64_t from_seq,
                                                   std::size_t max) const override {
     std::vector<change_record> out;
@@ -783,6 +861,11 @@ private:
           if (!c.new_row)
             return status::invalid_argument(std::string("an ") + to_string(c.op) + " on table '"
                                             + c.table + "' carries no new row");
+          if (c.meta_only && (!c.meta || !c.known_old_row || !*c.known_old_row
+                              || !(**c.known_old_row == *c.new_row)))
+            return status::invalid_argument(
+              "a change of table '" + c.table + "' that rewrites only a row's meta must carry "
+              "the meta and the row as stored, as both its new and its known old row");
           if (auto st = sch->check_row(*c.new_row); !st)
             return st;
           if (!c.key.empty() && c.key != sch->key_of(*c.new_row))
@@ -794,11 +877,14 @@ private:
         case change_op::remove:
           if (auto st = sch->check_key(c.key); !st)
             return st;
+          if (c.meta || c.meta_only)
+            return status::invalid_argument("a remove of a row of table '" + c.table
+                                            + "' cannot carry meta; only inserts and updates do");
           break;
         case change_op::truncate:
-          if (!c.key.empty() || c.new_row)
+          if (!c.key.empty() || c.new_row || c.meta || c.meta_only)
             return status::invalid_argument("a truncate of table '" + c.table
-                                            + "' must carry neither key nor row");
+                                            + "' must carry neither key, row nor meta");
           break;
         default:
           return status::invalid_argument("a change on table '" + c.table
@@ -941,8 +1027,13 @@ private:
         row_prefix = layout::generation_prefix_of(c.table, group_generation(g, local, c.table));
         last_table = &c.table;
       }
+      if (c.meta && stored_format_ < layout::meta_rows_format_version && !g.format_upgraded
+          && !local.format_upgraded) {
+        mine.Put(layout::meta_key("format"), std::to_string(layout::format_version));
+        local.format_upgraded = true;
+      }
       change_record rec;
-      rec.seq = local.next_seq++;
+      rec.seq = c.meta_only ? 0 : local.next_seq++;
       if (c.hlc) {
         rec.hlc = *c.hlc;  // keep the origin's stamp: merges compare it
       } else {
@@ -990,11 +1081,13 @@ private:
             local.rows[std::move(key)] = nullptr;
         } else {
           new_row = &*c.new_row;
-          mine.Put(key, encode_row(*c.new_row));
+          mine.Put(key, c.meta ? encode_row(*c.new_row, *c.meta) : encode_row(*c.new_row));
           if (track_rows)
             local.rows[std::move(key)] = &*c.new_row;
         }
       }
+      if (c.meta_only)
+        continue;  // the row as readers see it did not change: nothing to log
       mine.Put(layout::log_key(rec.seq),
                encode_change(rec.seq, rec.hlc, origin, c.table, rec.op, rec.key, old_row, new_row));
       if (res.first_seq == 0)

@@ -146,6 +146,18 @@ public:
   virtual result<std::vector<row>> scan(const std::string& table,
                                         const scan_options& opts = {}) const = 0;
 
+  /// The rows with primary keys `*keys[i]`, each with its meta
+  /// (change::meta), or nullopt: many lookups through one iterator, cheapest
+  /// in key order (keys past the table's last row then cost one seek
+  /// together).
+  virtual result<std::vector<std::optional<stored_row>>> get_stored(
+    const std::string& table, const std::vector<const row*>& keys) const = 0;
+  /// Rows with their meta in primary-key order, each with its encoded key
+  /// (store::encode_key), from the first whose encoded key is not less than
+  /// `from` (any bytes; empty: the first row), at most `max` (0: no limit).
+  virtual result<std::vector<std::pair<std::string, stored_row>>> scan_stored(
+    const std::string& table, const std::string& from, std::size_t max) const = 0;
+
   /// Change-log entries with seq >= from_seq, oldest first, at most `max`
   /// (0 means no limit).
   virtual result<std::vector<change_record>> read_changes(std::uint64_t from_seq,

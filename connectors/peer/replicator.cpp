@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -61,7 +62,7 @@ constexpr std::size_t state_lookups_max = 4;
 /// (a page that served at most one of them) are looked up one by one from
 /// there on.
 store::result<std::vector<std::optional<std::string>>> read_states(
-  const store::store& db, const std::vector<std::string>& names) {
+  const store::store& db, const std::vector<const std::string*>& names) {
   std::vector<std::optional<std::string>> out(names.size());
   std::vector<std::pair<std::string, std::string>> page;
   std::size_t at = 0;         // the page's next record
@@ -70,7 +71,7 @@ store::result<std::vector<std::optional<std::string>>> read_states(
   bool page_to_end = false;   // nothing follows the page's records
   bool lookups = names.size() < state_lookups_max;
   for (std::size_t i = 0; i < names.size(); ++i) {
-    const auto& name = names[i];
+    const auto& name = *names[i];
     while (at < page.size() && page[at].first < name)
       ++at;
     if (!lookups && (!have_page || (at == page.size() && !page_to_end))) {
@@ -162,6 +163,70 @@ store::result<row_state> decode_state(const std::string& raw, const std::string&
       return bad();
     s.inserted = std::move(*ins);
     s.deleted = std::move(*del);
+    return s;
+  } catch (const std::exception&) {
+    return bad();
+  }
+}
+
+// A visible row's merge state is kept in the row's own record (its meta,
+// store::change::meta): the row holds the values, the meta the stamps —
+// [columns, inserted, deleted], columns nil when every column carries the
+// inserted stamp (a row written whole). A state whose row is not visible
+// (a tombstone) has no row to live in: it is a peer/v/ record, as every
+// state was before format 3 (such records of visible rows are still read,
+// and moved into the row when next written).
+std::string encode_meta(const row_state& s) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(3);
+  if (std::all_of(s.columns.begin(), s.columns.end(),
+                  [&](const stamp& c) { return c == s.inserted; })) {
+    pk.pack_nil();
+  } else {
+    pk.pack_array(static_cast<std::uint32_t>(s.columns.size()));
+    for (const auto& c : s.columns)
+      put_stamp(pk, c);
+  }
+  put_stamp(pk, s.inserted);
+  put_stamp(pk, s.deleted);
+  return {buf.data(), buf.size()};
+}
+
+store::result<row_state> decode_meta(store::row values, const std::string& meta,
+                                     const std::string& name) {
+  auto bad = [&] {
+    return status::corruption("the peer merge stamps kept with the row '" + store::to_hex(name)
+                              + "' cannot be read; restore the node's data directory from a "
+                                "backup or resync it from a peer");
+  };
+  try {
+    auto handle = msgpack::unpack(meta.data(), meta.size());
+    const auto& o = handle.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 3)
+      return bad();
+    row_state s;
+    s.values = std::move(values);
+    auto ins = get_stamp(o.via.array.ptr[1]);
+    auto del = get_stamp(o.via.array.ptr[2]);
+    if (!ins || !del)
+      return bad();
+    s.inserted = std::move(*ins);
+    s.deleted = std::move(*del);
+    const auto& cols = o.via.array.ptr[0];
+    if (cols.type == msgpack::type::NIL) {
+      s.columns.assign(s.values.size(), s.inserted);
+    } else {
+      if (cols.type != msgpack::type::ARRAY || cols.via.array.size != s.values.size())
+        return bad();
+      s.columns.reserve(cols.via.array.size);
+      for (std::uint32_t i = 0; i < cols.via.array.size; ++i) {
+        auto st = get_stamp(cols.via.array.ptr[i]);
+        if (!st)
+          return bad();
+        s.columns.push_back(std::move(*st));
+      }
+    }
     return s;
   } catch (const std::exception&) {
     return bad();
@@ -510,10 +575,11 @@ struct replicator::in_flight {
   wire::watermark floor;
   std::uint64_t end = 0;
   std::uint64_t first_seq = 0;  // of its first log entry
-  /// The merge states it writes, by state name: what later merges start
-  /// from until it is durable (a removed state never is: merging leaves
-  /// one for every row it touches).
-  std::map<std::string, std::optional<row_state>> states;
+  std::uint64_t id = 0;         // see head_states_
+  /// The names of the merge states it writes (keys of head_states_; a
+  /// state is never removed by merging: it leaves one for every row it
+  /// touches), each once.
+  std::vector<const std::string*> written;
   // Of received batches (none for a local write): the batches, their
   // changes moved out; its full-sync changes, the peer each came from, and
   // whether each changed a row state.
@@ -854,27 +920,34 @@ store::status replicator::adopt_rows(const store::schema& s, bool created) {
   if (*done)
     return status::ok();
   if (!created) {
-    store::scan_options o;
-    o.limit = adopt_batch;
-    bool skip_first = false;  // `from` is inclusive: the last row of the page before
+    std::string from;  // the encoded key the next page starts at
     for (;;) {
-      auto rows = db_.scan(s.table, o);
+      auto rows = db_.scan_stored(s.table, from, adopt_batch);
       if (!rows)
         return rows.error();
       const auto page = rows->size();
-      if (skip_first && !rows->empty())
-        rows->erase(rows->begin());
+      // A row with meta has its state; one without may have it in a
+      // peer/v/ record (written before format 3).
       std::vector<std::string> names;  // in key order, so in name order
-      names.reserve(rows->size());
-      for (const auto& r : *rows)
-        names.push_back(state_name(s.table, s.key_of(r)));
-      auto states = read_states(db_, names);
+      std::vector<std::size_t> without_meta;
+      for (std::size_t i = 0; i < rows->size(); ++i)
+        if ((*rows)[i].second.meta.empty()) {
+          names.push_back(state_prefix + s.table + '\0' + (*rows)[i].first);
+          without_meta.push_back(i);
+        }
+      std::vector<const std::string*> ordered;
+      ordered.reserve(names.size());
+      for (const auto& n : names)
+        ordered.push_back(&n);
+      auto states = read_states(db_, ordered);
       if (!states)
         return states.error();
       std::vector<store::row> orphans;
-      for (std::size_t i = 0; i < rows->size(); ++i)
+      for (std::size_t i = 0; i < without_meta.size(); ++i)
         if (!(*states)[i])
-          orphans.push_back((*rows)[i]);
+          orphans.push_back((*rows)[without_meta[i]].second.values);
+      if (page > 0)
+        from = rows->back().first + '\0';
       if (!orphans.empty()) {
         adopting_ = true;
         auto w = write(s.table, orphans, {});
@@ -893,8 +966,6 @@ store::status replicator::adopt_rows(const store::schema& s, bool created) {
       }
       if (page < adopt_batch)
         break;
-      o.from = s.key_of(rows->back());
-      skip_first = true;
     }
   }
   store::batch b;
@@ -906,9 +977,19 @@ store::status replicator::adopt_rows(const store::schema& s, bool created) {
 store::result<std::optional<row_state>> replicator::state_of(const std::string& table,
                                                              const store::row& key) const {
   auto name = state_name(table, key);
-  for (auto c = in_flight_.rbegin(); c != in_flight_.rend(); ++c)
-    if (auto it = c->states.find(name); it != c->states.end())
-      return it->second;
+  if (auto it = head_states_.find(name); it != head_states_.end())
+    return it->second.state;
+  if (schema_of(table)) {
+    auto rows = db_.get_stored(table, {&key});
+    if (!rows)
+      return rows.error();
+    if (auto& r = rows->front(); r && !r->meta.empty()) {
+      auto s = decode_meta(std::move(r->values), r->meta, name);
+      if (!s)
+        return s.error();
+      return std::optional<row_state>{std::move(s).value()};
+    }
+  }
   auto raw = db_.ext(name);
   if (!raw)
     return raw.error();
@@ -1039,51 +1120,99 @@ store::status replicator::prepare(std::vector<wire::change>& changes, std::size_
                                   in_flight& out, store::batch& b) {
   out.changed.assign(unlogged, false);
   out.any = !changes.empty();
+  out.id = ++commits_made_;
   out.first_seq = head_end_ + 1;
   out.vv = head_vv_;
   out.floor = head_floor_;
   out.end = head_end_;
   if (changes.empty())
     return status::ok();  // nothing to write: `b` stays empty, and committers skip it
-  auto& states = out.states;  // by state name
-  // The merge states of every row the changes touch, read in one pass in
-  // name order (rows a catch-up brings in are mostly new, and their names
+  // The merge states of every row the changes touch: as the newest commit
+  // in flight that writes it leaves it, else as stored — kept with the row
+  // if it is visible, else in a peer/v/ record — read in one pass in name
+  // order (rows a catch-up brings in are mostly new, and their names
   // adjacent: one seek finds them all missing).
-  std::vector<std::map<std::string, std::optional<row_state>>::iterator> state_of_change;
+  std::vector<std::pair<const std::string*, head_state*>> state_of_change;
   state_of_change.reserve(changes.size());
-  for (const auto& c : changes)
-    state_of_change.push_back(states.try_emplace(state_name(c.table, c.key)).first);
+  struct to_read_entry {
+    const std::string* name;
+    head_state* head;
+    const wire::change* change;  // one that names the row
+  };
+  std::vector<to_read_entry> to_read;
+  for (const auto& c : changes) {
+    auto [it, fresh] = head_states_.try_emplace(state_name(c.table, c.key));
+    if (fresh)
+      to_read.push_back({&it->first, &it->second, &c});
+    state_of_change.emplace_back(&it->first, &it->second);
+  }
+  std::sort(to_read.begin(), to_read.end(),
+            [](const auto& x, const auto& y) { return *x.name < *y.name; });
+  auto forget_read = [&] {
+    for (const auto& r : to_read)
+      if (auto it = head_states_.find(*r.name); it != head_states_.end() && it->second.commit == 0)
+        head_states_.erase(it);
+  };
   {
-    // As the newest commit in flight that writes it leaves it, else as
-    // stored.
-    std::vector<std::string> names;
-    std::vector<std::optional<row_state>*> to_read;
-    names.reserve(states.size());
-    to_read.reserve(states.size());
-    for (auto& [name, state] : states) {
-      bool found = false;
-      for (auto f = in_flight_.rbegin(); f != in_flight_.rend() && !found; ++f)
-        if (auto it = f->states.find(name); it != f->states.end()) {
-          state = it->second;
-          found = true;
-        }
-      if (!found) {
-        names.push_back(name);
-        to_read.push_back(&state);
+    // The rows first, a table at a time (the names of a table are adjacent).
+    std::vector<std::size_t> not_in_rows;  // of to_read
+    std::vector<const store::row*> keys;
+    for (std::size_t i = 0; i < to_read.size();) {
+      const auto& table = to_read[i].change->table;
+      std::size_t j = i;
+      keys.clear();
+      while (j < to_read.size() && to_read[j].change->table == table)
+        keys.push_back(&to_read[j++].change->key);
+      auto rows = db_.get_stored(table, keys);
+      if (!rows) {
+        forget_read();
+        return rows.error();
       }
+      for (std::size_t k = i; k < j; ++k) {
+        auto& r = (*rows)[k - i];
+        if (!r || r->meta.empty()) {
+          not_in_rows.push_back(k);
+          continue;
+        }
+        auto st = decode_meta(std::move(r->values), r->meta, *to_read[k].name);
+        if (!st) {
+          forget_read();
+          return st.error();
+        }
+        to_read[k].head->state = std::move(st).value();
+      }
+      i = j;
     }
+    std::vector<const std::string*> names;
+    names.reserve(not_in_rows.size());
+    for (auto k : not_in_rows)
+      names.push_back(to_read[k].name);
     auto raw = read_states(db_, names);
-    if (!raw)
+    if (!raw) {
+      forget_read();
       return raw.error();
+    }
     for (std::size_t i = 0; i < names.size(); ++i) {
       if (!(*raw)[i])
         continue;
-      auto s = decode_state(*(*raw)[i], names[i]);
-      if (!s)
-        return s.error();
-      *to_read[i] = std::move(s).value();
+      auto st = decode_state(*(*raw)[i], *names[i]);
+      if (!st) {
+        forget_read();
+        return st.error();
+      }
+      auto* head = to_read[not_in_rows[i]].head;
+      head->state = std::move(st).value();
+      head->in_ext = true;
     }
   }
+  // The states this commit changes (parallel to out.written), and the last
+  // row change it makes of each (an index into b.changes), if any.
+  std::vector<head_state*> written;
+  std::vector<const std::string*> written_table;
+  std::vector<std::optional<std::size_t>> last_row_change;
+  written.reserve(to_read.size());
+  written_table.reserve(to_read.size());
+  last_row_change.reserve(to_read.size());
   std::map<const store::schema*, std::vector<std::uint32_t>> key_columns_of;
   auto vv = head_vv_;
   auto floor = head_floor_;
@@ -1094,12 +1223,21 @@ store::status replicator::prepare(std::vector<wire::change>& changes, std::size_
     auto& key_columns = key_columns_of[s];
     if (key_columns.empty())
       key_columns.assign(s->primary_key.begin(), s->primary_key.end());
-    auto& state = state_of_change[i]->second;
+    auto& head = *state_of_change[i].second;
+    auto& state = head.state;
     const bool was_visible = state && state->visible(order_);
     std::optional<store::row> before;
     if (was_visible)
       before = state->values;
     const bool changed = merge(state, c, s->columns.size(), key_columns, order_);
+    if (changed && head.commit != out.id) {
+      head.commit = out.id;
+      head.slot = written.size();
+      out.written.push_back(state_of_change[i].first);
+      written.push_back(&head);
+      written_table.push_back(&c.table);
+      last_row_change.emplace_back();
+    }
     const bool visible = state->visible(order_);
     store::change row_change;
     row_change.table = c.table;
@@ -1113,11 +1251,13 @@ store::status replicator::prepare(std::vector<wire::change>& changes, std::size_
       row_change.new_row = state->values;
       if (!adopting_)
         row_change.known_old_row = std::move(before);
+      last_row_change[head.slot] = b.changes.size();
       b.changes.push_back(std::move(row_change));
     } else if (!visible && was_visible) {
       row_change.op = change_op::remove;
       row_change.key = c.key;
       row_change.known_old_row = std::move(before);
+      last_row_change[head.slot] = b.changes.size();
       b.changes.push_back(std::move(row_change));
     }
     if (i < unlogged) {
@@ -1142,8 +1282,37 @@ store::status replicator::prepare(std::vector<wire::change>& changes, std::size_
     end += n;
     i += n;
   }
-  for (const auto& [name, state] : states)
-    b.ext.emplace_back(name, encode_state(*state));
+  // A state the changes left as it was is not written again; one read
+  // from the store for them and left so is forgotten (the store holds it).
+  forget_read();
+  // The changed states: a visible row's with the row — its last row change
+  // carries it, or, if its values did not change, a change of the meta
+  // alone — any other in its peer/v/ record.
+  for (std::size_t i = 0; i < written.size(); ++i) {
+    auto& head = *written[i];
+    const auto& state = *head.state;
+    if (!state.visible(order_)) {
+      b.ext.emplace_back(*out.written[i], encode_state(state));
+      head.in_ext = true;
+      continue;
+    }
+    if (last_row_change[i]) {
+      b.changes[*last_row_change[i]].meta = encode_meta(state);
+    } else {
+      store::change meta_change;
+      meta_change.table = *written_table[i];
+      meta_change.op = change_op::insert;
+      meta_change.new_row = state.values;
+      meta_change.known_old_row = state.values;
+      meta_change.meta = encode_meta(state);
+      meta_change.meta_only = true;
+      b.changes.push_back(std::move(meta_change));
+    }
+    if (head.in_ext) {
+      b.ext.emplace_back(*out.written[i], std::nullopt);
+      head.in_ext = false;
+    }
+  }
   b.ext.emplace_back(vv_name, encode_vv(vv));
   if (unlogged > 0)
     b.ext.emplace_back(floor_name, encode_vv(floor));
@@ -1502,6 +1671,68 @@ void replicator::pump_all() {
     pump(*l);
 }
 
+store::result<std::vector<std::pair<std::string, store::result<row_state>>>>
+replicator::states_from(const std::string& from, std::size_t max) const {
+  using entry = std::pair<std::string, store::result<row_state>>;
+  std::vector<entry> records;
+  {
+    auto page = db_.ext_scan(state_prefix, from, max);
+    if (!page)
+      return page.error();
+    records.reserve(page->size());
+    for (auto& [name, raw] : *page) {
+      auto st = decode_state(raw, name);
+      records.emplace_back(std::move(name), std::move(st));
+    }
+  }
+  // The rows with meta of the peer tables, in name order: tables in name
+  // order ("peer/v/<table>\0" sorts as the table names do), from the
+  // table and key `from` names on.
+  std::vector<entry> rows;
+  const std::string_view after_prefix =
+    from.size() > std::strlen(state_prefix) ? std::string_view(from).substr(std::strlen(state_prefix))
+                                            : std::string_view{};
+  const auto nul = after_prefix.find('\0');
+  const std::string from_table(after_prefix.substr(0, nul));
+  for (auto t = tables_.lower_bound(from_table); t != tables_.end() && rows.size() < max; ++t) {
+    std::string key_from;
+    if (t->first == from_table && nul != std::string_view::npos)
+      key_from = std::string(after_prefix.substr(nul + 1));
+    for (;;) {
+      auto page = db_.scan_stored(t->first, key_from, max);
+      if (!page)
+        return page.error();
+      for (auto& [key, r] : *page) {
+        if (r.meta.empty())
+          continue;  // its state, if any, is a peer/v/ record
+        auto name = state_prefix + t->first + '\0' + key;
+        auto st = decode_meta(std::move(r.values), r.meta, name);
+        rows.emplace_back(std::move(name), std::move(st));
+        if (rows.size() >= max)
+          break;
+      }
+      if (rows.size() >= max || page->size() < max)
+        break;
+      key_from = page->back().first + '\0';
+    }
+  }
+  // Both, merged by name, the first `max`; a name in both (a row written
+  // since its record was read) as the row has it.
+  std::vector<entry> out;
+  out.reserve(std::min(max, records.size() + rows.size()));
+  std::size_t i = 0, j = 0;
+  while (out.size() < max && (i < records.size() || j < rows.size())) {
+    if (j == rows.size() || (i < records.size() && records[i].first < rows[j].first)) {
+      out.push_back(std::move(records[i++]));
+    } else {
+      if (i < records.size() && records[i].first == rows[j].first)
+        ++i;
+      out.push_back(std::move(rows[j++]));
+    }
+  }
+  return out;  // fewer than max only if neither source has more
+}
+
 void replicator::begin_full_sync(link& l) {
   l.full = {};
   l.full.active = true;
@@ -1543,11 +1774,11 @@ bool replicator::pump_full_sync(link& l) {
     bool full = false;  // the next row's changes would take the batch past bytes_max
     while (out.size() < cfg_.batch_max && out_bytes < bytes_max && !full && !l.full.read
            && states_read < full_states_per_call) {
-      auto page = db_.ext_scan(state_prefix, l.full.cursor, cfg_.batch_max);
+      auto page = states_from(l.full.cursor, cfg_.batch_max);
       if (!page)
         return false;  // the store failed; the next ack or heartbeat tries again
       std::size_t taken = 0;
-      for (const auto& [name, raw] : *page) {
+      for (auto& [name, state] : *page) {
         ++taken;
         ++states_read;
         l.full.cursor = name + '\0';
@@ -1556,7 +1787,6 @@ bool replicator::pump_full_sync(link& l) {
         const auto* s = schema_of(table);
         if (!s || !carries(l, table))
           continue;
-        auto state = decode_state(raw, name);
         if (!state) {
           // Not sent, so the full sync ends without sync_complete: the
           // peer's version vector must not count that row as held.
@@ -2109,6 +2339,7 @@ void replicator::head_to_durable() {
   head_vv_ = vv_;
   head_floor_ = floor_;
   head_end_ = log_end_;
+  head_states_.clear();
 }
 
 void replicator::fail_commits(const store::status& why) {
@@ -2141,6 +2372,12 @@ void replicator::fail_commits(const store::status& why) {
 }
 
 void replicator::finish(in_flight& c) {
+  // The states it wrote are read from the store from now on, unless a
+  // later commit in flight wrote them too.
+  for (const auto* name : c.written)
+    if (auto it = head_states_.find(*name); it != head_states_.end() && it->second.commit == c.id)
+      head_states_.erase(it);
+  c.written.clear();
   vv_ = std::move(c.vv);
   floor_ = std::move(c.floor);
   log_end_ = c.end;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "store/filter_op.hpp"
@@ -168,7 +169,11 @@ struct link_stats {
 ///   peer/log/<seq:u64be>      every change held, in the order applied, in
 ///                             pages of up to 128 changes applied together,
 ///                             each named by the seq of its last change
-///   peer/v/<table>\0<key>     a row's merge state (row_state)
+///   peer/v/<table>\0<key>     the merge state (row_state) of a row that
+///                             is not visible (a tombstone); a visible
+///                             row's stamps are kept in its own record
+///                             instead (store::change::meta), its values
+///                             being the row's
 ///   peer/vv                   the version vector: newest stamp per origin
 ///   peer/floor                the log's floor: newest stamp per origin of
 ///                             the changes held here but not in the log
@@ -310,6 +315,11 @@ private:
   /// state goes to c.changed.
   store::status prepare(std::vector<wire::change>& changes, std::size_t unlogged,
                         in_flight& c, store::batch& b);
+  /// Merge states in name order from the name `from` on (inclusive), at
+  /// most `max` (fewer: there are no more): those kept with visible rows
+  /// and the peer/v/ records, each by name, decoded or why it cannot be.
+  store::result<std::vector<std::pair<std::string, store::result<row_state>>>> states_from(
+    const std::string& from, std::size_t max) const;
   /// Takes in the rows of table `s` that have no merge state, once (a
   /// marker records it); `created`: the table is new, so it has none.
   store::status adopt_rows(const store::schema& s, bool created);
@@ -336,7 +346,8 @@ private:
   void drain();
   /// Adds to `links` each link whose current session sent one of `batches`.
   void add_sender(std::vector<link*>& links, const std::vector<pending_batch>& batches);
-  /// The head values back to the durable ones (nothing in flight).
+  /// The head values (and head states) back to the durable ones (nothing
+  /// in flight).
   void head_to_durable();
 
   store::store& db_;
@@ -361,6 +372,21 @@ private:
   wire::watermark head_vv_;
   wire::watermark head_floor_;
   std::uint64_t head_end_ = 0;
+  /// The merge states the commits in flight write, each as the newest of
+  /// them leaves it, with that commit's id: what later merges and
+  /// state_of() start from until it is durable. One lookup finds a state
+  /// whichever commit holds it. Emptied with the commits in flight; a
+  /// state is dropped once the commit that wrote it last is durable.
+  struct head_state {
+    std::optional<row_state> state;
+    std::uint64_t commit = 0;  // 0: only being read by prepare()
+    /// Where the state is kept: a peer/v/ record (a row not visible, or
+    /// a state written before format 3), or with its row (else).
+    bool in_ext = false;
+    std::size_t slot = 0;  // prepare()'s own: its place among the states changed
+  };
+  std::unordered_map<std::string, head_state> head_states_;
+  std::uint64_t commits_made_ = 0;  // the id of the newest commit
   std::uint64_t log_end_ = 0;  // seq of the newest log entry; 0: empty
   std::uint64_t log_begin_ = 1;  // seq of the oldest log entry kept (compaction)
   wire::watermark floor_;        // see the class comment

@@ -289,6 +289,41 @@ BOOST_AUTO_TEST_CASE(a_format_1_store_is_upgraded_by_its_first_swap_and_not_befo
   BOOST_TEST(format() == std::to_string(layout::format_version));
 }
 
+// A store an older build wrote stays readable by it until the first row
+// with meta (which that build could not read) writes format 3 with it.
+BOOST_AUTO_TEST_CASE(a_format_2_store_is_upgraded_by_its_first_row_with_meta) {
+  auto raw_db = [&] {
+    db.reset();
+    leveldb::Options lo;
+    lo.env = opts.env;
+    leveldb::DB* raw = nullptr;
+    BOOST_REQUIRE(leveldb::DB::Open(lo, opts.path, &raw).ok());
+    return std::unique_ptr<leveldb::DB>{raw};
+  };
+  auto format = [&] {
+    auto ldb = raw_db();
+    std::string v;
+    BOOST_REQUIRE(ldb->Get({}, layout::meta_key("format"), &v).ok());
+    return v;
+  };
+  BOOST_REQUIRE(raw_db()->Put({}, layout::meta_key("format"), "2").ok());
+  reopen();
+  batch b;
+  b.changes.push_back(upsert("app.users", user(9, "plain")));
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  BOOST_TEST(format() == "2");
+  reopen();
+  batch m;
+  auto c = upsert("app.users", user(9, "with meta"));
+  c.meta = "m";
+  m.changes.push_back(c);
+  BOOST_REQUIRE(db->apply(m).is_ok());
+  BOOST_TEST(format() == "3");
+  reopen();
+  const row k{value::integer(9)};
+  BOOST_TEST((*db->get_stored("app.users", {&k}))[0]->meta == "m");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 

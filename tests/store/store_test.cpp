@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "fixture.hpp"
+#include "store/key_codec.hpp"
 #include "store/layout.hpp"
 
 using namespace syncmesh::store;
@@ -97,6 +98,128 @@ BOOST_AUTO_TEST_CASE(a_known_old_row_is_logged_as_given_and_a_change_without_one
   BOOST_TEST((old_rows({"six", "seven"}, {"five", "as the writer says"})
               == rows{user(1, "five"), user(1, "as the writer says")}));
   BOOST_TEST(((**db->get("app.users", {value::integer(1)})) == user(1, "seven")));
+}
+
+// A writer keeps its own bookkeeping about a row in the row's record (the
+// peer replicator its merge stamps): it reads it back with the row, and
+// every other reader sees the row alone.
+BOOST_AUTO_TEST_CASE(a_rows_meta_reads_back_with_it_and_nowhere_else) {
+  create_tables();
+  batch b;
+  auto c = upsert("app.users", user(1, "one"));
+  c.meta = std::string("stamps\0of one", 13);
+  b.changes.push_back(c);
+  b.changes.push_back(upsert("app.users", user(2, "two")));  // no meta
+  auto applied = db->apply(b);
+  BOOST_REQUIRE(applied.is_ok());
+
+  const row k1{value::integer(1)}, k2{value::integer(2)}, k3{value::integer(3)};
+  auto got = db->get_stored("app.users", {&k1, &k2, &k3});
+  BOOST_REQUIRE(got.is_ok());
+  BOOST_REQUIRE(got->size() == 3u);
+  BOOST_REQUIRE((*got)[0].has_value());
+  BOOST_TEST(((*got)[0]->values == user(1, "one")));
+  BOOST_TEST((*got)[0]->meta == std::string("stamps\0of one", 13));
+  BOOST_REQUIRE((*got)[1].has_value());
+  BOOST_TEST((*got)[1]->meta.empty());
+  BOOST_TEST(!(*got)[2].has_value());
+  // get, scan and the change log: the row without its meta.
+  BOOST_TEST(((**db->get("app.users", k1)) == user(1, "one")));
+  BOOST_TEST(((*db->scan("app.users"))[0] == user(1, "one")));
+  auto log = db->read_changes(applied->first_seq, 0);
+  BOOST_REQUIRE(log.is_ok());
+  BOOST_TEST(((*log)[0].new_row == std::optional<row>{user(1, "one")}));
+
+  // A write without meta drops it; a remove takes it with the row.
+  batch plain;
+  plain.changes.push_back(upsert("app.users", user(1, "uno")));
+  BOOST_REQUIRE(db->apply(plain).is_ok());
+  BOOST_TEST((*db->get_stored("app.users", {&k1}))[0]->meta.empty());
+  batch again;
+  c.meta = "again";
+  again.changes.push_back(c);
+  BOOST_REQUIRE(db->apply(again).is_ok());
+  batch gone;
+  gone.changes.push_back(erase("app.users", k1));
+  BOOST_REQUIRE(db->apply(gone).is_ok());
+  BOOST_TEST(!(*db->get_stored("app.users", {&k1}))[0].has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_meta_only_change_rewrites_the_meta_and_logs_nothing) {
+  create_tables();
+  batch b;
+  auto c = upsert("app.users", user(1, "one"));
+  c.meta = "first";
+  b.changes.push_back(c);
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  const auto seq = db->last_seq();
+
+  batch meta;
+  auto m = upsert("app.users", user(1, "one"));
+  m.meta = "second";
+  m.meta_only = true;
+  m.known_old_row = std::optional<row>{user(1, "one")};
+  meta.changes.push_back(m);
+  auto applied = db->apply(meta);
+  BOOST_REQUIRE(applied.is_ok());
+  BOOST_TEST(applied->first_seq == 0u);
+  BOOST_TEST(db->last_seq() == seq);
+  const row k1{value::integer(1)};
+  BOOST_TEST((*db->get_stored("app.users", {&k1}))[0]->meta == "second");
+
+  // It must say what the row is, and be that row: else nothing is written.
+  auto refused = [&](change bad) {
+    batch x;
+    x.changes.push_back(std::move(bad));
+    auto r = db->apply(x);
+    BOOST_REQUIRE(!r.is_ok());
+    BOOST_TEST(r.error().code() == errc::invalid_argument);
+    BOOST_TEST(r.error().message().find("meta") != std::string::npos, r.error().message());
+  };
+  auto other = m;
+  other.new_row = user(1, "changed");
+  refused(other);
+  auto unknown = m;
+  unknown.known_old_row.reset();
+  refused(unknown);
+  auto removing = erase("app.users", k1);
+  removing.meta = "x";
+  refused(removing);
+  BOOST_TEST((*db->get_stored("app.users", {&k1}))[0]->meta == "second");
+  BOOST_TEST(((**db->get("app.users", k1)) == user(1, "one")));
+}
+
+// Many keys through one iterator: in key order, out of order, repeated,
+// before the first row and past the last.
+BOOST_AUTO_TEST_CASE(get_stored_finds_keys_in_any_order) {
+  create_tables();
+  batch b;
+  for (std::int64_t id : {10, 20, 30})
+    b.changes.push_back(upsert("app.users", user(id, "u" + std::to_string(id))));
+  BOOST_REQUIRE(db->apply(b).is_ok());
+  std::vector<std::int64_t> ids{5, 10, 15, 20, 40, 30, 10, 50, 20};
+  std::vector<row> keys;
+  for (auto id : ids)
+    keys.push_back({value::integer(id)});
+  std::vector<const row*> ptrs;
+  for (const auto& k : keys)
+    ptrs.push_back(&k);
+  auto got = db->get_stored("app.users", ptrs);
+  BOOST_REQUIRE(got.is_ok());
+  std::vector<std::int64_t> found;
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    found.push_back((*got)[i] ? (*got)[i]->values[0].as_int() : -1);
+  BOOST_TEST(found == (std::vector<std::int64_t>{-1, 10, -1, 20, -1, 30, 10, -1, 20}),
+             boost::test_tools::per_element());
+  auto wrong = db->get_stored("app.nope", ptrs);
+  BOOST_REQUIRE(!wrong.is_ok());
+  BOOST_TEST(wrong.error().message().find("app.nope") != std::string::npos);
+
+  auto page = db->scan_stored("app.users", encode_key({value::integer(15)}), 2);
+  BOOST_REQUIRE(page.is_ok());
+  BOOST_REQUIRE(page->size() == 2u);
+  BOOST_TEST((*page)[0].first == encode_key({value::integer(20)}));
+  BOOST_TEST(((*page)[1].second.values == user(30, "u30")));
 }
 
 BOOST_AUTO_TEST_CASE(ext_last_finds_the_greatest_name_under_a_prefix_in_one_seek) {
