@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -219,18 +220,35 @@ public:
     return read_row(prefix + encode_key(key), ro);
   }
 
-  result<std::vector<row>> scan(const std::string& tbl, const scan_options& so) const override {
+  /// An iterator over the rows of `tbl`'s live generation and that
+  /// generation's row prefix. As in get(), the iterator's implicit snapshot
+  /// is taken together with the live generation. `check`, if given, is
+  /// called with the table's schema under the same lock.
+  struct live_rows {
     std::string prefix;
     std::unique_ptr<leveldb::Iterator> it;
-    {
-      // As in get(): the iterator's implicit snapshot is taken together with
-      // the live generation.
-      std::shared_lock<std::shared_mutex> guard{catalog_mu_};
-      if (catalog_.find(tbl) == catalog_.end())
-        return unknown_table(tbl);
-      prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
-      it.reset(db_->NewIterator({}));
-    }
+  };
+  result<live_rows> open_live_rows(const std::string& tbl,
+                                   const std::function<status(const schema&)>& check = {}) const {
+    live_rows out;
+    std::shared_lock<std::shared_mutex> guard{catalog_mu_};
+    auto i = catalog_.find(tbl);
+    if (i == catalog_.end())
+      return unknown_table(tbl);
+    if (check)
+      if (auto st = check(i->second); !st)
+        return st;
+    out.prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
+    out.it.reset(db_->NewIterator({}));
+    return out;
+  }
+
+  result<std::vector<row>> scan(const std::string& tbl, const scan_options& so) const override {
+    auto live = open_live_rows(tbl);
+    if (!live)
+      return live.error();
+    const auto& prefix = live->prefix;
+    auto& it = live->it;
     auto begin = prefix + encode_key(so.from);
     auto end = so.to.empty() ? layout::prefix_end(prefix) : prefix + encode_key(so.to);
     std::vector<row> out;
@@ -250,21 +268,16 @@ public:
 
   result<std::vector<std::optional<stored_row>>> get_stored(
     const std::string& tbl, const std::vector<const row*>& keys) const override {
-    std::string prefix;
-    std::unique_ptr<leveldb::Iterator> it;
-    {
-      // As in get(): the iterator's implicit snapshot is taken together with
-      // the live generation.
-      std::shared_lock<std::shared_mutex> guard{catalog_mu_};
-      auto i = catalog_.find(tbl);
-      if (i == catalog_.end())
-        return unknown_table(tbl);
+    auto live = open_live_rows(tbl, [&](const schema& sch) {
       for (const auto* k : keys)
-        if (auto st = i->second.check_key(*k); !st)
+        if (auto st = sch.check_key(*k); !st)
           return st;
-      prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
-      it.reset(db_->NewIterator({}));
-    }
+      return status::ok();
+    });
+    if (!live)
+      return live.error();
+    const auto& prefix = live->prefix;
+    auto& it = live->it;
     const auto end = layout::prefix_end(prefix);
     std::vector<std::optional<stored_row>> out(keys.size());
     std::string key, sought;  // sought: the key `it` was last sought for
@@ -300,15 +313,11 @@ public:
 
   result<std::vector<std::pair<std::string, stored_row>>> scan_stored(
     const std::string& tbl, const std::string& from, std::size_t max) const override {
-    std::string prefix;
-    std::unique_ptr<leveldb::Iterator> it;
-    {
-      std::shared_lock<std::shared_mutex> guard{catalog_mu_};
-      if (catalog_.find(tbl) == catalog_.end())
-        return unknown_table(tbl);
-      prefix = layout::generation_prefix_of(tbl, live_generation(tbl));
-      it.reset(db_->NewIterator({}));
-    }
+    auto live = open_live_rows(tbl);
+    if (!live)
+      return live.error();
+    const auto& prefix = live->prefix;
+    auto& it = live->it;
     const auto end = layout::prefix_end(prefix);
     std::vector<std::pair<std::string, stored_row>> out;
     for (it->Seek(prefix + from); it->Valid() && it->key().compare(end) < 0; it->Next()) {

@@ -133,12 +133,16 @@ std::string encode_state(const row_state& s) {
   return {buf.data(), buf.size()};
 }
 
+/// `what` (a merge state, in some form) of the row `name` names cannot be
+/// read: what to do.
+status unreadable(const char* what, const std::string& name) {
+  return status::corruption(std::string(what) + " '" + store::to_hex(name)
+                            + "' cannot be read; restore the node's data directory from a "
+                              "backup or resync it from a peer");
+}
+
 store::result<row_state> decode_state(const std::string& raw, const std::string& name) {
-  auto bad = [&] {
-    return status::corruption("the peer merge state '" + store::to_hex(name)
-                              + "' cannot be read; restore the node's data directory from a "
-                                "backup or resync it from a peer");
-  };
+  auto bad = [&] { return unreadable("the peer merge state", name); };
   try {
     auto handle = msgpack::unpack(raw.data(), raw.size());
     const auto& o = handle.get();
@@ -195,11 +199,7 @@ std::string encode_meta(const row_state& s) {
 
 store::result<row_state> decode_meta(store::row values, const std::string& meta,
                                      const std::string& name) {
-  auto bad = [&] {
-    return status::corruption("the peer merge stamps kept with the row '" + store::to_hex(name)
-                              + "' cannot be read; restore the node's data directory from a "
-                                "backup or resync it from a peer");
-  };
+  auto bad = [&] { return unreadable("the peer merge stamps kept with the row", name); };
   try {
     auto handle = msgpack::unpack(meta.data(), meta.size());
     const auto& o = handle.get();
