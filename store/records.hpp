@@ -53,9 +53,13 @@ struct change {
   /// costs no record of its own. get, scan, views and the change log leave
   /// it out. Unset: the row is stored without meta (one it had is gone).
   std::optional<std::string> meta;
-  /// With `meta`: only the meta changes. `new_row` is the row as stored
-  /// (`known_old_row` must say so), written again with the new meta; no
-  /// change-log entry is made, as no reader of the rows sees a change.
+  /// With `meta`: the writer means to change only the meta, `new_row`
+  /// being the row as it is stored. The store reads the row to check (the
+  /// one read such a change costs; `known_old_row` is not taken for it):
+  /// if it is that row, it is written again with the new meta and no
+  /// change-log entry is made, as no reader of the rows sees a change;
+  /// otherwise the change is an ordinary upsert, logged with the row it
+  /// replaced.
   bool meta_only = false;
 };
 

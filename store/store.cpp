@@ -608,7 +608,8 @@ private:
     std::vector<staged_swap> swaps;
     // Staged generations written to, by table.
     std::vector<std::pair<std::string, std::uint64_t>> staged;
-    bool format_upgraded = false;
+    // The format the group writes, if it raises the store's (0: none).
+    std::uint32_t format_written = 0;
     std::uint64_t next_seq;
     std::uint64_t next_outbox_seq;
   };
@@ -870,11 +871,9 @@ private:
           if (!c.new_row)
             return status::invalid_argument(std::string("an ") + to_string(c.op) + " on table '"
                                             + c.table + "' carries no new row");
-          if (c.meta_only && (!c.meta || !c.known_old_row || !*c.known_old_row
-                              || !(**c.known_old_row == *c.new_row)))
-            return status::invalid_argument(
-              "a change of table '" + c.table + "' that rewrites only a row's meta must carry "
-              "the meta and the row as stored, as both its new and its known old row");
+          if (c.meta_only && !c.meta)
+            return status::invalid_argument("a change of table '" + c.table
+                                            + "' that rewrites only a row's meta must carry it");
           if (auto st = sch->check_row(*c.new_row); !st)
             return st;
           if (!c.key.empty() && c.key != sch->key_of(*c.new_row))
@@ -932,6 +931,17 @@ private:
   // writes nothing and its batch may go into `wb` directly (saving a copy
   // of every byte; a node's store actor is the only writer, so this is the
   // usual case).
+  // A record the store writes needs format `needed`: an older store is
+  // raised to it (only as far: builds that read it can still open it) in
+  // the same batch.
+  void raise_format(const group_state& g, group_state& local, leveldb::WriteBatch& wb,
+                    std::uint32_t needed) const {
+    if (stored_format_ >= needed || g.format_written >= needed || local.format_written >= needed)
+      return;
+    wb.Put(layout::meta_key("format"), std::to_string(needed));
+    local.format_written = needed;
+  }
+
   status stage(group_state& g, writer& w, leveldb::WriteBatch& wb, bool alone) {
     const auto& b = *w.b;
     if (auto st = validate(g, b); !st)
@@ -984,11 +994,7 @@ private:
       encode_u64_be(generation, sw.generation);
       mine.Put(layout::live_generation_key(sw.table), generation);
       mine.Put(layout::schema_key(sw.table), encode_schema(cur->shape));
-      if (stored_format_ < layout::generations_format_version && !g.format_upgraded
-          && !local.format_upgraded) {
-        mine.Put(layout::meta_key("format"), std::to_string(layout::format_version));
-        local.format_upgraded = true;
-      }
+      raise_format(g, local, mine, layout::generations_format_version);
       local.swaps.push_back({sw.table, group_generation(g, local, sw.table), sw.generation});
       local.generations[sw.table] = sw.generation;
       local.new_tables.insert_or_assign(sw.table, std::move(cur->shape));
@@ -1036,13 +1042,9 @@ private:
         row_prefix = layout::generation_prefix_of(c.table, group_generation(g, local, c.table));
         last_table = &c.table;
       }
-      if (c.meta && stored_format_ < layout::meta_rows_format_version && !g.format_upgraded
-          && !local.format_upgraded) {
-        mine.Put(layout::meta_key("format"), std::to_string(layout::format_version));
-        local.format_upgraded = true;
-      }
+      if (c.meta)
+        raise_format(g, local, mine, layout::meta_rows_format_version);
       change_record rec;
-      rec.seq = c.meta_only ? 0 : local.next_seq++;
       if (c.hlc) {
         rec.hlc = *c.hlc;  // keep the origin's stamp: merges compare it
       } else {
@@ -1072,7 +1074,9 @@ private:
       } else {
         rec.key = c.new_row ? sch->key_of(*c.new_row) : c.key;
         auto key = row_prefix + encode_key(rec.key);
-        if (c.known_old_row
+        // A change of the meta alone is checked against the row as stored
+        // (the one read it costs): see change::meta_only.
+        if (c.known_old_row && !c.meta_only
             && (!track_rows || (!local.rows.count(key) && !g.rows.count(key)))) {
           if (*c.known_old_row)
             old_row = &**c.known_old_row;
@@ -1095,8 +1099,9 @@ private:
             local.rows[std::move(key)] = &*c.new_row;
         }
       }
-      if (c.meta_only)
+      if (c.meta_only && old_row && *old_row == *c.new_row)
         continue;  // the row as readers see it did not change: nothing to log
+      rec.seq = local.next_seq++;
       mine.Put(layout::log_key(rec.seq),
                encode_change(rec.seq, rec.hlc, origin, c.table, rec.op, rec.key, old_row, new_row));
       if (res.first_seq == 0)
@@ -1149,7 +1154,7 @@ private:
       g.generations[name] = generation;
     g.swaps.insert(g.swaps.end(), local.swaps.begin(), local.swaps.end());
     g.staged.insert(g.staged.end(), local.staged.begin(), local.staged.end());
-    g.format_upgraded = g.format_upgraded || local.format_upgraded;
+    g.format_written = std::max(g.format_written, local.format_written);
     g.next_seq = local.next_seq;
     g.next_outbox_seq = local.next_outbox_seq;
     w.res = std::move(res);
@@ -1199,8 +1204,8 @@ private:
     next_seq_ = g.next_seq;
     next_outbox_seq_ = g.next_outbox_seq;
     hlc_written_ = reading;
-    if (g.format_upgraded)
-      stored_format_ = layout::format_version;
+    if (g.format_written > stored_format_)
+      stored_format_ = g.format_written;
     if (!g.new_tables.empty() || !g.generations.empty()) {
       // A schema is replaced only by a swap, together with its generation;
       // readers take both under this lock.

@@ -560,6 +560,7 @@ struct replicator::link {
   } full;
   bool full_batch_received = false;  // this session queued a sync_batch (as receiver)
   bool full_timer_pending = false;   // pump_full_sync goes on from a timer
+  bool full_draining = false;        // pump_full_sync waits for the commits in flight
   std::uint64_t oldest_unacked_sent_ms = 0;
   std::map<std::uint64_t, std::uint64_t> sent_at;  // unacked delta id -> last sent
   std::uint64_t expected_id = 1;  // next delta id to take from the peer
@@ -1673,6 +1674,7 @@ void replicator::pump_all() {
 
 store::result<std::vector<std::pair<std::string, store::result<row_state>>>>
 replicator::states_from(const std::string& from, std::size_t max) const {
+  assert(in_flight_.empty() && "pump_full_sync drains before it reads states");
   using entry = std::pair<std::string, store::result<row_state>>;
   std::vector<entry> records;
   {
@@ -1687,14 +1689,21 @@ replicator::states_from(const std::string& from, std::size_t max) const {
   }
   // The rows with meta of the peer tables, in name order: tables in name
   // order ("peer/v/<table>\0" sorts as the table names do), from the
-  // table and key `from` names on.
+  // table and key `from` names on — up to the last record's name if the
+  // records filled their page (no row past it can be among the first
+  // `max`; rows without meta, a store's from before format 3, are read
+  // and skipped, so this bounds the rows one call reads).
+  const std::string* bound = records.size() >= max && !records.empty() ? &records.back().first
+                                                                        : nullptr;
   std::vector<entry> rows;
   const std::string_view after_prefix =
     from.size() > std::strlen(state_prefix) ? std::string_view(from).substr(std::strlen(state_prefix))
                                             : std::string_view{};
   const auto nul = after_prefix.find('\0');
   const std::string from_table(after_prefix.substr(0, nul));
-  for (auto t = tables_.lower_bound(from_table); t != tables_.end() && rows.size() < max; ++t) {
+  bool past = false;  // a row past `bound` was reached
+  for (auto t = tables_.lower_bound(from_table); t != tables_.end() && rows.size() < max && !past;
+       ++t) {
     std::string key_from;
     if (t->first == from_table && nul != std::string_view::npos)
       key_from = std::string(after_prefix.substr(nul + 1));
@@ -1703,21 +1712,26 @@ replicator::states_from(const std::string& from, std::size_t max) const {
       if (!page)
         return page.error();
       for (auto& [key, r] : *page) {
+        auto name = state_prefix + t->first + '\0' + key;
+        if (bound && name > *bound) {
+          past = true;
+          break;
+        }
         if (r.meta.empty())
           continue;  // its state, if any, is a peer/v/ record
-        auto name = state_prefix + t->first + '\0' + key;
         auto st = decode_meta(std::move(r.values), r.meta, name);
         rows.emplace_back(std::move(name), std::move(st));
         if (rows.size() >= max)
           break;
       }
-      if (rows.size() >= max || page->size() < max)
+      if (past || rows.size() >= max || page->size() < max)
         break;
       key_from = page->back().first + '\0';
     }
   }
-  // Both, merged by name, the first `max`; a name in both (a row written
-  // since its record was read) as the row has it.
+  // Both, merged by name, the first `max`. A name in both (which only a
+  // commit landing between the reads could make; see pump_full_sync) is
+  // taken as the row has it.
   std::vector<entry> out;
   out.reserve(std::min(max, records.size() + rows.size()));
   std::size_t i = 0, j = 0;
@@ -1753,6 +1767,18 @@ bool replicator::pump_full_sync(link& l) {
   // rows a link leaves out never hold up its heartbeats.
   const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
   std::size_t states_read = 0;
+  if (!l.full.read && window_open(l) && !in_flight_.empty()) {
+    // A state moves between a row and its peer/v/ record in one commit,
+    // and states_from() reads the two apart: no commit may land between
+    // its reads. This thread starts every commit, so none does once those
+    // in flight are written. (Their finish() pumps the links again; this
+    // one's pump waits for the drain to end.)
+    if (l.full_draining)
+      return false;
+    l.full_draining = true;
+    drain();
+    l.full_draining = false;
+  }
   while (!l.full.read && window_open(l)) {
     if (states_read >= full_states_per_call) {
       if (l.full_timer_pending)

@@ -318,6 +318,8 @@ private:
   /// Merge states in name order from the name `from` on (inclusive), at
   /// most `max` (fewer: there are no more): those kept with visible rows
   /// and the peer/v/ records, each by name, decoded or why it cannot be.
+  /// REQUIRES: no commit in flight (the two kinds are read apart, and a
+  /// commit may move a state from one to the other).
   store::result<std::vector<std::pair<std::string, store::result<row_state>>>> states_from(
     const std::string& from, std::size_t max) const;
   /// Takes in the rows of table `s` that have no merge state, once (a

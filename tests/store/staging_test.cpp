@@ -286,7 +286,8 @@ BOOST_AUTO_TEST_CASE(a_format_1_store_is_upgraded_by_its_first_swap_and_not_befo
   generation = db->begin_staging(users_schema());
   BOOST_REQUIRE(db->apply(stage_rows(*generation, 1, 2, "new")).is_ok());
   BOOST_REQUIRE(db->apply(swap_in(*generation)).is_ok());
-  BOOST_TEST(format() == std::to_string(layout::format_version));
+  // Only as far as generations need: a format-2 build still opens it.
+  BOOST_TEST(format() == std::to_string(layout::generations_format_version));
 }
 
 // A store an older build wrote stays readable by it until the first row
