@@ -1767,34 +1767,39 @@ bool replicator::pump_full_sync(link& l) {
   // rows a link leaves out never hold up its heartbeats.
   const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
   std::size_t states_read = 0;
+  // Goes on from a timer, on the actor's own turn.
+  auto go_on_later = [&] {
+    if (l.full_timer_pending)
+      return false;  // one continuation at a time
+    l.full_timer_pending = true;
+    std::weak_ptr<bool> alive = alive_;
+    clock_.at(clock_.now_ms() + 1, [this, alive, peer = l.cfg.peer, session = l.session] {
+      if (alive.expired())
+        return;
+      if (auto* l = find_link(peer); l && l->session == session) {
+        l->full_timer_pending = false;
+        pump(*l);
+      }
+    });
+    return false;
+  };
   if (!l.full.read && window_open(l) && !in_flight_.empty()) {
     // A state moves between a row and its peer/v/ record in one commit,
     // and states_from() reads the two apart: no commit may land between
     // its reads. This thread starts every commit, so none does once those
-    // in flight are written. (Their finish() pumps the links again; this
-    // one's pump waits for the drain to end.)
+    // in flight are written. Not while their results are being taken
+    // (finish() pumps every link): collect() must not be entered again.
     if (l.full_draining)
-      return false;
+      return false;  // the call that drains reads on once it is done
+    if (collecting_ > 0)
+      return go_on_later();
     l.full_draining = true;
     drain();
     l.full_draining = false;
   }
   while (!l.full.read && window_open(l)) {
-    if (states_read >= full_states_per_call) {
-      if (l.full_timer_pending)
-        return false;  // one continuation at a time
-      l.full_timer_pending = true;
-      std::weak_ptr<bool> alive = alive_;
-      clock_.at(clock_.now_ms() + 1, [this, alive, peer = l.cfg.peer, session = l.session] {
-        if (alive.expired())
-          return;
-        if (auto* l = find_link(peer); l && l->session == session) {
-          l->full_timer_pending = false;
-          pump(*l);
-        }
-      });
-      return false;
-    }
+    if (states_read >= full_states_per_call)
+      return go_on_later();
     std::vector<wire::change> out;
     std::size_t out_bytes = 0;
     bool full = false;  // the next row's changes would take the batch past bytes_max
@@ -2329,6 +2334,14 @@ void replicator::commits_done() {
 }
 
 void replicator::collect() {
+  // Entered again from a finish() below, it would pair the results it
+  // takes with the wrong commits.
+  assert(collecting_ == 0 && "collect() is not re-entered");
+  ++collecting_;
+  struct leave {
+    int& depth;
+    ~leave() { --depth; }
+  } guard{collecting_};
   auto done = committer_->take_done();
   for (const auto& st : done) {
     assert(!in_flight_.empty() && "a result without its commit");

@@ -389,6 +389,7 @@ private:
   };
   std::unordered_map<std::string, head_state> head_states_;
   std::uint64_t commits_made_ = 0;  // the id of the newest commit
+  int collecting_ = 0;  // collect() is taking results (finish() may pump the links)
   std::uint64_t log_end_ = 0;  // seq of the newest log entry; 0: empty
   std::uint64_t log_begin_ = 1;  // seq of the oldest log entry kept (compaction)
   wire::watermark floor_;        // see the class comment
