@@ -1025,11 +1025,12 @@ private:
     // The rows this writer stages, by key, serve the group's later writers,
     // this writer's own later changes that read their row, and a truncate
     // after them. A writer alone in its group whose changes all carry their
-    // old rows (a peer's merged commit) and which truncates nothing needs
-    // none of that: it skips a map entry per change.
+    // old rows (a peer's merged commit) and which truncates nothing and
+    // changes no meta alone (which reads its row) needs none of that: it
+    // skips a map entry per change.
     const bool track_rows =
       !alone || std::any_of(b.changes.begin(), b.changes.end(), [](const change& c) {
-        return !c.known_old_row || c.op == change_op::truncate;
+        return !c.known_old_row || c.meta_only || c.op == change_op::truncate;
       });
     // Tables and their row prefixes, looked up once per run of changes of
     // one table (nothing below changes them: swaps and creates came above).

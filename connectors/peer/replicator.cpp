@@ -1672,8 +1672,8 @@ void replicator::pump_all() {
     pump(*l);
 }
 
-store::result<std::vector<std::pair<std::string, store::result<row_state>>>>
-replicator::states_from(const std::string& from, std::size_t max) const {
+store::result<replicator::state_page> replicator::states_from(const std::string& from,
+                                                              std::size_t max) const {
   assert(in_flight_.empty() && "pump_full_sync drains before it reads states");
   using entry = std::pair<std::string, store::result<row_state>>;
   std::vector<entry> records;
@@ -1701,7 +1701,8 @@ replicator::states_from(const std::string& from, std::size_t max) const {
                                             : std::string_view{};
   const auto nul = after_prefix.find('\0');
   const std::string from_table(after_prefix.substr(0, nul));
-  bool past = false;  // a row past `bound` was reached
+  bool past = false;       // a row past `bound` was reached
+  bool rows_end = true;    // every row from `from` on was read
   for (auto t = tables_.lower_bound(from_table); t != tables_.end() && rows.size() < max && !past;
        ++t) {
     std::string key_from;
@@ -1724,7 +1725,11 @@ replicator::states_from(const std::string& from, std::size_t max) const {
         if (rows.size() >= max)
           break;
       }
-      if (past || rows.size() >= max || page->size() < max)
+      if (past || rows.size() >= max) {
+        rows_end = false;
+        break;
+      }
+      if (page->size() < max)
         break;
       key_from = page->back().first + '\0';
     }
@@ -1732,19 +1737,20 @@ replicator::states_from(const std::string& from, std::size_t max) const {
   // Both, merged by name, the first `max`. A name in both (which only a
   // commit landing between the reads could make; see pump_full_sync) is
   // taken as the row has it.
-  std::vector<entry> out;
-  out.reserve(std::min(max, records.size() + rows.size()));
+  state_page out;
+  out.states.reserve(std::min(max, records.size() + rows.size()));
   std::size_t i = 0, j = 0;
-  while (out.size() < max && (i < records.size() || j < rows.size())) {
+  while (out.states.size() < max && (i < records.size() || j < rows.size())) {
     if (j == rows.size() || (i < records.size() && records[i].first < rows[j].first)) {
-      out.push_back(std::move(records[i++]));
+      out.states.push_back(std::move(records[i++]));
     } else {
       if (i < records.size() && records[i].first == rows[j].first)
         ++i;
-      out.push_back(std::move(rows[j++]));
+      out.states.push_back(std::move(rows[j++]));
     }
   }
-  return out;  // fewer than max only if neither source has more
+  out.end = records.size() < max && rows_end && i == records.size() && j == rows.size();
+  return out;
 }
 
 void replicator::begin_full_sync(link& l) {
@@ -1783,14 +1789,14 @@ bool replicator::pump_full_sync(link& l) {
     });
     return false;
   };
+  if (l.full_draining)
+    return false;  // the call that drains (below) goes on once it is done
   if (!l.full.read && window_open(l) && !in_flight_.empty()) {
     // A state moves between a row and its peer/v/ record in one commit,
     // and states_from() reads the two apart: no commit may land between
     // its reads. This thread starts every commit, so none does once those
     // in flight are written. Not while their results are being taken
     // (finish() pumps every link): collect() must not be entered again.
-    if (l.full_draining)
-      return false;  // the call that drains reads on once it is done
     if (collecting_ > 0)
       return go_on_later();
     l.full_draining = true;
@@ -1809,7 +1815,7 @@ bool replicator::pump_full_sync(link& l) {
       if (!page)
         return false;  // the store failed; the next ack or heartbeat tries again
       std::size_t taken = 0;
-      for (auto& [name, state] : *page) {
+      for (auto& [name, state] : page->states) {
         ++taken;
         ++states_read;
         l.full.cursor = name + '\0';
@@ -1847,7 +1853,7 @@ bool replicator::pump_full_sync(link& l) {
         if (out.size() >= cfg_.batch_max || out_bytes >= bytes_max)
           break;
       }
-      if (taken == page->size() && page->size() < cfg_.batch_max)
+      if (taken == page->states.size() && page->end)
         l.full.read = true;
     }
     if (!out.empty())

@@ -316,12 +316,15 @@ private:
   store::status prepare(std::vector<wire::change>& changes, std::size_t unlogged,
                         in_flight& c, store::batch& b);
   /// Merge states in name order from the name `from` on (inclusive), at
-  /// most `max` (fewer: there are no more): those kept with visible rows
-  /// and the peer/v/ records, each by name, decoded or why it cannot be.
+  /// most `max`: those kept with visible rows and the peer/v/ records,
+  /// each by name, decoded or why it cannot be; `end`: there are no more.
   /// REQUIRES: no commit in flight (the two kinds are read apart, and a
   /// commit may move a state from one to the other).
-  store::result<std::vector<std::pair<std::string, store::result<row_state>>>> states_from(
-    const std::string& from, std::size_t max) const;
+  struct state_page {
+    std::vector<std::pair<std::string, store::result<row_state>>> states;
+    bool end = false;
+  };
+  store::result<state_page> states_from(const std::string& from, std::size_t max) const;
   /// Takes in the rows of table `s` that have no merge state, once (a
   /// marker records it); `created`: the table is new, so it has none.
   store::status adopt_rows(const store::schema& s, bool created);

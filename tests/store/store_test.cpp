@@ -192,6 +192,22 @@ BOOST_AUTO_TEST_CASE(a_meta_only_change_rewrites_the_meta_and_logs_nothing) {
   BOOST_TEST(((*entry)[0].new_row == std::optional<row>{user(1, "changed")}));
   BOOST_TEST((*db->get_stored("app.users", {&k1}))[0]->meta == "fourth");
 
+  // The row it checks against is the row as the batch's own earlier
+  // changes leave it, known old rows or not.
+  batch both;
+  auto gone = erase("app.users", k1);
+  gone.known_old_row = std::optional<row>{user(1, "changed")};
+  both.changes.push_back(gone);
+  auto back = m;
+  back.new_row = user(1, "changed");
+  back.known_old_row = std::optional<row>{user(1, "changed")};
+  back.meta = "fifth";
+  both.changes.push_back(back);
+  auto two = db->apply(both);
+  BOOST_REQUIRE(two.is_ok());
+  BOOST_TEST(two->last_seq == two->first_seq + 1);  // the remove and the insert, both logged
+  BOOST_TEST((*db->get_stored("app.users", {&k1}))[0]->meta == "fifth");
+
   // Meta only where there is meta, and on inserts and updates only.
   auto refused = [&](change bad) {
     batch x;
@@ -207,7 +223,7 @@ BOOST_AUTO_TEST_CASE(a_meta_only_change_rewrites_the_meta_and_logs_nothing) {
   auto removing = erase("app.users", k1);
   removing.meta = "x";
   refused(removing);
-  BOOST_TEST((*db->get_stored("app.users", {&k1}))[0]->meta == "fourth");
+  BOOST_TEST((*db->get_stored("app.users", {&k1}))[0]->meta == "fifth");
 }
 
 // Many keys through one iterator: in key order, out of order, repeated,
