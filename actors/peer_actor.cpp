@@ -528,7 +528,8 @@ json links_json(peer_actor* self) {
                    {"full_syncs_received", s.full_syncs_received},
                    {"lag_changes", s.lag_changes},
                    {"lag_ms", s.lag_ms},
-                   {"last_refusal", s.last_refusal}});
+                   {"last_refusal", s.last_refusal},
+                   {"held", s.held}});
   }
   return out;
 }

@@ -324,7 +324,10 @@ void print_links(const json& links) {
                     cell(l["sent"]), cell(l["applied"]), cell(l["duplicates"]),
                     cell(l["nacked"]), cell(l["nacks_received"]), cell(l["unacked"]),
                     cell(l["lag_changes"]) + " / " + cell(l["lag_ms"]) + " ms",
-                    cell(l["last_refusal"])});
+                    // A held link says why first: nothing more goes out on it.
+                    l.value("held", std::string()).empty()
+                      ? cell(l["last_refusal"])
+                      : "held: " + l["held"].get<std::string>()});
   if (rows.empty()) {
     std::cout << "(no peer links)\n";
     return;

@@ -28,8 +28,8 @@ struct layout {
   const char* names;
 };
 constexpr layout layouts[message_type_max] = {
-  {3, "node_id, mode, tables"},     // hello
-  {3, "node_id, mode, tables"},     // hello_ack
+  {4, "node_id, mode, tables, frame_bytes_max"},  // hello
+  {4, "node_id, mode, tables, frame_bytes_max"},  // hello_ack
   {2, "kind, from"},                // sync_request
   {1, "estimate"},                  // sync_start
   {2, "seq, changes"},              // sync_batch
@@ -86,8 +86,8 @@ struct writer {
   msgpack::sbuffer& buf;
   packer pk{buf};
 
-  void operator()(const hello& m) { link(m.node_id, m.mode, m.tables); }
-  void operator()(const hello_ack& m) { link(m.node_id, m.mode, m.tables); }
+  void operator()(const hello& m) { link(m.node_id, m.mode, m.tables, m.frame_bytes_max); }
+  void operator()(const hello_ack& m) { link(m.node_id, m.mode, m.tables, m.frame_bytes_max); }
   void operator()(const sync_request& m) {
     pk.pack_uint8(static_cast<std::uint8_t>(m.kind));
     put_watermark(pk, m.from);
@@ -124,10 +124,12 @@ struct writer {
     pk.pack(m.fatal);
   }
 
-  void link(const std::string& node_id, link_mode mode, const std::vector<std::string>& tables) {
+  void link(const std::string& node_id, link_mode mode, const std::vector<std::string>& tables,
+            std::uint64_t frame_bytes_max) {
     put_string(pk, node_id);
     pk.pack_uint8(static_cast<std::uint8_t>(mode));
     put_strings(pk, tables);
+    pk.pack_uint64(frame_bytes_max);
   }
 };
 
@@ -412,9 +414,10 @@ message read_body(message_type type, const msgpack::object* f, const limits& lim
       auto node_id = get_name(f[0], {where, "node_id"}, node_id_bytes_max);
       auto mode = get_enum<link_mode>(f[1], {where, "mode"}, 1, 3, "link mode");
       auto tables = get_tables(f[2], {where, "tables"}, lim);
+      const auto frame_max = get_u64_nonzero(f[3], {where, "frame_bytes_max"});
       if (type == message_type::hello)
-        return hello{std::move(node_id), mode, std::move(tables)};
-      return hello_ack{std::move(node_id), mode, std::move(tables)};
+        return hello{std::move(node_id), mode, std::move(tables), frame_max};
+      return hello_ack{std::move(node_id), mode, std::move(tables), frame_max};
     }
     case message_type::sync_request: {
       sync_request m;
@@ -792,11 +795,13 @@ bool change::operator==(const change& o) const {
 }
 
 bool hello::operator==(const hello& o) const {
-  return node_id == o.node_id && mode == o.mode && tables == o.tables;
+  return node_id == o.node_id && mode == o.mode && tables == o.tables
+         && frame_bytes_max == o.frame_bytes_max;
 }
 
 bool hello_ack::operator==(const hello_ack& o) const {
-  return node_id == o.node_id && mode == o.mode && tables == o.tables;
+  return node_id == o.node_id && mode == o.mode && tables == o.tables
+         && frame_bytes_max == o.frame_bytes_max;
 }
 
 bool sync_request::operator==(const sync_request& o) const {

@@ -158,6 +158,9 @@ struct hello {
   std::string node_id;
   link_mode mode = link_mode::bidirectional;
   std::vector<std::string> tables;  // offered; distinct
+  /// The largest frame the sender takes (its frame_bytes_max): the peer
+  /// sends it no larger one.
+  std::uint64_t frame_bytes_max = limits{}.frame_bytes_max;
   bool operator==(const hello& o) const;
 };
 
@@ -166,6 +169,7 @@ struct hello_ack {
   std::string node_id;
   link_mode mode = link_mode::bidirectional;
   std::vector<std::string> tables;  // granted; distinct
+  std::uint64_t frame_bytes_max = limits{}.frame_bytes_max;  // as in hello
   bool operator==(const hello_ack& o) const;
 };
 

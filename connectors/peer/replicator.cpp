@@ -564,6 +564,10 @@ struct replicator::link {
   std::uint64_t oldest_unacked_sent_ms = 0;
   std::map<std::uint64_t, std::uint64_t> sent_at;  // unacked delta id -> last sent
   std::uint64_t expected_id = 1;  // next delta id to take from the peer
+  /// The largest frame the peer takes, as its greeting says (this side's
+  /// own until then). Per session, like `held`.
+  std::uint64_t peer_frame_max = 0;
+  std::string held;  // see holds_for()
   std::uint64_t last_heard_ms = 0;
   std::uint64_t last_sent_ms = 0;
   link_stats stats;
@@ -894,6 +898,7 @@ std::map<std::string, link_stats> replicator::stats() const {
                            && (l->next_delta_id > l->credit_through || bytes_full(*l));
     if (s.state == link_state::live && (l->peer_paused || no_credit))
       s.state = link_state::paused;
+    s.held = l->held;
     s.unacked = l->unacked.size();
     for (const auto& [id, sent] : l->unacked)
       s.lag_changes += sent.changes.size();
@@ -1436,10 +1441,18 @@ void replicator::offer(const std::vector<wire::change>& changes) {
     if (l.state != link_state::live || !l.hello_seen || l.peer_wants || !sends(l.cfg.mode)
         || takes(l.peer_mode) || l.peer_paused || !window_open(l))
       continue;
+    // One delta at most, in a frame the peer takes: an offer only draws
+    // the peer's answer.
     std::vector<wire::change> out;
+    std::size_t out_bytes = frame_envelope_bytes;
     for (const auto& c : changes)
-      if (auto o = outgoing(l, c))
+      if (auto o = outgoing(l, c)) {
+        const auto bytes = approx_bytes(*o);
+        if (out.size() >= cfg_.batch_max || out_bytes + bytes > frame_max(l))
+          break;
+        out_bytes += bytes;
         out.push_back(std::move(*o));
+      }
     if (out.empty())
       continue;
     send_delta(l, std::move(out));
@@ -1472,16 +1485,43 @@ void replicator::send_delta(link& l, std::vector<wire::change> changes, bool ful
 }
 
 bool replicator::bytes_full(const link& l) const {
-  // The next batch's frame is at most frame_bytes_max (the transport
-  // sends nothing larger), so it must fit the peer's byte window whatever
-  // it holds; the first one goes whatever the window.
-  return !l.unacked.empty()
-         && l.unacked_bytes + cfg_.limits.frame_bytes_max > l.peer_credit_bytes;
+  // The next batch's frame is at most frame_max (nothing larger is sent),
+  // so it must fit the peer's byte window whatever it holds; the first one
+  // goes whatever the window.
+  return !l.unacked.empty() && l.unacked_bytes + frame_max(l) > l.peer_credit_bytes;
 }
 
 bool replicator::window_open(const link& l) const {
-  return l.unacked.size() < cfg_.in_flight_max && l.next_delta_id <= l.credit_through
-         && !bytes_full(l);
+  return l.held.empty() && l.unacked.size() < cfg_.in_flight_max
+         && l.next_delta_id <= l.credit_through && !bytes_full(l);
+}
+
+std::size_t replicator::frame_max(const link& l) const {
+  return static_cast<std::size_t>(
+    std::min<std::uint64_t>(cfg_.limits.frame_bytes_max, l.peer_frame_max));
+}
+
+bool replicator::holds_for(link& l, const std::vector<wire::change>& row) {
+  // approx_bytes() is not below what a change encodes to; only changes
+  // near the bound are encoded to be sure.
+  std::size_t approx = frame_envelope_bytes;
+  for (const auto& c : row)
+    approx += approx_bytes(c);
+  if (row.empty() || approx <= frame_max(l))
+    return false;
+  const auto bytes = wire::encode(wire::delta{l.next_delta_id, row}).size();
+  if (bytes <= frame_max(l))
+    return false;
+  const auto& c = row.front();
+  l.held = "the row with key " + store::to_display(c.key) + " of '" + c.table + "' takes "
+           + std::to_string(bytes) + " bytes in a frame, and node '" + l.cfg.peer
+           + "' takes frames of at most " + std::to_string(l.peer_frame_max)
+           + " bytes (its [peer] frame_bytes_max): nothing more goes to it until that is raised "
+             "there, at least to this node's "
+           + std::to_string(cfg_.limits.frame_bytes_max)
+           + ", and the link reconnects; nothing is dropped";
+  l.stats.last_refusal = l.held;
+  return true;
 }
 
 wire::resume replicator::grant() const {
@@ -1533,8 +1573,10 @@ void replicator::on_connected(const std::string& peer) {
   l->unacked.clear();
   l->sent_at.clear();
   l->expected_id = 1;
+  l->peer_frame_max = cfg_.limits.frame_bytes_max;
+  l->held.clear();
   l->last_heard_ms = clock_.now_ms();
-  send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l)});
+  send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l), cfg_.limits.frame_bytes_max});
   schedule_heartbeat(*l, l->session);
 }
 
@@ -1631,7 +1673,7 @@ void replicator::schedule_heartbeat(link& l, std::uint64_t session) {
     }
     // The handshake is repeated until it is answered: any frame may be lost.
     if (!l->hello_seen)
-      send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l)});
+      send(*l, wire::hello{node_id(), l->cfg.mode, offered(*l), cfg_.limits.frame_bytes_max});
     else if (takes(l->cfg.mode) && !l->sync_started)
       send(*l, wire::sync_request{wire::sync_kind::from_watermark, vv_});
     else if (!l->pausing && now - l->last_delta_ms >= cfg_.heartbeat_ms)
@@ -1771,7 +1813,7 @@ bool replicator::pump_full_sync(link& l) {
   // comes first (a wide row with many writers makes many changes); one
   // call reads a bounded number of states and goes on from a timer, so
   // rows a link leaves out never hold up its heartbeats.
-  const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
+  const std::size_t bytes_max = frame_max(l) / 2;
   std::size_t states_read = 0;
   // Goes on from a timer, on the actor's own turn.
   auto go_on_later = [&] {
@@ -1847,6 +1889,11 @@ bool replicator::pump_full_sync(link& l) {
           full = true;
           break;
         }
+        if (out.empty() && holds_for(l, its)) {
+          // Sent only once the peer takes it; nor is anything after it.
+          l.full.cursor = name;
+          return false;
+        }
         out_bytes += its_bytes;
         out.insert(out.end(), std::make_move_iterator(its.begin()),
                    std::make_move_iterator(its.end()));
@@ -1894,7 +1941,7 @@ void replicator::pump(link& l) {
     return;
   // Deltas end at batch_max changes or half the frame limit, as a full
   // sync's batches do.
-  const std::size_t bytes_max = cfg_.limits.frame_bytes_max / 2;
+  const std::size_t bytes_max = frame_max(l) / 2;
   while (window_open(l) && l.scan_pos <= log_end_) {
     std::vector<wire::change> out;
     std::size_t out_bytes = 0;
@@ -1929,11 +1976,17 @@ void replicator::pump(link& l) {
           continue;
         }
         // Its size before exclusion: what goes out is no larger. The first
-        // change of a delta goes whatever its size.
+        // change of a delta goes whatever its size, if the peer takes it.
         const auto bytes = approx_bytes(c);
         if (!out.empty() && out_bytes + bytes > bytes_max) {
           full = true;  // it starts the next delta: scan_pos stays on it
           break;
+        }
+        if (out.empty() && bytes + frame_envelope_bytes > frame_max(l)) {
+          if (auto o = outgoing(l, c); o && holds_for(l, {std::move(*o)})) {
+            l.page_next = l.scan_pos;  // c stays in the page, unsent
+            return;
+          }
         }
         l.scan_pos = seq + 1;
         auto o = outgoing(l, std::move(c));
@@ -1989,9 +2042,10 @@ void replicator::handle(link& l, wire::message m, std::size_t frame_bytes) {
           for (const auto& t : msg.tables)
             if (carries(l, t))
               granted.push_back(t);
-          send(l, wire::hello_ack{node_id(), l.cfg.mode, granted});
+          send(l, wire::hello_ack{node_id(), l.cfg.mode, granted, cfg_.limits.frame_bytes_max});
         }
         l.peer_mode = msg.mode;
+        l.peer_frame_max = msg.frame_bytes_max;
         // Either greeting tells this side who is there: the link is up.
         if (l.hello_seen)
           return;

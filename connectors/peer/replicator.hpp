@@ -150,6 +150,9 @@ struct link_stats {
   std::uint64_t lag_changes = 0;
   std::uint64_t lag_ms = 0;
   std::string last_refusal;
+  /// Why the link sends nothing more: a change that no frame the peer takes
+  /// can hold (see frame_bytes_max); empty while it sends.
+  std::string held;
 };
 
 /// Keeps a node's peer tables in step with its peers: applies local writes
@@ -290,6 +293,15 @@ private:
   bool window_open(const link& l) const;
   /// Whether the peer's byte window leaves no room for another batch.
   bool bytes_full(const link& l) const;
+  /// The largest frame this side sends on the link: the lesser of its own
+  /// frame_bytes_max and the one the peer's greeting states.
+  std::size_t frame_max(const link& l) const;
+  /// Whether `row` (one row's changes), alone in a batch, takes a frame
+  /// larger than the peer takes; if so the link holds (sends nothing more
+  /// this session) and its status says why: the row can reach the peer
+  /// only once the peer's frame_bytes_max is raised, and the changes after
+  /// it wait behind it.
+  bool holds_for(link& l, const std::vector<wire::change>& row);
   /// The window this side grants a peer: credits batches, credit_bytes.
   wire::resume grant() const;
   void on_sync_complete(link& l, const wire::watermark& through);

@@ -25,8 +25,8 @@ public:
   messaging::peer::message of_type(int type) {
     using namespace messaging::peer;
     switch (type) {
-      case 1: return hello{node_id(), mode(), tables()};
-      case 2: return hello_ack{node_id(), mode(), tables()};
+      case 1: return hello{node_id(), mode(), tables(), number_nonzero()};
+      case 2: return hello_ack{node_id(), mode(), tables(), number_nonzero()};
       case 3: {
         auto kind = static_cast<sync_kind>(pick(0, 2));
         return sync_request{kind, kind == sync_kind::from_watermark ? marks() : watermark{}};

@@ -92,7 +92,7 @@ std::vector<peer::message> one_of_each() {
                                     sample_change(change_op::truncate)};
   return {
     peer::hello{"node-a", peer::link_mode::bidirectional, {"items", "orders"}},
-    peer::hello_ack{"node-b", peer::link_mode::pull, {"items"}},
+    peer::hello_ack{"node-b", peer::link_mode::pull, {"items"}, 1},
     peer::sync_request{peer::sync_kind::from_watermark, marks},
     peer::sync_start{1'000'000},
     peer::sync_batch{1, changes},
@@ -257,8 +257,8 @@ BOOST_AUTO_TEST_CASE(unknown_message_types_are_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(missing_and_extra_fields_are_refused_naming_the_layout) {
-  check_refused(mp().head(1, 2).s("a").u(1).str(), errc::invalid_field,
-                "hello has 2 fields; it has exactly 3 (node_id, mode, tables)");
+  check_refused(mp().head(1, 3).s("a").u(1).array(0).str(), errc::invalid_field,
+                "hello has 3 fields; it has exactly 4 (node_id, mode, tables, frame_bytes_max)");
   check_refused(mp().head(10, 1).nil().str(), errc::invalid_field,
                 "pause has 1 fields; it has exactly 0");
   check_refused(mp().head(7, 3).u(1).array(1).insert_change().u(0).str(),
@@ -268,11 +268,11 @@ BOOST_AUTO_TEST_CASE(missing_and_extra_fields_are_refused_naming_the_layout) {
 }
 
 BOOST_AUTO_TEST_CASE(fields_of_the_wrong_type_are_refused_naming_the_field) {
-  check_refused(mp().head(1, 3).s("a").s("push").array(0).str(), errc::invalid_field,
+  check_refused(mp().head(1, 4).s("a").s("push").array(0).u(1024).str(), errc::invalid_field,
                 "hello field 'mode' must be an unsigned integer; got a string");
-  check_refused(mp().head(1, 3).u(5).u(1).array(0).str(), errc::invalid_field,
+  check_refused(mp().head(1, 4).u(5).u(1).array(0).u(1024).str(), errc::invalid_field,
                 "hello field 'node_id' must be a string; got an unsigned integer");
-  check_refused(mp().head(1, 3).s("a").u(1).map(0).str(), errc::invalid_field,
+  check_refused(mp().head(1, 4).s("a").u(1).map(0).u(1024).str(), errc::invalid_field,
                 "hello field 'tables' must be an array of table names; got a map");
   check_refused(mp().head(7, 2).i(-1).array(1).insert_change().str(), errc::invalid_field,
                 "delta field 'id' must be an unsigned integer; got a negative integer");
@@ -358,13 +358,15 @@ BOOST_AUTO_TEST_CASE(fields_out_of_range_are_refused_naming_the_field) {
   BOOST_TEST(peer::decode(cols(2, {0, 2}), defaults).is_ok());
   check_refused(mp().head(7, 2).u(1).array(0).str(), errc::invalid_field,
                 "delta field 'changes' holds no changes");
-  check_refused(mp().head(1, 3).s("a").u(4).array(0).str(), errc::invalid_field,
+  check_refused(mp().head(1, 4).s("a").u(4).array(0).u(1024).str(), errc::invalid_field,
                 "hello field 'mode' has unknown link mode 4 (known: 1 push, 2 pull, 3 "
                 "bidirectional)");
-  check_refused(mp().head(1, 3).s("a").u(1).array(2).s("t").s("t").str(), errc::invalid_field,
+  check_refused(mp().head(1, 4).s("a").u(1).array(2).s("t").s("t").u(1024).str(), errc::invalid_field,
                 "hello field 'tables' names table \"t\" twice");
-  check_refused(mp().head(1, 3).s("a").u(1).array(1).s("").str(), errc::invalid_field,
+  check_refused(mp().head(1, 4).s("a").u(1).array(1).s("").u(1024).str(), errc::invalid_field,
                 "hello table 1 field 'name' is empty");
+  check_refused(mp().head(2, 4).s("a").u(1).array(0).u(0).str(), errc::invalid_field,
+                "hello_ack field 'frame_bytes_max'");
   check_refused(mp().head(3, 2).u(3).map(0).str(), errc::invalid_field,
                 "sync_request field 'kind' has unknown sync kind 3");
   check_refused(mp().head(3, 2).u(1).map(1).s("a").u(5).str(), errc::invalid_field,
@@ -426,7 +428,7 @@ BOOST_AUTO_TEST_CASE(other_encodings_of_a_valid_message_are_refused_as_non_canon
   check_refused(mp().head(12, 1).raw(std::string("\xce\x00\x00\x00\x05", 5)).str(),
                 errc::non_canonical, "decodes to a valid ping");
   // A short string as str8.
-  check_refused(mp().head(1, 3).raw("\xd9\x01" "a").u(1).array(0).str(), errc::non_canonical,
+  check_refused(mp().head(1, 4).raw("\xd9\x01" "a").u(1).array(0).u(1024).str(), errc::non_canonical,
                 "canonical");
   // An integer value as int8 holding a positive number.
   check_refused(mp().head(7, 2).u(1).array(1).array(7).u(7).s("a").s("t").u(3).array(1)
