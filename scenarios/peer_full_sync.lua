@@ -49,7 +49,19 @@ step("a hub and a spoke sync, then the hub compacts its log", function()
 end)
 
 step("a node that joins later gets a full sync, then deltas", function()
-  late = node.start("late", config({ { peer = "hub", endpoint = hub:peer_endpoint() } }))
+  -- late dials the hub through a proxy that holds the connection until
+  -- this script follows late's events: a full sync done within
+  -- milliseconds of its start would publish its event before the
+  -- subscription (ZeroMQ PUB/SUB) reaches late. While held, late's link
+  -- goes connecting and down again at each dead_after_ms; the first such
+  -- event seen shows the subscription is there.
+  local port = tonumber(hub:peer_endpoint():match(":(%d+)$"))
+  local proxy = fault.proxy("127.0.0.1", port)
+  proxy:partition()
+  late = node.start("late", config({ { peer = "hub", endpoint = "tcp://127.0.0.1:" .. proxy:port() } }))
+  await(function() return #events_of(late, "link") > 0 end, 15000,
+        "late's events are followed (a link event while the proxy holds it)")
+  proxy:heal()
   await(function() return count(late) == 49 end, 15000, "the late node holds the 49 rows")
   await(function() return late:digest(TABLE) == hub:digest(TABLE) end, 5000,
         "its table is byte-identical to the hub's")
