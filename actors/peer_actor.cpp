@@ -105,6 +105,7 @@ struct peer_state {
   // What the last events said: log entries dropped, and full syncs per link.
   std::uint64_t last_dropped = 0;
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> last_full_syncs;
+  std::map<std::string, std::string> last_held;  // by peer: why its link holds, as last reported
   /// Custom trust policies, by the peer of the link that names one, and the
   /// verdicts on the delta being handed to the replicator, by (origin, HLC)
   /// of each change: empty takes it, a sentence refuses it.
@@ -244,6 +245,16 @@ void report_states(peer_actor* self) {
                      {"total", s.full_syncs_received}});
     sent = s.full_syncs_sent;
     received = s.full_syncs_received;
+  }
+  for (const auto& [peer, s] : stats) {
+    auto& last = st.last_held[peer];
+    if (s.held == last)
+      continue;
+    if (!s.held.empty()) {
+      spdlog::warn("peer: the link to '{}' holds: {}", peer, s.held);
+      publish(self, {{"type", "link_held"}, {"peer", peer}, {"why", s.held}});
+    }
+    last = s.held;
   }
   if (st.rep->log_entries_dropped() > st.last_dropped) {
     json floor = json::object();

@@ -240,6 +240,38 @@ BOOST_AUTO_TEST_CASE(a_receivers_credit_bytes_holds_its_sender_to_one_delta_at_a
   pair.await_caught_up(record);
 }
 
+BOOST_AUTO_TEST_CASE(a_row_too_big_for_the_peers_frames_holds_its_link_and_says_so) {
+  temp_dir dir;
+  // The hub's frames may be 4 MiB (the default), the spoke's 16 KiB.
+  paused_by_spoke pair(dir, "frame_bytes_max = 16384\n");
+  json record;
+  pair.await_caught_up(record);  // rows 1 to 3 went in frames the spoke takes
+  auto big = pair.hub->ctl({"exec", "--table", "app.notes", "--upsert",
+                            R"({"id": 4, "body": ")" + std::string(40 * 1024, 'b') + R"("})"});
+  BOOST_REQUIRE_MESSAGE(big.exit_code == 0, big);
+  auto after = pair.hub->ctl({"exec", "--table", "app.notes", "--upsert", R"({"id": 5, "body": "after"})"});
+  BOOST_REQUIRE_MESSAGE(after.exit_code == 0, after);
+
+  BOOST_TEST(pair.await_hub_link(
+               [](const json& r) {
+                 return contains(r.value("held", ""), "node 'spoke' takes frames of at most 16384");
+               },
+               record),
+             record.dump());
+  BOOST_TEST(contains(record.value("held", ""), "raised"), record.dump());
+  BOOST_TEST(record["state"] == "live", record.dump());
+  auto table = pair.hub->ctl({"links"});
+  BOOST_TEST(contains(table.out, "held: the row with key (4)"), table);
+  BOOST_TEST(contains(pair.hub->log(), "the link to 'spoke' holds"), tail(pair.hub->log()));
+  // Nothing too big was sent, so the spoke refused no frame; it lacks rows
+  // 4 and 5 and still writes to the hub.
+  BOOST_TEST(link_record(*pair.spoke, "hub")["frames_refused"] == 0);
+  BOOST_TEST(row_count(*pair.spoke) == 3u);
+  auto back = pair.spoke->ctl({"exec", "--table", "app.notes", "--upsert", R"({"id": 6, "body": "up"})"});
+  BOOST_REQUIRE_MESSAGE(back.exit_code == 0, back);
+  BOOST_TEST(await([&] { return row_count(*pair.hub) == 6u; }), "the hub holds " << row_count(*pair.hub));
+}
+
 BOOST_AUTO_TEST_CASE(a_wait_pending_when_the_peer_actor_fails_is_answered_at_once_with_why) {
   temp_dir dir;
   // The hub's peer actor fails on its 21st frame: a few seconds of the
