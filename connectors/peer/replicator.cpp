@@ -1889,7 +1889,7 @@ bool replicator::pump_full_sync(link& l) {
           full = true;
           break;
         }
-        if (out.empty() && holds_for(l, its)) {
+        if (out.empty() && its_bytes + frame_envelope_bytes > frame_max(l) && holds_for(l, its)) {
           // Sent only once the peer takes it; nor is anything after it.
           l.full.cursor = name;
           return false;
