@@ -252,7 +252,7 @@ void report_states(peer_actor* self) {
       continue;
     if (!s.held.empty()) {
       spdlog::warn("peer: the link to '{}' holds: {}", peer, s.held);
-      publish(self, {{"type", "link_held"}, {"peer", peer}, {"why", s.held}});
+      publish(self, {{"type", "peer_held"}, {"peer", peer}, {"why", s.held}});
     }
     last = s.held;
   }

@@ -418,6 +418,10 @@ bool holds_key(const store::schema& s, const store::row& r, const store::row& ke
 /// What a delta frame holds besides its changes, at most.
 constexpr std::size_t frame_envelope_bytes = 64;
 
+/// The delta id that encodes widest: a frame is measured with it, so a
+/// change that fits one fits every delta.
+constexpr std::uint64_t delta_id_widest = std::numeric_limits<std::uint64_t>::max();
+
 /// Times an unconfirmed sync_complete is sent again.
 constexpr std::uint32_t full_complete_resends_max = 5;
 
@@ -1056,8 +1060,11 @@ void replicator::compact_log() {
   // already (the rest it still reads), and never the newest page, which
   // holds the log's end across a restart.
   std::uint64_t limit = log_end_;
+  // A held link (holds_for) is left out: it reads nothing more this
+  // session, and the next one starts from the peer's version vector (a
+  // full sync if the log no longer covers it).
   for (const auto& [peer, l] : links_)
-    if (l->state != link_state::down && l->peer_wants)
+    if (l->state != link_state::down && l->peer_wants && l->held.empty())
       limit = std::min(limit, l->scan_pos);
   const auto wall = db_.clock().now().wall_ms();
   const auto horizon = wall > cfg_.log_retention_ms ? wall - cfg_.log_retention_ms : 0;
@@ -1403,7 +1410,7 @@ store::result<store::hlc_timestamp> replicator::write(const std::string& table,
     // A change travels whole in one frame: one that no frame can hold
     // would stall every link it is sent on.
     if (approx_bytes(c) + frame_envelope_bytes > cfg_.limits.frame_bytes_max) {
-      const auto bytes = wire::encode(wire::delta{1, {c}}).size();
+      const auto bytes = wire::encode(wire::delta{delta_id_widest, {c}}).size();
       if (bytes > cfg_.limits.frame_bytes_max)
         return status::invalid_argument(
           "the row with key " + store::to_display(c.key) + " of '" + table + "' takes "
@@ -1509,17 +1516,22 @@ bool replicator::holds_for(link& l, const std::vector<wire::change>& row) {
     approx += approx_bytes(c);
   if (row.empty() || approx <= frame_max(l))
     return false;
-  const auto bytes = wire::encode(wire::delta{l.next_delta_id, row}).size();
+  const auto bytes = wire::encode(wire::delta{delta_id_widest, row}).size();
   if (bytes <= frame_max(l))
     return false;
+  // Whose bound is too small: the peer's, this node's, or both.
+  std::string where;
+  if (l.peer_frame_max < bytes)
+    where = "node '" + l.cfg.peer + "' (" + std::to_string(l.peer_frame_max) + ")";
+  if (cfg_.limits.frame_bytes_max < bytes)
+    where += (where.empty() ? "" : " and ") + std::string("this node, '") + node_id() + "' ("
+             + std::to_string(cfg_.limits.frame_bytes_max) + ")";
   const auto& c = row.front();
   l.held = "the row with key " + store::to_display(c.key) + " of '" + c.table + "' takes "
-           + std::to_string(bytes) + " bytes in a frame, and node '" + l.cfg.peer
-           + "' takes frames of at most " + std::to_string(l.peer_frame_max)
-           + " bytes (its [peer] frame_bytes_max): nothing more goes to it until that is raised "
-             "there, at least to this node's "
-           + std::to_string(cfg_.limits.frame_bytes_max)
-           + ", and the link reconnects; nothing is dropped";
+           + std::to_string(bytes) + " bytes in a frame (its changes go in one), more than "
+           + "[peer] frame_bytes_max allows on " + where + ": nothing more goes to node '"
+           + l.cfg.peer + "' until that is raised to at least " + std::to_string(bytes)
+           + " and the link reconnects; nothing is dropped";
   l.stats.last_refusal = l.held;
   return true;
 }
