@@ -94,6 +94,15 @@ status schema::check_key(const row& key) const {
   return status::ok();
 }
 
+bool schema::is_key_of(const row& key, const row& r) const {
+  if (key.size() != primary_key.size())
+    return false;
+  for (std::size_t i = 0; i < key.size(); ++i)
+    if (!(key[i] == r[primary_key[i]]))
+      return false;
+  return true;
+}
+
 row schema::key_of(const row& r) const {
   row key;
   key.reserve(primary_key.size());

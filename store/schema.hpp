@@ -48,6 +48,9 @@ struct schema {
 
   /// The primary-key values of a full row. REQUIRES: check_row(r) is ok.
   row key_of(const row& r) const;
+  /// Whether `key` is key_of(r), without building it. REQUIRES: check_row(r)
+  /// is ok.
+  bool is_key_of(const row& key, const row& r) const;
 
   bool operator==(const schema& other) const {
     return table == other.table && columns == other.columns && primary_key == other.primary_key;

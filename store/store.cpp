@@ -854,6 +854,10 @@ private:
     for (const auto& sw : b.swaps)
       if (auto cur = current_staging(sw.table, sw.generation); !cur)
         return cur.error();
+    // The schema of the last run of changes to one table, looked up once
+    // (batches without swaps: nothing below changes a schema).
+    const std::string* run_table = nullptr;
+    const schema* run_schema = nullptr;
     for (const auto& c : b.changes) {
       // A change to a table this batch swaps in is checked against the
       // schema the table is staged with.
@@ -862,7 +866,16 @@ private:
         if (sw.table == c.table)
           if (auto cur = current_staging(sw.table, sw.generation); cur)
             swapped = std::move(cur).value();
-      auto sch = swapped ? &swapped->shape : lookup_table(g, b, c.table);
+      const schema* sch = nullptr;
+      if (swapped) {
+        sch = &swapped->shape;
+      } else if (run_table && *run_table == c.table) {
+        sch = run_schema;
+      } else {
+        sch = lookup_table(g, b, c.table);
+        run_table = &c.table;
+        run_schema = sch;
+      }
       if (!sch)
         return unknown_table(c.table);
       switch (c.op) {
@@ -876,7 +889,7 @@ private:
                                             + "' that rewrites only a row's meta must carry it");
           if (auto st = sch->check_row(*c.new_row); !st)
             return st;
-          if (!c.key.empty() && c.key != sch->key_of(*c.new_row))
+          if (!c.key.empty() && !sch->is_key_of(c.key, *c.new_row))
             return status::invalid_argument("an " + std::string(to_string(c.op)) + " on table '"
                                             + c.table + "' names key " + to_display(c.key)
                                             + " but its row has key "

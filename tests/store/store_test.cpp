@@ -103,6 +103,24 @@ BOOST_AUTO_TEST_CASE(a_known_old_row_is_logged_as_given_and_a_change_without_one
 // A writer keeps its own bookkeeping about a row in the row's record (the
 // peer replicator its merge stamps): it reads it back with the row, and
 // every other reader sees the row alone.
+BOOST_AUTO_TEST_CASE(a_change_whose_key_is_not_its_rows_is_refused_and_nothing_is_written) {
+  create_tables();
+  batch b;
+  b.changes.push_back(upsert("app.users", user(1, "one")));
+  auto wrong = upsert("app.users", user(2, "two"));
+  wrong.key = row{value::integer(3)};
+  b.changes.push_back(wrong);
+  auto got = db->apply(b);
+  BOOST_REQUIRE(!got.is_ok());
+  BOOST_TEST(got.error().message().find("names key (3) but its row has key (2)") != std::string::npos,
+             got.error().message());
+  BOOST_TEST(db->scan("app.users", {}).value().empty());
+
+  b.changes.back().key = row{value::integer(2)};
+  BOOST_TEST(db->apply(b).is_ok());
+  BOOST_TEST(db->scan("app.users", {}).value().size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(a_rows_meta_reads_back_with_it_and_nowhere_else) {
   create_tables();
   batch b;
