@@ -406,15 +406,6 @@ std::size_t approx_bytes(const wire::change& c) {
   return n;
 }
 
-/// Whether `r`'s key columns hold `key`. REQUIRES: s.check_row(r) and
-/// s.check_key(key) are ok.
-bool holds_key(const store::schema& s, const store::row& r, const store::row& key) {
-  for (std::size_t i = 0; i < key.size(); ++i)
-    if (!(r[s.primary_key[i]] == key[i]))
-      return false;
-  return true;
-}
-
 /// What a delta frame holds besides its changes, at most.
 constexpr std::size_t frame_envelope_bytes = 64;
 
@@ -1509,12 +1500,7 @@ std::size_t replicator::frame_max(const link& l) const {
 }
 
 bool replicator::holds_for(link& l, const std::vector<wire::change>& row) {
-  // approx_bytes() is not below what a change encodes to; only changes
-  // near the bound are encoded to be sure.
-  std::size_t approx = frame_envelope_bytes;
-  for (const auto& c : row)
-    approx += approx_bytes(c);
-  if (row.empty() || approx <= frame_max(l))
+  if (row.empty())
     return false;
   const auto bytes = wire::encode(wire::delta{delta_id_widest, row}).size();
   if (bytes <= frame_max(l))
@@ -2271,7 +2257,7 @@ void replicator::on_batch(link& l, std::uint64_t id, std::vector<wire::change>& 
       refuse(wire::nack_reason::invalid_change, st.message());
       continue;
     }
-    if (c.new_row && !holds_key(*s, *c.new_row, c.key)) {
+    if (c.new_row && !s->is_key_of(c.key, *c.new_row)) {
       refuse(wire::nack_reason::invalid_change,
              "a change for table '" + c.table
                + "' names a key other than its row's key columns hold; send the row's own key");

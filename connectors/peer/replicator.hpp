@@ -300,7 +300,8 @@ private:
   /// larger than the peer takes; if so the link holds (sends nothing more
   /// this session) and its status says why: the row can reach the peer
   /// only once the peer's frame_bytes_max is raised, and the changes after
-  /// it wait behind it.
+  /// it wait behind it. It encodes `row`: callers ask only when its
+  /// approx_bytes() estimate (never below the encoded size) passes the bound.
   bool holds_for(link& l, const std::vector<wire::change>& row);
   /// The window this side grants a peer: credits batches, credit_bytes.
   wire::resume grant() const;
